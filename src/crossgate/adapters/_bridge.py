@@ -1,0 +1,825 @@
+"""The one place where threads meet the event loop.
+
+Everything that crosses between a thread and an event loop goes through this module:
+
+* :class:`WorkerPool` runs sync code in a bounded set of daemon threads, created lazily.
+* :class:`Portal` is the per-process event loop thread that sync code borrows (started on
+  first use, rebuilt after ``fork()``, stopped at interpreter exit).
+* :func:`call_in_loop` runs a coroutine on a loop from a thread and blocks until it ends.
+  While it blocks, the thread serves sync work that the coroutine sends back to it, so
+  nesting ``sync -> async -> sync`` never needs a second thread and never deadlocks.
+* :class:`ThreadToLoop` and :class:`LoopToThread` are bounded byte channels: the producer
+  wakes the consumer only when the consumer is waiting (everything queued meanwhile is
+  taken in one batch), and blocks once the bytes in flight reach the budget.
+
+A thread hop costs tens of microseconds, so the rule here is to hop as rarely as possible:
+results travel with one ``call_soon_threadsafe`` (thread -> loop) or one lock release
+(loop -> thread), never through ``concurrent.futures`` and its callback chains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+from crossgate._errors import BridgeClosed
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_WORKERS",
+    "LoopToThread",
+    "Portal",
+    "ThreadToLoop",
+    "WorkerPool",
+    "call_in_loop",
+    "copy_back",
+    "default_pool",
+    "get_portal",
+    "origin_loop",
+    "run_sync",
+    "set_default_workers",
+]
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+logger = logging.getLogger("crossgate")
+
+DEFAULT_WORKERS = 40
+#: Bytes allowed in flight per channel before the producer waits.
+DEFAULT_BUDGET = 1 << 20
+
+# The loop that handed the current thread its job (sync_to_async and the adapters set it),
+# so that async code called back from this thread runs on that loop, not a new one.
+_origin = threading.local()
+
+_current_mailbox: contextvars.ContextVar[_Mailbox | None] = contextvars.ContextVar(
+    "crossgate_mailbox", default=None
+)
+#: Context variables private to the bridge, never copied back into a caller's context.
+_PRIVATE_VARS: frozenset[contextvars.ContextVar[Any]] = frozenset({_current_mailbox})
+
+
+def origin_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop waiting on the job this thread runs, if it runs one for a loop."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_origin, "loop", None)
+    return loop
+
+
+def copy_back(ctx: contextvars.Context) -> None:
+    """Set in the current context every variable whose value differs in ``ctx``.
+
+    This is how context changes made by code that ran in a copied context (in another
+    thread, or in a task on another loop) become visible to the caller afterwards.
+    """
+    missing = object()
+    for var, value in ctx.items():
+        if var not in _PRIVATE_VARS and var.get(missing) is not value:
+            var.set(value)
+
+
+# Both run on the loop. The awaiting side may have been cancelled meanwhile: then the
+# outcome has nobody to go to, and setting it would raise InvalidStateError.
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> bool:
+    """Schedule ``callback`` on ``loop`` from any thread; False when the loop is closed."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop is closed: nobody is left to tell
+        return False
+    return True
+
+
+def _make_job(
+    loop: asyncio.AbstractEventLoop,
+    fut: asyncio.Future[T],
+    ctx: contextvars.Context,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+) -> Callable[[], None]:
+    def job() -> None:
+        if fut.cancelled():  # the caller gave up while the job was queued
+            return
+        previous = getattr(_origin, "loop", None)
+        _origin.loop = loop
+        try:
+            result = ctx.run(fn, *args)
+        except BaseException as exc:
+            # Base exceptions too: a SystemExit in the job belongs to the awaiting caller.
+            _post(loop, _set_exception, fut, exc)
+        else:
+            _post(loop, _set_result, fut, result)
+        finally:
+            _origin.loop = previous
+
+    return job
+
+
+class WorkerPool:
+    """A bounded set of daemon threads that run sync callables, created on first use.
+
+    Threads start one at a time as work arrives and no thread is idle, up to
+    ``max_workers``; past that, work queues (first in, first out) and never deadlocks the
+    loop. After ``fork()`` the child starts with no threads and builds its own.
+    """
+
+    def __init__(self, max_workers: int = DEFAULT_WORKERS, *, name: str = "crossgate") -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers!r}")
+        self.max_workers = max_workers
+        self.name = name
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        import queue  # noqa: PLC0415 - only queue.SimpleQueue; keeps import time low
+
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._busy = 0
+        self._drained: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closed = False
+        self._pid = os.getpid()
+
+    @property
+    def thread_count(self) -> int:
+        """How many threads the pool has started (in this process)."""
+        return len(self._threads) if self._pid == os.getpid() else 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job()`` in a worker thread; it must not raise (wrap it, as :meth:`run` does)."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's threads do not exist here
+                self._reset()
+            if self._closed:
+                raise RuntimeError(f"worker pool {self.name!r} is shut down")
+            self._busy += 1
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self.max_workers:
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f"{self.name}-{len(self._threads)}",
+                    daemon=True,  # a stuck app must never keep the interpreter alive
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put(job)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            try:
+                job()
+            except BaseException:  # a job that breaks its contract must not kill the worker
+                logger.exception("crossgate: uncaught error in a worker job")
+            del job
+            with self._lock:
+                self._idle += 1
+                self._busy -= 1
+                if not self._busy and self._drained:
+                    waiters, self._drained = self._drained, []
+                    for loop, fut in waiters:
+                        _post(loop, _set_result, fut, None)
+
+    async def run(
+        self, fn: Callable[..., T], /, *args: Any, context: contextvars.Context | None = None
+    ) -> T:
+        """Run ``fn(*args)`` in a worker thread, in ``context`` (default: a copy of the
+        caller's), and return its result. Cancelling the caller raises ``CancelledError`` at
+        once; a job that has not started yet is then skipped, one that has runs to its end.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        ctx = contextvars.copy_context() if context is None else context
+        self.submit(_make_job(loop, fut, ctx, fn, args))
+        return await fut
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until no job runs or waits; True if that happened within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._pid != os.getpid() or not self._busy:
+                return True
+            self._drained.append((loop, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def shutdown(self) -> None:
+        """Let every thread exit once the queued work is done; later :meth:`submit` raises.
+
+        Threads are daemons and are not joined: a job stuck in application code must not
+        hang the caller (use :meth:`drain` first to wait for work with a timeout).
+        """
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+            self._closed = True
+            for _ in self._threads:
+                self._queue.put(None)
+            self._threads = []
+            self._idle = 0
+
+    def __repr__(self) -> str:
+        return f"<WorkerPool {self.name!r} threads={self.thread_count}/{self.max_workers}>"
+
+
+_default_pool: WorkerPool | None = None
+_default_workers = DEFAULT_WORKERS
+_default_lock = threading.Lock()
+
+
+def set_default_workers(max_workers: int) -> None:
+    """Size of the process-wide pool that :func:`run_sync` uses (before its first use)."""
+    global _default_workers
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be at least 1, not {max_workers!r}")
+    with _default_lock:
+        _default_workers = max_workers
+        if _default_pool is not None:
+            _default_pool.max_workers = max_workers
+
+
+def default_pool() -> WorkerPool:
+    """The process-wide worker pool, created on first use."""
+    global _default_pool
+    pool = _default_pool
+    if pool is None:
+        with _default_lock:
+            if _default_pool is None:
+                _default_pool = WorkerPool(_default_workers, name="crossgate-sync")
+            pool = _default_pool
+    return pool
+
+
+async def run_sync(
+    fn: Callable[..., T],
+    /,
+    *args: Any,
+    pool: WorkerPool | None = None,
+    context: contextvars.Context | None = None,
+) -> T:
+    """Run sync ``fn(*args)`` off the loop and return its result.
+
+    When the calling coroutine was itself started from a thread by :func:`call_in_loop`,
+    that thread is blocked waiting for it, so the function runs there: no second thread is
+    taken, and a ``sync -> async -> sync`` chain cannot exhaust the pool and deadlock.
+    Otherwise it runs in ``pool`` (default: the process-wide pool).
+    """
+    mailbox = _current_mailbox.get()
+    if mailbox is not None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        ctx = contextvars.copy_context() if context is None else context
+        if mailbox.post(_make_job(loop, fut, ctx, fn, args)):
+            return await fut
+    return await (pool or default_pool()).run(fn, *args, context=context)
+
+
+class _Mailbox:
+    """What a thread blocked in :func:`call_in_loop` waits on: the outcome, or work to do."""
+
+    __slots__ = ("_jobs", "_lock", "_open", "_sleeping", "_wake", "done", "error", "result", "task")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Lock()
+        self._wake.acquire()  # held: released once per wake-up
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._open = True
+        self._sleeping = False
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    def _notify(self) -> None:  # with self._lock held
+        if self._sleeping:
+            self._sleeping = False
+            self._wake.release()
+
+    def post(self, job: Callable[[], None]) -> bool:
+        """Queue ``job`` for the waiting thread; False if it no longer waits."""
+        with self._lock:
+            if not self._open:
+                return False
+            self._jobs.append(job)
+            self._notify()
+            return True
+
+    def finish(self, task: asyncio.Task[Any]) -> None:
+        """Done callback of the coroutine's task, on the loop."""
+        try:
+            self.result = task.result()
+        except BaseException as exc:  # CancelledError included: it is the outcome
+            self.error = exc
+        with self._lock:
+            self.done = True
+            self._notify()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            self.error = exc
+            self.done = True
+            self._notify()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Serve posted jobs until done; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._jobs:
+                    job = self._jobs.popleft()
+                elif self.done:
+                    self._open = False
+                    return True
+                else:
+                    self._sleeping = True
+                    job = None
+            if job is not None:
+                job()
+                continue
+            if deadline is None:
+                self._wake.acquire()
+            elif not self._wake.acquire(timeout=max(0.0, deadline - _monotonic())):
+                with self._lock:
+                    if self._sleeping:  # nobody released the lock: a real timeout
+                        self._sleeping = False
+                        self._open = False
+                        return False
+                self._wake.acquire()  # a release raced the timeout: take it
+
+
+def _monotonic() -> float:
+    import time  # noqa: PLC0415
+
+    return time.monotonic()
+
+
+def call_in_loop(
+    loop: asyncio.AbstractEventLoop,
+    fn: Callable[..., Awaitable[T]],
+    /,
+    *args: Any,
+    context: contextvars.Context | None = None,
+    timeout: float | None = None,
+) -> T:
+    """From a thread that is not ``loop``'s, run ``await fn(*args)`` on ``loop`` and block
+    until it ends; return its result or raise its exception.
+
+    The coroutine runs in ``context`` (default: a copy of the caller's); read the changes
+    back with :func:`copy_back`. Sync work the coroutine hands to :func:`run_sync` runs on
+    this (blocked) thread. On ``timeout`` the task is cancelled and ``TimeoutError`` raised;
+    an exception in the waiting thread (KeyboardInterrupt) cancels the task too.
+    """
+    if not loop.is_running():
+        raise RuntimeError(f"event loop {loop!r} is not running")
+    ctx = contextvars.copy_context() if context is None else context
+    mailbox = _Mailbox()
+
+    def start() -> None:
+        try:
+            ctx.run(_current_mailbox.set, mailbox)
+            awaitable = ctx.run(fn, *args)
+            task = loop.create_task(_await(awaitable), context=ctx)
+        except BaseException as exc:
+            mailbox.fail(exc)
+            return
+        mailbox.task = task
+        task.add_done_callback(mailbox.finish)
+
+    if not _post(loop, start):
+        raise RuntimeError(f"event loop {loop!r} is closed")
+    try:
+        finished = mailbox.wait(timeout)
+    except BaseException:
+        _cancel_from_thread(loop, mailbox)
+        raise
+    if not finished:
+        _cancel_from_thread(loop, mailbox)
+        raise TimeoutError(f"{_name(fn)} did not finish within {timeout} s")
+    if mailbox.error is not None:
+        error = mailbox.error
+        mailbox.error = None  # break the frame <-> exception cycle
+        raise error
+    result: T = mailbox.result
+    return result
+
+
+def _cancel_from_thread(loop: asyncio.AbstractEventLoop, mailbox: _Mailbox) -> None:
+    def cancel() -> None:
+        if mailbox.task is not None:
+            mailbox.task.cancel()
+
+    _post(loop, cancel)
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _name(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+class Portal:
+    """An event loop running in a daemon thread, for sync code that needs one.
+
+    Use :func:`get_portal` for the per-process instance: it is created on first use and
+    rebuilt in a child process after ``fork()``, because a forked child inherits the
+    portal object but not its thread.
+    """
+
+    def __init__(self, *, name: str = "crossgate-portal") -> None:
+        self.pid = os.getpid()
+        self._close_hooks: list[Callable[[], Coroutine[Any, Any, object]]] = []
+        self._ready = threading.Event()
+        self._stopped = False
+        self.loop = _new_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                self.loop.run_until_complete(self._cancel_remaining())
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    async def _cancel_remaining(self) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not me and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def call(
+        self, fn: Callable[..., Awaitable[T]], /, *args: Any, timeout: float | None = None
+    ) -> T:
+        """Run ``await fn(*args)`` on the portal loop and block until it ends."""
+        if threading.get_ident() == self._thread.ident:
+            raise RuntimeError("Portal.call() from the portal's own thread would deadlock")
+        return call_in_loop(self.loop, fn, *args, timeout=timeout)
+
+    def spawn(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        /,
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Start ``fn(*args)`` as a task on the portal loop without waiting for it."""
+        ctx = contextvars.copy_context() if context is None else context
+
+        def start() -> None:
+            self.loop.create_task(fn(*args), context=ctx)
+
+        if not _post(self.loop, start):
+            raise RuntimeError("the crossgate portal is closed")
+
+    def on_close(self, hook: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """Await ``hook()`` on the portal loop when it closes (last registered, first run)."""
+        self._close_hooks.append(hook)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Run the close hooks, cancel what is left, stop the loop and join its thread."""
+        if self._stopped or self.pid != os.getpid():
+            return
+        self._stopped = True
+        if threading.get_ident() == self._thread.ident:
+            raise RuntimeError("Portal.close() from the portal's own thread")
+        hooks, self._close_hooks = self._close_hooks[::-1], []
+        for hook in hooks:
+            try:
+                call_in_loop(self.loop, hook, timeout=timeout)
+            except BaseException:
+                logger.exception("crossgate: a portal close hook failed")
+        _post(self.loop, self.loop.stop)
+        self._thread.join(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._stopped
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (as uvicorn picks it), unless CROSSGATE_LOOP=asyncio."""
+    choice = os.environ.get("CROSSGATE_LOOP", "auto")
+    if choice not in {"auto", "asyncio", "uvloop"}:
+        raise ValueError(f"CROSSGATE_LOOP must be auto, asyncio or uvloop, not {choice!r}")
+    if choice != "asyncio":
+        try:
+            import uvloop  # noqa: PLC0415
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+_portal: Portal | None = None
+_portal_lock = threading.Lock()
+
+
+def get_portal() -> Portal:
+    """The per-process portal, started on first use and rebuilt after ``fork()``."""
+    global _portal
+    portal = _portal
+    if portal is not None and portal.pid == os.getpid() and not portal.closed:
+        return portal
+    with _portal_lock:
+        if _portal is None or _portal.pid != os.getpid() or _portal.closed:
+            if _portal is None or _portal.pid != os.getpid():
+                atexit.register(_close_portal_at_exit)
+            _portal = Portal()
+        return _portal
+
+
+def _close_portal_at_exit() -> None:
+    portal = _portal
+    if portal is not None and portal.pid == os.getpid():
+        portal.close()
+
+
+# --------------------------------------------------------------------------------------
+# Byte channels
+# --------------------------------------------------------------------------------------
+
+
+class _Channel(Generic[Item]):
+    """State shared by both channel directions: a queue of (item, size) with a budget."""
+
+    __slots__ = ("_bytes", "_error", "_items", "_lock", "_loop", "_sizes", "budget", "closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget: int) -> None:
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1 byte, not {budget!r}")
+        self.budget = budget
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._items: list[Item] = []
+        self._sizes = 0
+        self._bytes = 0
+        self.closed = False
+        self._error: BaseException | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Bytes queued and not yet taken by the consumer."""
+        return self._bytes
+
+    def _take(self) -> list[Item]:  # with self._lock held
+        items, self._items = self._items, []
+        self._bytes = 0
+        return items
+
+    def _ended(self) -> list[Item]:  # with self._lock held, nothing queued, closed
+        if self._error is not None:
+            raise self._error
+        return []
+
+
+class ThreadToLoop(_Channel[Item]):
+    """Items from a thread (:meth:`put`, blocking) to the loop (:meth:`get`, awaited).
+
+    :meth:`get` returns everything queued since the last call in one list, or ``[]`` once
+    the producer has closed the channel and all was taken. :meth:`close` with an exception,
+    from either side, releases the other side with that exception.
+    """
+
+    __slots__ = ("_consumer", "_producer_waiting", "_space")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
+        super().__init__(loop, budget)
+        self._consumer: asyncio.Future[None] | None = None
+        self._space = threading.Lock()
+        self._space.acquire()
+        self._producer_waiting = False
+
+    def _wake_consumer(self) -> None:  # with self._lock held
+        waiter = self._consumer
+        if waiter is not None:
+            self._consumer = None
+            _post(self._loop, _set_result, waiter, None)
+
+    def put(self, item: Item, size: int = 0, *, timeout: float | None = None) -> None:
+        """Queue ``item`` (``size`` bytes); wait while the budget is spent.
+
+        Raises :class:`BridgeClosed` (or the exception the consumer closed with) once the
+        channel is closed, and ``TimeoutError`` if the budget stays spent for ``timeout``.
+        """
+        with self._lock:
+            if self.closed:
+                raise self._error or BridgeClosed("channel closed")
+            self._items.append(item)
+            self._bytes += size
+            self._wake_consumer()
+            if self._bytes < self.budget:
+                return
+            self._producer_waiting = True
+        # Over budget: wait until the consumer takes the queue (or closes the channel).
+        if not self._space.acquire(timeout=-1 if timeout is None else timeout):
+            with self._lock:
+                if self._producer_waiting:
+                    self._producer_waiting = False
+                    raise TimeoutError(f"the consumer took nothing for {timeout} s")
+            self._space.acquire()  # a release raced the timeout
+        error = self._error
+        if error is not None:
+            raise error
+
+    async def get(self) -> list[Item]:
+        """Everything queued, waiting for at least one item; ``[]`` at the end."""
+        while True:
+            with self._lock:
+                if self._items:
+                    items = self._take()
+                    if self._producer_waiting:
+                        self._producer_waiting = False
+                        self._space.release()
+                    return items
+                if self.closed:
+                    return self._ended()
+                waiter = self._consumer = self._loop.create_future()
+            try:
+                await waiter
+            except BaseException:
+                with self._lock:
+                    self._consumer = None
+                raise
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the stream (producer) or abandon it (consumer, with ``error``), from any side."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if error is not None:
+                self._error = error
+                self._items.clear()
+                self._bytes = 0
+            self._wake_consumer()
+            if self._producer_waiting:
+                self._producer_waiting = False
+                self._space.release()
+
+
+class LoopToThread(_Channel[Item]):
+    """Items from the loop (:meth:`put`, awaited) to a thread (:meth:`get`, blocking).
+
+    The loop can also hand the thread work with :meth:`ask`: the thread runs it inside its
+    next :meth:`get` and the result comes back to the awaiting coroutine. That is how a
+    WSGI server's own thread reads ``wsgi.input`` for an ASGI app while it waits for the
+    response, with no extra thread.
+    """
+
+    __slots__ = ("_calls", "_consumer_waiting", "_producer", "_wake")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
+        super().__init__(loop, budget)
+        self._producer: asyncio.Future[None] | None = None
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._consumer_waiting = False
+        self._calls: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+
+    def _wake_consumer(self) -> None:  # with self._lock held
+        if self._consumer_waiting:
+            self._consumer_waiting = False
+            self._wake.release()
+
+    def put_nowait(self, item: Item, size: int = 0) -> bool:
+        """Queue ``item`` without waiting; True if the budget still has room after it."""
+        with self._lock:
+            if self.closed:
+                raise self._error or BridgeClosed("channel closed")
+            self._items.append(item)
+            self._bytes += size
+            self._wake_consumer()
+            return self._bytes < self.budget
+
+    async def put(self, item: Item, size: int = 0) -> None:
+        """Queue ``item``; wait (backpressure) while the bytes in flight reach the budget."""
+        if self.put_nowait(item, size):
+            return
+        while True:
+            with self._lock:
+                if self.closed:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                if self._bytes < self.budget:
+                    return
+                waiter = self._producer = self._loop.create_future()
+            try:
+                await waiter
+            except BaseException:
+                with self._lock:
+                    self._producer = None
+                raise
+
+    async def ask(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on the consumer thread during its next :meth:`get`; return its result."""
+        fut: asyncio.Future[T] = self._loop.create_future()
+        with self._lock:
+            if self.closed:
+                raise self._error or BridgeClosed("channel closed")
+            self._calls.append((fn, fut))
+            self._wake_consumer()
+        return await fut
+
+    def get(self, timeout: float | None = None) -> list[Item]:
+        """Everything queued, blocking for at least one item; ``[]`` at the end.
+
+        Runs the work the loop asked for meanwhile. Raises ``TimeoutError`` if nothing came
+        within ``timeout``, and the closing exception if the channel was closed with one.
+        """
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            with self._lock:
+                calls, self._calls = self._calls, []
+                if not calls:
+                    if self._items:
+                        items = self._take()
+                        producer, self._producer = self._producer, None
+                        if producer is not None:
+                            _post(self._loop, _set_result, producer, None)
+                        return items
+                    if self.closed:
+                        return self._ended()
+                    self._consumer_waiting = True
+            if calls:
+                for fn, fut in calls:
+                    try:
+                        result = fn()
+                    except BaseException as exc:
+                        _post(self._loop, _set_exception, fut, exc)
+                    else:
+                        _post(self._loop, _set_result, fut, result)
+                continue
+            if deadline is None:
+                self._wake.acquire()
+            elif not self._wake.acquire(timeout=max(0.0, deadline - _monotonic())):
+                with self._lock:
+                    if self._consumer_waiting:
+                        self._consumer_waiting = False
+                        raise TimeoutError(f"nothing arrived within {timeout} s")
+                self._wake.acquire()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the stream (producer) or abandon it (consumer, with ``error``), from any side.
+
+        Pending :meth:`ask` calls fail with ``error`` (or :class:`BridgeClosed`).
+        """
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if error is not None:
+                self._error = error
+                self._items.clear()
+                self._bytes = 0
+            calls, self._calls = self._calls, []
+            self._wake_consumer()
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            _post(self._loop, _set_result, producer, None)
+        for _, fut in calls:
+            _post(self._loop, _set_exception, fut, error or BridgeClosed("channel closed"))
