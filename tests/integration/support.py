@@ -1,0 +1,92 @@
+"""Start real servers on 127.0.0.1 for integration tests, and always stop them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["REPO", "free_port", "serve", "wait_for_port"]
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    port: int, *, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until something accepts connections on ``port``, or raise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on {HOST}:{port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def serve(
+    argv: Sequence[str],
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    stop_timeout: float = 10.0,
+) -> Iterator[Path]:
+    """Run ``python -m <argv>`` until the block ends; yield the path of its log file.
+
+    The server runs with the repository on ``PYTHONPATH`` (so ``tests.…`` apps import),
+    receives SIGTERM at the end (SIGKILL if it lingers), and its log is printed when the
+    block raises, so a failing test shows what the server said.
+    """
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
+    with tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *argv],
+            cwd=REPO,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, timeout=timeout, proc=proc)
+        yield log_path
+    except BaseException:
+        _stop(proc, stop_timeout)
+        sys.stderr.write(log_path.read_text(errors="replace"))
+        raise
+    else:
+        _stop(proc, stop_timeout)
+    finally:
+        log_path.unlink(missing_ok=True)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
