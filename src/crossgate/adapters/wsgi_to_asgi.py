@@ -1,0 +1,871 @@
+"""Run a PEP 3333 (WSGI) application on any ASGI 3 server.
+
+One request is one job in a bounded worker pool: the job calls the application, iterates its
+body and calls ``close()``, all on the same worker thread. A list or tuple body comes back to
+the loop with the job's result (one thread hop per request); any other iterable streams to
+the loop through a byte-budgeted :class:`~crossgate.adapters._bridge.ThreadToLoop` channel
+while a watcher listens for ``http.disconnect``. ``wsgi.input`` pulls from ``receive()`` on
+demand. Translation (scope -> environ, status and header checks) is ``environ.py``'s.
+
+Specifications quoted beside the code:
+
+* PEP 3333: https://peps.python.org/pep-3333/
+* ASGI HTTP: https://asgi.readthedocs.io/en/latest/specs/www.html
+* ASGI lifespan: https://asgi.readthedocs.io/en/latest/specs/lifespan.html
+* ASGI extensions: https://asgi.readthedocs.io/en/latest/extensions.html
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Final
+
+from crossgate._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
+from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
+from crossgate.adapters._bridge import (
+    DEFAULT_BUDGET,
+    DEFAULT_WORKERS,
+    ThreadToLoop,
+    WorkerPool,
+    call_in_loop,
+)
+from crossgate.adapters.environ import build_environ, check_status, encode_response_headers
+
+__all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
+
+logger = logging.getLogger("crossgate")
+
+_ERROR_BODY: Final = b"Internal Server Error"
+_TOO_LARGE_BODY: Final = b"Content Too Large"
+_PLAIN: Final = b"text/plain; charset=utf-8"
+#: Small batches of streamed chunks are joined into one ``http.response.body`` message.
+_JOIN_BELOW: Final = 64 * 1024
+_FILE_BLOCK: Final = 64 * 1024
+
+
+def _plain_response(status: int, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    headers = [(b"content-type", _PLAIN), (b"content-length", str(len(body)).encode("ascii"))]
+    return status, headers, body
+
+
+class _ErrorStream:
+    """``wsgi.errors``: what the application writes is logged on the ``crossgate`` logger.
+
+    PEP 3333: "wsgi.errors [...] An output stream (file-like object) to which error output
+    can be written [...] a "text mode" file".
+    """
+
+    __slots__ = ()
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"wsgi.errors.write() takes str, not {type(text).__name__}")
+        message = text.rstrip("\r\n")
+        if message:
+            logger.error("%s", message)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Records go to the logger at once: nothing to flush."""
+
+
+_ERRORS: Final = _ErrorStream()
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file body the adapter can hand to the server whole.
+
+    PEP 3333 (Optional Platform-Specific File Handling): "the wrapper must be an iterable
+    object [...] If the "file-like" object has a close() method, the returned object must
+    also have a close() method, and when called, must call the file-like object's close()".
+    When the server advertises ``http.response.pathsend`` or ``http.response.zerocopysend``
+    the file goes out through it; otherwise it is read in blocks on the worker thread.
+    """
+
+    def __init__(self, filelike: IO[bytes], block_size: int = _FILE_BLOCK) -> None:
+        self.filelike = filelike
+        self.block_size = block_size if block_size > 0 else _FILE_BLOCK
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = self.block_size
+        while True:
+            block = read(size)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class _Input:
+    """``wsgi.input``: a read-only file over the request body, pulled from ``receive()``.
+
+    Each refill is one trip to the loop that receives just enough messages for the call at
+    hand (``read()`` to the end, ``read(n)`` until n bytes, ``readline()`` until a newline),
+    so nothing is read ahead beyond what was asked plus the rest of one message.
+    The buffer is a bytearray trimmed with ``del buf[:n]``, which CPython does in place
+    without moving the tail, so consuming a body in small reads stays linear.
+    """
+
+    __slots__ = ("_buf", "_eof", "_request")
+
+    def __init__(self, request: _Request) -> None:
+        self._request = request
+        self._buf = bytearray()
+        self._eof = False
+
+    def _fill(self, want: int, line: bool) -> list[bytes]:
+        request = self._request
+        chunks, more = call_in_loop(request.loop, request.pull, want, line)
+        if not more:
+            self._eof = True
+        return chunks
+
+    def read(self, size: int | None = -1) -> bytes:
+        buf = self._buf
+        if size is None or size < 0:
+            if self._eof:
+                data = bytes(buf)
+                buf.clear()
+                return data
+            chunks = self._fill(-1, False)  # receives up to more_body=False, in one trip
+            if buf:
+                chunks.insert(0, bytes(buf))
+                buf.clear()
+            return b"".join(chunks)
+        if not buf and not self._eof and size:
+            chunks = self._fill(size, False)
+            if len(chunks) == 1 and len(chunks[0]) == size:
+                return chunks[0]
+            for chunk in chunks:
+                buf += chunk
+        while len(buf) < size and not self._eof:
+            for chunk in self._fill(size - len(buf), False):
+                buf += chunk
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        buf = self._buf
+        if size >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+            return data
+        with memoryview(buf) as view:
+            data = bytes(view[:size])
+        del buf[:size]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        buf = self._buf
+        limit = -1 if size is None or size < 0 else size
+        start = 0
+        while True:
+            newline = buf.find(b"\n", start)
+            if newline >= 0:
+                end = newline + 1
+                break
+            if 0 <= limit <= len(buf) or self._eof:
+                end = len(buf)
+                break
+            start = len(buf)
+            want = limit - len(buf) if limit >= 0 else -1
+            for chunk in self._fill(want, True):
+                buf += chunk
+        if 0 <= limit < end:
+            end = limit
+        return self._take(end)
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """The server owns the stream; closing it is a no-op."""
+
+
+# What a job hands back to the loop: a whole response, or _STREAMED (a consumer task sends
+# it) or _SENT (the job sent it itself, for pathsend and zerocopysend).
+_Whole = tuple[int, list[tuple[bytes, bytes]], "bytes | list[bytes]"]
+_STREAMED: Final = 1
+_SENT: Final = 2
+
+
+class _Request:
+    """One HTTP request: the WSGI side (worker thread) and its ASGI side (loop)."""
+
+    __slots__ = (
+        "_lock",
+        "_parked",
+        "_space",
+        "aborted",
+        "adapter",
+        "channel",
+        "consumer",
+        "disconnected",
+        "headers",
+        "headers_sent",
+        "loop",
+        "more_body",
+        "receive",
+        "received",
+        "remaining",
+        "scope",
+        "send",
+        "send_error",
+        "status",
+        "too_large",
+        "watcher",
+    )
+
+    def __init__(
+        self,
+        adapter: WsgiToAsgi,
+        loop: asyncio.AbstractEventLoop,
+        scope: Message,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        self.adapter = adapter
+        self.loop = loop
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_sent = False
+        self.remaining: int | None = None  # Content-Length still allowed on the wire
+        self.channel: ThreadToLoop[bytes] | None = None
+        self.consumer: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.send_error: BaseException | None = None
+        self.aborted = False
+        # Request body state, touched on the loop only.
+        self.more_body = True
+        self.disconnected = False
+        self.too_large = False
+        self.received = 0
+        self._lock: asyncio.Lock | None = None
+        self._parked: Message | None = None
+        self._space: asyncio.Event | None = None
+
+    # ---------------------------------------------------------------- worker thread side
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> WriteCallable:
+        """PEP 3333 ``start_response``; validates now, so a bad status fails in the app."""
+        if exc_info is not None and exc_info[0] is not None:
+            try:
+                # PEP 3333 (https://peps.python.org/pep-3333/#the-start-response-callable):
+                # "if exc_info is provided, and the HTTP headers have already been sent,
+                # start_response must raise an error, and should re-raise using the exc_info
+                # tuple. That is: raise exc_info[1].with_traceback(exc_info[2])"
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                # PEP 3333: "the application must not [keep] a reference to the traceback
+                # [...] to avoid creating a circular reference"; the same holds here.
+                exc_info = None
+            # PEP 3333: "If exc_info is supplied, and no HTTP headers have been output yet,
+            # start_response should replace the currently-stored HTTP response headers with
+            # the newly-supplied ones, thus allowing the application to "change its mind"".
+        elif self.status is not None:
+            # PEP 3333: "it is a fatal error to call start_response without the exc_info
+            # argument if start_response has already been called within the current
+            # invocation of the application."
+            raise InvalidResponse("start_response() called a second time without exc_info")
+        code = check_status(status)
+        encoded = encode_response_headers(headers)
+        remaining = None
+        for name, value in encoded:
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise InvalidResponse(f"invalid Content-Length header {value!r}")
+                remaining = int(value)
+                break
+        self.status = code
+        self.headers = encoded
+        self.remaining = remaining
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333 ``write()``: queued for the loop at once (the loop sends it in order)."""
+        if self.status is None:
+            raise InvalidResponse("write() called before start_response()")
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if self.channel is None:
+            # PEP 3333: headers go out "upon the application's first invocation of the
+            # write() callable", even an empty one.
+            self._open_stream()
+        if data:
+            self._emit(data)
+
+    def _emit(self, chunk: bytes) -> bool:
+        """Queue a non-empty chunk; True once the declared Content-Length is reached."""
+        remaining = self.remaining
+        stop = False
+        if remaining is not None:
+            # A body that overruns its Content-Length is cut: the excess never reaches the
+            # wire (it would be read as the start of the next response on the connection).
+            if len(chunk) >= remaining:
+                chunk = chunk[:remaining]
+                stop = True
+            self.remaining = remaining - len(chunk)
+            if not chunk:
+                return stop
+        channel = self.channel
+        if channel is None:
+            channel = self._open_stream()
+        channel.put(chunk, len(chunk))
+        return stop
+
+    def _open_stream(self) -> ThreadToLoop[bytes]:
+        channel = self.channel = ThreadToLoop(self.loop, self.adapter.budget)
+        # From here the status and headers are committed: PEP 3333 "headers sent".
+        self.headers_sent = True
+        call_in_loop(self.loop, self._start_consumer)
+        return channel
+
+    def run(self, app: WSGIApp, environ: Environ) -> _Whole | int:
+        """The worker job: call the app, collect or stream its body, always close it."""
+        try:
+            iterable = app(environ, self.start_response)
+            try:
+                if self.channel is None and type(iterable) in (list, tuple):
+                    outcome: _Whole | int = self._whole(iterable)  # type: ignore[arg-type]
+                elif self.channel is None and type(iterable) is FileWrapper:
+                    outcome = self._file(iterable)
+                else:
+                    outcome = self._iterate(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    # PEP 3333: "If the iterable returned by the application has a close()
+                    # method, the server or gateway must call that method upon completion
+                    # of the current request, whether the request was completed normally,
+                    # or terminated early due to an application error during iteration or
+                    # an early disconnect of the browser."
+                    try:
+                        close()
+                    except Exception:
+                        logger.exception("crossgate: the WSGI iterable's close() raised")
+        except Exception as exc:
+            outcome = self._failed(exc)
+        except BaseException as exc:
+            if self.channel is not None:
+                self.channel.close(exc)
+            raise
+        if self.channel is not None:
+            self.channel.close()
+        return outcome
+
+    def _whole(self, chunks: Sequence[bytes]) -> _Whole | int:
+        if self.status is None:
+            raise InvalidResponse("the WSGI application returned without calling start_response()")
+        if len(chunks) == 1:
+            body = chunks[0]
+            if type(body) is not bytes:
+                body = _as_bytes(body)
+        else:
+            parts = [chunk if type(chunk) is bytes else _as_bytes(chunk) for chunk in chunks]
+            if sum(map(len, parts)) > self.adapter.budget:
+                # Big and already in memory: send the chunks as they are rather than copy.
+                return self._whole_parts(parts)
+            body = b"".join(parts)
+        remaining = self.remaining
+        if remaining is not None and len(body) > remaining:
+            body = body[:remaining]
+        return self.status, self.headers, body
+
+    def _whole_parts(self, parts: list[bytes]) -> _Whole | int:
+        assert self.status is not None
+        remaining = self.remaining
+        if remaining is not None:
+            kept = []
+            for part in parts:
+                if len(part) >= remaining:
+                    kept.append(part[:remaining])
+                    break
+                kept.append(part)
+                remaining -= len(part)
+            parts = kept
+        return self.status, self.headers, parts
+
+    def _iterate(self, iterable: Iterable[bytes]) -> _Whole | int:
+        emit = self._emit
+        for item in iterable:
+            chunk = item if type(item) is bytes else _as_bytes(item)
+            # PEP 3333: headers wait for "the first iteration of the application return
+            # value that yields a non-empty bytestring": empty chunks are skipped.
+            if chunk and emit(chunk):
+                break
+        if self.channel is not None:
+            return _STREAMED
+        if self.status is None:
+            raise InvalidResponse("the WSGI application returned without calling start_response()")
+        return self.status, self.headers, b""
+
+    def _file(self, wrapper: FileWrapper) -> _Whole | int:
+        """Hand a file to the server when it can send it itself, else read it in blocks."""
+        if self.status is None:
+            raise InvalidResponse("the WSGI application returned without calling start_response()")
+        extensions = self.scope.get("extensions") or {}
+        filelike = wrapper.filelike
+        try:
+            fileno = filelike.fileno()
+            offset = filelike.tell()
+            size = os.fstat(fileno).st_size
+        except (AttributeError, OSError, ValueError):
+            return self._iterate(wrapper)
+        count = size - offset
+        if self.remaining is not None:
+            count = min(count, self.remaining)
+        if "http.response.zerocopysend" in extensions and count >= 0:
+            # Extensions: "file: An opened file descriptor object with an underlying OS
+            # file descriptor that can be used to call os.sendfile."
+            message: Message = {
+                "type": "http.response.zerocopysend",
+                "file": filelike,
+                "offset": offset,
+                "count": count,
+                "more_body": False,
+            }
+        else:
+            path = getattr(filelike, "name", None)
+            if (
+                "http.response.pathsend" not in extensions
+                or not isinstance(path, str)
+                or not os.path.isabs(path)
+                or offset != 0
+                or count != size
+            ):
+                return self._iterate(wrapper)
+            # Extensions: "path (Unicode string) - The string representation of the
+            # absolute path of the file to be sent."
+            message = {"type": "http.response.pathsend", "path": path}
+        self.headers_sent = True
+        # Sent from here, so that close() (the finally in run) comes after the server took it.
+        call_in_loop(self.loop, self._send_file, message)
+        return _SENT
+
+    def _failed(self, exc: Exception) -> _Whole | int:
+        channel = self.channel
+        if channel is not None:
+            if channel.closed:  # closed by the loop side: the client left, a quiet stop
+                logger.debug("crossgate: WSGI response stopped: %r", exc)
+            else:
+                # After the headers went out: abort the response, the server sees the error.
+                channel.close(exc)
+            return _STREAMED
+        if self.headers_sent:  # pathsend/zerocopysend failed after the start message
+            raise exc
+        if isinstance(exc, ClientDisconnected) and self.disconnected:
+            logger.info("crossgate: client disconnected while the WSGI application read the body")
+        else:
+            # Before the headers: a 500 replaces the response, the traceback goes to the log.
+            logger.error("crossgate: the WSGI application raised", exc_info=exc)
+        return _plain_response(500, _ERROR_BODY)
+
+    # ------------------------------------------------------------------------ loop side
+
+    async def pull(self, want: int, line: bool) -> tuple[list[bytes], bool]:
+        """Receive body chunks for ``wsgi.input``: ``want`` bytes (-1: all), or up to a
+        chunk holding a newline when ``line``; returns them and whether more may follow.
+        """
+        if self.too_large:
+            raise self._too_large()
+        if not self.more_body and self._parked is None:
+            return [], False
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected before the request body ended")
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        chunks: list[bytes] = []
+        async with lock:
+            got = 0
+            while self.more_body:
+                message = self._parked
+                if message is not None:
+                    self._parked = None
+                    if self._space is not None:
+                        self._space.set()
+                else:
+                    message = await self.receive()
+                kind = message["type"]
+                if kind == "http.request":
+                    body: bytes = message.get("body", b"")
+                    if not message.get("more_body", False):
+                        self.more_body = False
+                    if body:
+                        self.received += len(body)
+                        limit = self.adapter.max_request_body
+                        if limit is not None and self.received > limit:
+                            self.too_large = True
+                            raise self._too_large()
+                        chunks.append(body)
+                        got += len(body)
+                        if (want >= 0 and got >= want) or (line and b"\n" in body):
+                            break
+                elif kind == "http.disconnect":
+                    self._disconnect()
+                    # ASGI: http.disconnect is "sent to the application if receive is called
+                    # after a response has been sent or after the HTTP connection has been
+                    # closed". Before more_body=False it means a truncated upload.
+                    raise ClientDisconnected(
+                        "the client disconnected before the request body ended"
+                    )
+        return chunks, self.more_body
+
+    def _too_large(self) -> RequestBodyTooLarge:
+        return RequestBodyTooLarge(
+            f"the request body is larger than max_request_body={self.adapter.max_request_body}"
+        )
+
+    def _disconnect(self) -> None:
+        self.disconnected = True
+        channel = self.channel
+        if channel is not None:
+            channel.close(ClientDisconnected("the client disconnected"))
+
+    async def _start_consumer(self) -> None:
+        if self.aborted or self.disconnected:
+            error = ClientDisconnected("the client disconnected before the response started")
+            assert self.channel is not None
+            self.channel.close(error)
+            raise error
+        loop = self.loop
+        self.consumer = loop.create_task(self._consume())
+        if not self.disconnected:
+            self.watcher = loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Listen for http.disconnect while the response streams.
+
+        It shares ``receive()`` with ``wsgi.input`` under one lock and parks at most one body
+        message for the reader, so the body is never read ahead by more than a message.
+        """
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        while not self.disconnected:
+            if self._parked is not None:
+                space = self._space
+                if space is None:
+                    space = self._space = asyncio.Event()
+                space.clear()
+                await space.wait()
+                continue
+            async with lock:
+                if self._parked_or_gone():
+                    continue
+                message = await self.receive()
+                kind = message["type"]
+                if kind == "http.disconnect":
+                    self._disconnect()
+                    return
+                if kind == "http.request" and self.more_body:
+                    self._parked = message
+
+    def _parked_or_gone(self) -> bool:
+        # A method, not an inline test: the state changes while the watcher awaits the lock.
+        return self._parked is not None or self.disconnected
+
+    async def _consume(self) -> None:
+        """Send what the worker streams: the start message with the first chunk."""
+        channel = self.channel
+        assert channel is not None
+        started = False
+        while True:
+            try:
+                chunks = await channel.get()
+            except ClientDisconnected:
+                return  # the client left; the worker stops at its next chunk
+            # Any other error is the application's, after the headers: it aborts the
+            # response and propagates to the server (no final more_body=False goes out).
+            if not chunks:
+                break
+            if len(chunks) > 1 and sum(map(len, chunks)) <= _JOIN_BELOW:
+                chunks = [b"".join(chunks)]
+            messages: list[Message] = [
+                {"type": "http.response.body", "body": chunk, "more_body": True} for chunk in chunks
+            ]
+            if not started:
+                started = True
+                messages.insert(0, self._start_message())
+            if not await self._send_all(messages):
+                return
+        final: list[Message] = [{"type": "http.response.body", "body": b"", "more_body": False}]
+        if not started:
+            final.insert(0, self._start_message())
+        await self._send_all(final)
+
+    def _start_message(self) -> Message:
+        return {"type": "http.response.start", "status": self.status, "headers": self.headers}
+
+    async def _send_all(self, messages: list[Message]) -> bool:
+        """Send ``messages``; False (and the worker released) if the client is gone."""
+        send = self.send
+        try:
+            for message in messages:
+                await send(message)
+        except BaseException as exc:
+            # ASGI: send() after a disconnect raises an OSError; a send that raises anything
+            # is a disconnect to the worker, which must stop rather than wait forever.
+            assert self.channel is not None
+            self.channel.close(ClientDisconnected("send() failed: the client is gone"))
+            if isinstance(exc, OSError):
+                self.disconnected = True
+                return False
+            self.send_error = exc
+            raise
+        return True
+
+    async def _send_file(self, message: Message) -> None:
+        await self.send(self._start_message())
+        await self.send(message)
+
+    def abort(self) -> None:
+        """The request task is gone (cancelled): release the worker, stop the tasks."""
+        self.aborted = True
+        if self.channel is not None:
+            self.channel.close(ClientDisconnected("the request was cancelled"))
+        for task in (self.consumer, self.watcher):
+            if task is not None:
+                task.cancel()
+
+    async def finish_stream(self) -> None:
+        """After a streaming job: wait for the last chunk to go out, stop the watcher."""
+        consumer = self.consumer
+        watcher = self.watcher
+        try:
+            if consumer is not None:
+                await asyncio.wait((consumer,))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.wait((watcher,))
+        if consumer is not None and not consumer.cancelled():
+            error = consumer.exception()
+            if error is not None:
+                raise error
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, bytes):
+        return bytes(data)
+    raise TypeError(
+        f"WSGI body chunks must be bytes, not {type(data).__name__} (PEP 3333: 'the "
+        "application [...] must return an iterable yielding zero or more bytestrings')"
+    )
+
+
+class WsgiToAsgi:
+    """An ASGI 3 application that runs the WSGI application ``app``.
+
+    ``workers`` bounds the threads (one pool per adapter, created on first request);
+    ``budget`` bounds the response bytes in flight per request; ``max_request_body`` (bytes)
+    answers 413 to a larger declared body and makes ``wsgi.input`` raise
+    :class:`RequestBodyTooLarge` when a streamed body crosses it. ``on_startup`` and
+    ``on_shutdown`` are sync callables run in the pool on lifespan events; shutdown waits up
+    to ``shutdown_timeout`` seconds for requests in flight before stopping the pool.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        on_startup: Iterable[Callable[[], object]] = (),
+        on_shutdown: Iterable[Callable[[], object]] = (),
+        max_request_body: int | None = None,
+        budget: int = DEFAULT_BUDGET,
+        multiprocess: bool = True,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers!r}")
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1 byte, not {budget!r}")
+        if max_request_body is not None and max_request_body < 0:
+            raise ValueError(f"max_request_body must be None or >= 0, not {max_request_body!r}")
+        self.app = app
+        self.workers = workers
+        self.on_startup = tuple(on_startup)
+        self.on_shutdown = tuple(on_shutdown)
+        self.max_request_body = max_request_body
+        self.budget = budget
+        self.multiprocess = multiprocess
+        self.shutdown_timeout = shutdown_timeout
+        self._pool: WorkerPool | None = None
+        self._environ_extra: dict[str, Any] = {
+            "wsgi.errors": _ERRORS,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False,
+            # ASGI (WSGI compatibility): the body ends where the server says it does.
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The adapter's worker pool, created on first use (again after a shutdown)."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = WorkerPool(self.workers, name="crossgate-wsgi")
+        return pool
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await self._refuse_websocket(receive, send)
+        else:
+            # ASGI: "Applications should raise an exception when they do not understand
+            # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
+            raise ValueError(
+                f"crossgate.WsgiToAsgi cannot handle ASGI scope type {kind!r}: a WSGI "
+                "application serves only 'http' (plus 'lifespan' hooks)"
+            )
+
+    async def _http(self, scope: Message, receive: Receive, send: Send) -> None:
+        limit = self.max_request_body
+        if limit is not None and _declared_length(scope) > limit:
+            code, fields, text = _plain_response(413, _TOO_LARGE_BODY)
+            await send({"type": "http.response.start", "status": code, "headers": fields})
+            await send({"type": "http.response.body", "body": text})
+            return
+        request = _Request(self, asyncio.get_running_loop(), scope, receive, send)
+        environ = build_environ(scope)
+        environ.update(self._environ_extra)
+        environ["wsgi.input"] = _Input(request)
+        environ["asgi.scope"] = scope
+        try:
+            outcome = await self.pool.run(request.run, self.app, environ)
+        except BaseException:
+            request.abort()
+            raise
+        if type(outcome) is tuple:
+            status, headers, parts = outcome
+            try:
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                if type(parts) is bytes:
+                    await send({"type": "http.response.body", "body": parts})
+                else:
+                    for part in parts:
+                        await send({"type": "http.response.body", "body": part, "more_body": True})
+                    await send({"type": "http.response.body", "body": b""})
+            except OSError:
+                pass  # ASGI: send() raises OSError once the client is gone; nothing to stop
+        elif outcome == _STREAMED:
+            try:
+                await request.finish_stream()
+            except BaseException:
+                request.abort()
+                raise
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "lifespan.startup":
+                error = await self._run_hooks(self.on_startup)
+                if error is not None:
+                    # Lifespan: "lifespan.startup.failed [...] message (Unicode string) --
+                    # Optional; if missing defaults to ''."
+                    await send({"type": "lifespan.startup.failed", "message": error})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif kind == "lifespan.shutdown":
+                error = await self._shutdown()
+                if error is not None:
+                    await send({"type": "lifespan.shutdown.failed", "message": error})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _run_hooks(self, hooks: Sequence[Callable[[], object]]) -> str | None:
+        if not hooks:
+            return None
+
+        def run_all() -> None:
+            for hook in hooks:
+                hook()
+
+        try:
+            await self.pool.run(run_all)
+        except Exception as exc:
+            logger.exception("crossgate: a lifespan hook raised")
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _shutdown(self) -> str | None:
+        pool = self._pool
+        if pool is not None and not await pool.drain(self.shutdown_timeout):
+            logger.warning(
+                "crossgate: WSGI requests still running after %s s at shutdown",
+                self.shutdown_timeout,
+            )
+        error = await self._run_hooks(self.on_shutdown)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+        return error
+
+    async def _refuse_websocket(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            # ASGI: websocket.close "If this is sent before the socket is accepted, the server
+            # must close the connection with a HTTP 403 error code (Forbidden)".
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+
+def _declared_length(scope: Message) -> int:
+    """The request's Content-Length (-1 when absent or unreadable)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length" or name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
+
+
+def wsgi_to_asgi(app: WSGIApp, **options: Any) -> WsgiToAsgi:
+    """Wrap the WSGI application ``app`` as an ASGI 3 application (see :class:`WsgiToAsgi`)."""
+    return WsgiToAsgi(app, **options)
