@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import functools
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
+from weakref import WeakSet
 
 from crossgate._errors import BridgeClosed
 
@@ -106,29 +108,40 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *arg
     return True
 
 
+#: A job for :meth:`WorkerPool.submit`. It may return a "delivery": a callable that the
+#: worker calls after counting itself idle again (see :meth:`WorkerPool._work`).
+Job = Callable[[], object]
+
+
 def _make_job(
     loop: asyncio.AbstractEventLoop,
     fut: asyncio.Future[T],
     ctx: contextvars.Context,
     fn: Callable[..., T],
     args: tuple[Any, ...],
-) -> Callable[[], None]:
-    def job() -> None:
+) -> Callable[[], Callable[[], object] | None]:
+    def job() -> Callable[[], object] | None:
         if fut.cancelled():  # the caller gave up while the job was queued
-            return
+            return None
         previous = getattr(_origin, "loop", None)
         _origin.loop = loop
         try:
             result = ctx.run(fn, *args)
         except BaseException as exc:
             # Base exceptions too: a SystemExit in the job belongs to the awaiting caller.
-            _post(loop, _set_exception, fut, exc)
-        else:
-            _post(loop, _set_result, fut, result)
+            return functools.partial(_post, loop, _set_exception, fut, exc)
         finally:
             _origin.loop = previous
+        return functools.partial(_post, loop, _set_result, fut, result)
 
     return job
+
+
+def _run_job(job: Job) -> None:
+    """Run ``job`` and its delivery on this thread (how a blocked caller serves work)."""
+    deliver = job()
+    if callable(deliver):
+        deliver()
 
 
 class WorkerPool:
@@ -147,11 +160,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._pid = -1
         self._reset()
+        _pools.add(self)
 
     def _reset(self) -> None:
         import queue  # noqa: PLC0415 - only queue.SimpleQueue; keeps import time low
 
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._busy = 0
@@ -164,8 +178,13 @@ class WorkerPool:
         """How many threads the pool has started (in this process)."""
         return len(self._threads) if self._pid == os.getpid() else 0
 
-    def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job()`` in a worker thread; it must not raise (wrap it, as :meth:`run` does)."""
+    def submit(self, job: Job) -> None:
+        """Run ``job()`` in a worker thread; it must not raise (wrap it, as :meth:`run` does).
+
+        If ``job()`` returns a callable, the worker calls that too, once it counts itself
+        idle again: deliver results that way, so that the caller's next :meth:`submit`
+        finds the thread idle instead of starting another one.
+        """
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's threads do not exist here
                 self._reset()
@@ -190,11 +209,14 @@ class WorkerPool:
             job = get()
             if job is None:
                 return
+            deliver: object = None
             try:
-                job()
+                deliver = job()
             except BaseException:  # a job that breaks its contract must not kill the worker
                 logger.exception("crossgate: uncaught error in a worker job")
             del job
+            # Idle before the result is delivered: a caller that submits again as soon as
+            # it has its result must find this thread idle, not start a new one.
             with self._lock:
                 self._idle += 1
                 self._busy -= 1
@@ -202,6 +224,12 @@ class WorkerPool:
                     waiters, self._drained = self._drained, []
                     for loop, fut in waiters:
                         _post(loop, _set_result, fut, None)
+            if callable(deliver):
+                try:
+                    deliver()
+                except BaseException:
+                    logger.exception("crossgate: uncaught error delivering a job's result")
+            del deliver
 
     async def run(
         self, fn: Callable[..., T], /, *args: Any, context: contextvars.Context | None = None
@@ -249,6 +277,9 @@ class WorkerPool:
         return f"<WorkerPool {self.name!r} threads={self.thread_count}/{self.max_workers}>"
 
 
+#: Every pool, so that a forked child can replace their locks (see _after_fork_in_child).
+_pools: WeakSet[WorkerPool] = WeakSet()
+
 _default_pool: WorkerPool | None = None
 _default_workers = DEFAULT_WORKERS
 _default_lock = threading.Lock()
@@ -291,14 +322,15 @@ async def run_sync(
     taken, and a ``sync -> async -> sync`` chain cannot exhaust the pool and deadlock.
     Otherwise it runs in ``pool`` (default: the process-wide pool).
     """
+    # WorkerPool.run inlined: one coroutine frame fewer on the hot path.
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+    ctx = contextvars.copy_context() if context is None else context
+    job = _make_job(loop, fut, ctx, fn, args)
     mailbox = _current_mailbox.get()
-    if mailbox is not None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        ctx = contextvars.copy_context() if context is None else context
-        if mailbox.post(_make_job(loop, fut, ctx, fn, args)):
-            return await fut
-    return await (pool or default_pool()).run(fn, *args, context=context)
+    if mailbox is None or not mailbox.post(job):
+        (pool or default_pool()).submit(job)
+    return await fut
 
 
 class _Mailbox:
@@ -310,7 +342,7 @@ class _Mailbox:
         self._lock = threading.Lock()
         self._wake = threading.Lock()
         self._wake.acquire()  # held: released once per wake-up
-        self._jobs: deque[Callable[[], None]] = deque()
+        self._jobs: deque[Job] = deque()
         self._open = True
         self._sleeping = False
         self.done = False
@@ -323,7 +355,7 @@ class _Mailbox:
             self._sleeping = False
             self._wake.release()
 
-    def post(self, job: Callable[[], None]) -> bool:
+    def post(self, job: Job) -> bool:
         """Queue ``job`` for the waiting thread; False if it no longer waits."""
         with self._lock:
             if not self._open:
@@ -362,7 +394,7 @@ class _Mailbox:
                     self._sleeping = True
                     job = None
             if job is not None:
-                job()
+                _run_job(job)
                 continue
             if deadline is None:
                 self._wake.acquire()
@@ -576,6 +608,20 @@ def _close_portal_at_exit() -> None:
     portal = _portal
     if portal is not None and portal.pid == os.getpid():
         portal.close()
+
+
+def _after_fork_in_child() -> None:
+    # A lock that another thread of the parent held at fork() stays held forever in the
+    # child, where that thread does not exist: the pid checks would then deadlock on it.
+    global _default_lock, _portal_lock
+    _default_lock = threading.Lock()
+    _portal_lock = threading.Lock()
+    for pool in list(_pools):
+        pool._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,754 @@
+"""Every promise of the thread/loop bridge, one behaviour per test.
+
+Threads that play the sync side of a channel are started with ``asyncio.to_thread`` (not
+the bridge's own pool), so a bug in the pool cannot hide or cause a channel failure.
+Waits are on events with generous limits: this runs on slow, shared machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+from crossgate._errors import BridgeClosed
+from crossgate.adapters import _bridge
+from crossgate.adapters._bridge import LoopToThread, Portal, ThreadToLoop, WorkerPool
+
+pytestmark = pytest.mark.anyio
+
+LONG = 10.0  # the most any wait may take before the test is considered hung
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("bridge_test_var", default="unset")
+
+
+@pytest.fixture
+def pool() -> Generator[WorkerPool]:
+    pool = WorkerPool(3, name="bridge-test")
+    yield pool
+    pool.shutdown()
+
+
+def pool_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(f"{name}-")]
+
+
+async def wait_for_thread_event(event: threading.Event) -> None:
+    """Await a threading.Event without blocking the loop."""
+    assert await asyncio.to_thread(event.wait, LONG)
+
+
+# --------------------------------------------------------------------------------------
+# WorkerPool
+# --------------------------------------------------------------------------------------
+
+
+async def test_pool_starts_no_thread_until_first_submit() -> None:
+    pool = WorkerPool(2, name="lazy-pool")
+    try:
+        assert pool.thread_count == 0
+        assert pool_threads("lazy-pool") == []
+        assert await pool.run(lambda: 1) == 1
+        assert pool.thread_count == 1
+        assert len(pool_threads("lazy-pool")) == 1
+    finally:
+        pool.shutdown()
+
+
+def test_pool_refuses_zero_workers() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkerPool(0)
+
+
+async def test_pool_reuses_an_idle_thread() -> None:
+    pool = WorkerPool(4, name="reuse-pool")
+    try:
+        for _ in range(5):
+            await pool.run(lambda: None)
+        assert pool.thread_count == 1
+    finally:
+        pool.shutdown()
+
+
+async def test_pool_is_bounded_and_queues_without_deadlock(pool: WorkerPool) -> None:
+    """3 workers, 20 jobs that each wait on a gate: 3 run, 17 queue, all finish."""
+    gate = threading.Event()
+    three_running = threading.Event()
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+
+    def job(i: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            if running == 3:
+                three_running.set()
+        assert gate.wait(LONG)
+        with lock:
+            running -= 1
+        return i
+
+    tasks = [asyncio.create_task(pool.run(job, i)) for i in range(20)]
+    await wait_for_thread_event(three_running)
+    assert pool.thread_count == 3
+    assert len(pool_threads("bridge-test")) == 3
+    gate.set()
+    assert await asyncio.wait_for(asyncio.gather(*tasks), LONG) == list(range(20))
+    assert peak == 3
+    assert pool.thread_count == 3
+
+
+async def test_pool_drain_times_out_then_succeeds(pool: WorkerPool) -> None:
+    assert await pool.drain(timeout=0)  # idle: true at once
+    release = threading.Event()
+    task = asyncio.create_task(pool.run(release.wait, LONG))
+    await asyncio.sleep(0)
+    assert not await pool.drain(timeout=0.05)
+    release.set()
+    assert await pool.drain(timeout=LONG)
+    assert await task
+
+
+async def test_pool_shutdown_finishes_queued_work_then_refuses(pool: WorkerPool) -> None:
+    small = WorkerPool(1, name="shut-pool")
+    release = threading.Event()
+    first = asyncio.create_task(small.run(release.wait, LONG))
+    second = asyncio.create_task(small.run(lambda: "queued"))
+    await asyncio.sleep(0)
+    small.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        small.submit(lambda: None)
+    release.set()
+    assert await asyncio.wait_for(first, LONG)
+    assert await asyncio.wait_for(second, LONG) == "queued"
+    for thread in pool_threads("shut-pool"):
+        thread.join(LONG)
+        assert not thread.is_alive()
+
+
+def raise_deep() -> None:
+    raise ValueError("from the worker")
+
+
+async def test_pool_run_propagates_exception_with_traceback(pool: WorkerPool) -> None:
+    def job() -> None:
+        raise_deep()
+
+    with pytest.raises(ValueError, match="from the worker") as info:
+        await pool.run(job)
+    names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert names[-2:] == ["job", "raise_deep"]
+
+
+async def test_pool_run_uses_a_copy_of_the_callers_context(pool: WorkerPool) -> None:
+    var.set("caller")
+
+    def job() -> str:
+        seen = var.get()
+        var.set("job")
+        return seen
+
+    assert await pool.run(job) == "caller"
+    assert var.get() == "caller"  # a copy: no copy_back here
+
+
+async def test_pool_run_in_an_explicit_context(pool: WorkerPool) -> None:
+    ctx = contextvars.Context()
+    assert await pool.run(var.set, "in-ctx", context=ctx) is not None
+    assert ctx[var] == "in-ctx"
+
+
+async def test_pool_job_sees_its_origin_loop(pool: WorkerPool) -> None:
+    assert _bridge.origin_loop() is None
+    assert await pool.run(_bridge.origin_loop) is asyncio.get_running_loop()
+
+
+async def test_cancelled_caller_returns_at_once_and_queued_job_is_skipped() -> None:
+    single = WorkerPool(1, name="cancel-pool")
+    started = threading.Event()
+    release = threading.Event()
+    finished = threading.Event()
+    queued_ran = threading.Event()
+
+    def blocking() -> None:
+        started.set()
+        release.wait(LONG)
+        finished.set()
+
+    try:
+        running = asyncio.create_task(single.run(blocking))
+        queued = asyncio.create_task(single.run(queued_ran.set))
+        await wait_for_thread_event(started)
+        running.cancel()
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        assert not finished.is_set()  # cancelled while the job still runs
+        release.set()
+        await wait_for_thread_event(finished)
+        assert await single.drain(LONG)
+        assert not queued_ran.is_set()
+    finally:
+        release.set()
+        single.shutdown()
+
+
+async def test_run_sync_uses_the_given_pool(pool: WorkerPool) -> None:
+    name = await _bridge.run_sync(lambda: threading.current_thread().name, pool=pool)
+    assert name.startswith("bridge-test-")
+    default = await _bridge.run_sync(lambda: threading.current_thread().name)
+    assert default.startswith(_bridge.default_pool().name)
+
+
+def test_default_pool_is_one_per_process() -> None:
+    assert _bridge.default_pool() is _bridge.default_pool()
+    with pytest.raises(ValueError, match="at least 1"):
+        _bridge.set_default_workers(0)
+
+
+def test_copy_back_sets_changed_vars_only_and_never_private_ones() -> None:
+    def scenario() -> None:
+        var.set("before")
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "after")
+        ctx.run(_bridge._current_mailbox.set, _bridge._Mailbox())
+        _bridge.copy_back(ctx)
+        assert var.get() == "after"
+        assert _bridge._current_mailbox.get() is None
+
+    contextvars.Context().run(scenario)
+
+
+# --------------------------------------------------------------------------------------
+# Portal and call_in_loop
+# --------------------------------------------------------------------------------------
+
+
+def test_nothing_starts_at_import_and_the_portal_starts_once() -> None:
+    code = (
+        "import threading\n"
+        "import crossgate, crossgate.adapters.calls\n"
+        "from crossgate.adapters import _bridge as b\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "assert b._portal is None and b._default_pool is None\n"
+        "p = b.get_portal()\n"
+        "assert threading.active_count() == 2\n"
+        "assert b.get_portal() is p\n"
+        "assert threading.active_count() == 2\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
+async def where() -> tuple[asyncio.AbstractEventLoop, int]:
+    await asyncio.sleep(0)
+    return asyncio.get_running_loop(), threading.get_ident()
+
+
+def test_portal_call_works_from_many_threads_at_once() -> None:
+    portal = _bridge.get_portal()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def caller(n: int) -> None:
+        try:
+            barrier.wait(LONG)
+            for i in range(20):
+
+                async def echo(x: int) -> tuple[int, asyncio.AbstractEventLoop]:
+                    await asyncio.sleep(0)
+                    return x, asyncio.get_running_loop()
+
+                assert portal.call(echo, n * 100 + i) == (n * 100 + i, portal.loop)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(LONG)
+    assert errors == []
+    assert not any(thread.is_alive() for thread in threads)
+
+
+def test_portal_call_from_the_portal_thread_raises() -> None:
+    portal = _bridge.get_portal()
+
+    async def reenter() -> str:
+        try:
+            portal.call(where)
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    assert "deadlock" in portal.call(reenter)
+
+
+def test_portal_close_runs_hooks_in_reverse_and_cancels_leftovers() -> None:
+    portal = Portal(name="private-portal")
+    order: list[str] = []
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def hook(name: str) -> Callable[[], Any]:
+        async def run() -> None:
+            order.append(name)
+
+        return run
+
+    portal.spawn(forever)
+    portal.on_close(hook("first"))
+    portal.on_close(hook("second"))
+    portal.close()
+    assert order == ["second", "first"]
+    assert portal.closed
+    assert cancelled.is_set()
+    assert not portal.thread.is_alive()
+    portal.close()  # idempotent
+
+
+def test_get_portal_replaces_a_closed_portal() -> None:
+    """A closed per-process portal is rebuilt on next use (tests close private ones)."""
+    first = _bridge.get_portal()
+    assert first.call(where)[0] is first.loop
+    assert _bridge.get_portal() is first
+
+
+def in_forked_child(check: Callable[[], bool]) -> int:
+    """Run ``check()`` in a forked child; its exit code (0: passed, 1: failed, 2: raised)."""
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit status only, never return into pytest
+        status = 2
+        try:
+            status = 0 if check() else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + LONG * 3
+    while True:
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(wait_status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.01)
+
+
+def test_fork_rebuilds_portal_and_pool_in_the_child() -> None:
+    parent_portal = _bridge.get_portal()
+    pool = WorkerPool(2, name="fork-pool")
+
+    async def use_pool() -> str:
+        return await pool.run(lambda: threading.current_thread().name)
+
+    def check() -> bool:
+        child_portal = _bridge.get_portal()
+        return (
+            child_portal is not parent_portal
+            and child_portal.pid == os.getpid()
+            and pool.thread_count == 0
+            and child_portal.call(use_pool).startswith("fork-pool-")
+            and pool.thread_count == 1
+            and child_portal.call(where)[0] is child_portal.loop
+        )
+
+    try:
+        assert parent_portal.call(use_pool).startswith("fork-pool-")
+        assert pool.thread_count == 1
+        assert in_forked_child(check) == 0
+        assert _bridge.get_portal() is parent_portal  # the parent keeps its own
+        assert pool.thread_count == 1
+    finally:
+        pool.shutdown()
+
+
+def test_fork_while_another_thread_holds_the_bridge_locks() -> None:
+    pool = WorkerPool(1, name="locked-pool")
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with pool._lock, _bridge._portal_lock, _bridge._default_lock:
+            holding.set()
+            release.wait(LONG)
+
+    async def use_pool() -> int:
+        return await pool.run(lambda: 7)
+
+    def check() -> bool:
+        return _bridge.get_portal().call(use_pool) == 7 and _bridge.default_pool() is not None
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(LONG)
+        assert in_forked_child(check) == 0
+    finally:
+        release.set()
+        holder.join(LONG)
+        pool.shutdown()
+
+
+def test_call_in_loop_timeout_cancels_the_task() -> None:
+    portal = _bridge.get_portal()
+    cancelled = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(TimeoutError, match="did not finish"):
+        _bridge.call_in_loop(portal.loop, slow, timeout=0.05)
+    assert cancelled.wait(LONG)
+
+
+def test_call_in_loop_refuses_a_loop_that_is_not_running() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(RuntimeError, match="not running"):
+            _bridge.call_in_loop(loop, where)
+    finally:
+        loop.close()
+
+
+def test_call_in_loop_propagates_result_exception_and_context() -> None:
+    portal = _bridge.get_portal()
+
+    async def boom() -> None:
+        raise KeyError("loop side")
+
+    with pytest.raises(KeyError, match="loop side") as info:
+        _bridge.call_in_loop(portal.loop, boom)
+    assert traceback.extract_tb(info.value.__traceback__)[-1].name == "boom"
+
+    async def set_var() -> str:
+        seen = var.get()
+        var.set("from-loop")
+        return seen
+
+    ctx = contextvars.Context()
+    ctx.run(var.set, "given")
+    assert _bridge.call_in_loop(portal.loop, set_var, context=ctx) == "given"
+    assert ctx[var] == "from-loop"
+
+
+def test_call_in_loop_runs_nested_sync_work_on_the_blocked_thread() -> None:
+    portal = _bridge.get_portal()
+    pool = WorkerPool(1, name="unused-pool")
+
+    async def nested() -> int:
+        return await _bridge.run_sync(threading.get_ident, pool=pool)
+
+    try:
+        assert _bridge.call_in_loop(portal.loop, nested) == threading.get_ident()
+        assert pool.thread_count == 0
+    finally:
+        pool.shutdown()
+
+
+# --------------------------------------------------------------------------------------
+# ThreadToLoop
+# --------------------------------------------------------------------------------------
+
+
+def chunkings(body: bytes) -> dict[str, list[bytes]]:
+    """The three ways every body is fed: whole, many chunks (some empty), byte by byte."""
+    many = [body[i : i + 700] for i in range(0, len(body), 700)]
+    many = [piece for chunk in many for piece in (chunk, b"")]
+    return {"whole": [body], "chunks": many, "bytes": [body[i : i + 1] for i in range(len(body))]}
+
+
+BODY = bytes(range(256)) * 20  # 5120 bytes
+
+
+async def test_thread_to_loop_batches_puts_made_while_the_consumer_is_away() -> None:
+    channel: ThreadToLoop[int] = ThreadToLoop(asyncio.get_running_loop())
+
+    def produce() -> None:
+        for i in range(50):
+            channel.put(i, 1)
+
+    await asyncio.to_thread(produce)
+    assert await channel.get() == list(range(50))  # one get, one batch
+    assert channel.in_flight == 0
+
+
+async def test_thread_to_loop_wakes_a_waiting_consumer() -> None:
+    channel: ThreadToLoop[str] = ThreadToLoop(asyncio.get_running_loop())
+    getter = asyncio.create_task(channel.get())
+    await asyncio.sleep(0)
+    assert not getter.done()
+    await asyncio.to_thread(channel.put, "x", 1)
+    assert await asyncio.wait_for(getter, LONG) == ["x"]
+
+
+async def test_thread_to_loop_backpressure_blocks_producer_until_consumer_takes() -> None:
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=10)
+    returned = threading.Event()
+
+    def produce() -> None:
+        channel.put(b"aaaa", 4)
+        channel.put(b"bbbb", 4)
+        channel.put(b"cccc", 4)  # 12 >= 10: waits for the consumer
+        returned.set()
+
+    producer = asyncio.create_task(asyncio.to_thread(produce))
+    while channel.in_flight < 12:  # noqa: ASYNC110 - a thread's progress has no awaitable
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.02)
+    assert not returned.is_set()
+    assert await channel.get() == [b"aaaa", b"bbbb", b"cccc"]
+    await asyncio.wait_for(producer, LONG)
+    assert returned.is_set()
+
+
+async def test_thread_to_loop_producer_timeout() -> None:
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=2)
+    with pytest.raises(TimeoutError, match="took nothing"):
+        await asyncio.to_thread(channel.put, b"abc", 3, timeout=0.02)
+    assert await channel.get() == [b"abc"]  # the item was queued; only the wait timed out
+
+
+async def test_thread_to_loop_producer_close_is_the_end() -> None:
+    channel: ThreadToLoop[str] = ThreadToLoop(asyncio.get_running_loop())
+
+    def produce() -> None:
+        channel.put("a")
+        channel.put("b")
+        channel.close()
+
+    await asyncio.to_thread(produce)
+    assert await channel.get() == ["a", "b"]
+    assert await channel.get() == []
+    assert await channel.get() == []
+    with pytest.raises(BridgeClosed):
+        channel.put("late")
+
+
+async def test_thread_to_loop_consumer_close_with_error_wakes_blocked_producer() -> None:
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=1)
+    blocked = asyncio.create_task(asyncio.to_thread(channel.put, b"xx", 2))
+    while channel.in_flight < 2:  # noqa: ASYNC110 - a thread's progress has no awaitable
+        await asyncio.sleep(0.001)
+    channel.close(ConnectionResetError("client left"))
+    with pytest.raises(ConnectionResetError, match="client left"):
+        await asyncio.wait_for(blocked, LONG)
+
+
+async def test_thread_to_loop_producer_error_reaches_the_consumer() -> None:
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop())
+    getter = asyncio.create_task(channel.get())
+    await asyncio.sleep(0)
+    assert not getter.done()
+    await asyncio.to_thread(channel.close, OSError("app failed"))
+    with pytest.raises(OSError, match="app failed"):
+        await asyncio.wait_for(getter, LONG)
+
+
+async def test_thread_to_loop_error_close_drops_queued_items() -> None:
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop())
+    channel.put(b"queued", 6)
+    channel.close(OSError("gone"))
+    with pytest.raises(OSError, match="gone"):
+        await channel.get()
+
+
+async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:
+    channel: ThreadToLoop[int] = ThreadToLoop(asyncio.get_running_loop())
+    getter = asyncio.create_task(channel.get())
+    await asyncio.sleep(0)
+    getter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getter
+    channel.put(1)  # must not try to wake the cancelled getter
+    assert await channel.get() == [1]
+
+
+@pytest.mark.parametrize("way", ["whole", "chunks", "bytes"])
+async def test_thread_to_loop_carries_a_body_fed_three_ways(way: str) -> None:
+    budget = 1024
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=budget)
+    pieces = chunkings(BODY)[way]
+    largest = max(len(piece) for piece in pieces)
+
+    def produce() -> None:
+        for piece in pieces:
+            channel.put(piece, len(piece))
+        channel.close()
+
+    producer = asyncio.create_task(asyncio.to_thread(produce))
+    received = bytearray()
+    while batch := await channel.get():
+        assert sum(map(len, batch)) < budget + largest  # bounded by the budget
+        received += b"".join(batch)
+    await asyncio.wait_for(producer, LONG)
+    assert bytes(received) == BODY
+
+
+def test_channels_refuse_an_empty_budget() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="budget"):
+            ThreadToLoop(loop, budget=0)
+        with pytest.raises(ValueError, match="budget"):
+            LoopToThread(loop, budget=0)
+    finally:
+        loop.close()
+
+
+# --------------------------------------------------------------------------------------
+# LoopToThread
+# --------------------------------------------------------------------------------------
+
+
+async def test_loop_to_thread_batches_puts_made_while_the_consumer_is_away() -> None:
+    channel: LoopToThread[int] = LoopToThread(asyncio.get_running_loop())
+    for i in range(50):
+        assert channel.put_nowait(i, 1)
+    assert await asyncio.to_thread(channel.get, LONG) == list(range(50))
+
+
+async def test_loop_to_thread_wakes_a_waiting_consumer() -> None:
+    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    consumer = asyncio.create_task(asyncio.to_thread(channel.get, LONG))
+    while not channel._consumer_waiting:  # noqa: ASYNC110 - a thread's progress
+        await asyncio.sleep(0.001)
+    await channel.put("x", 1)
+    assert await asyncio.wait_for(consumer, LONG) == ["x"]
+
+
+async def test_loop_to_thread_backpressure_blocks_producer_until_consumer_takes() -> None:
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=10)
+    await channel.put(b"aaaa", 4)
+    await channel.put(b"bbbb", 4)
+    assert not channel.put_nowait(b"cc", 2)  # 10 >= 10: no room left
+    blocked = asyncio.create_task(channel.put(b"dddd", 4))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not blocked.done()
+    taken = await asyncio.to_thread(channel.get, LONG)
+    assert taken == [b"aaaa", b"bbbb", b"cc", b"dddd"]
+    await asyncio.wait_for(blocked, LONG)
+
+
+async def test_loop_to_thread_consumer_timeout() -> None:
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop())
+    with pytest.raises(TimeoutError, match="nothing arrived"):
+        await asyncio.to_thread(channel.get, 0.02)
+    channel.put_nowait(b"later")
+    assert await asyncio.to_thread(channel.get, LONG) == [b"later"]
+
+
+async def test_loop_to_thread_producer_close_is_the_end() -> None:
+    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    await channel.put("a")
+    await channel.put("b")
+    channel.close()
+
+    def consume() -> list[list[str]]:
+        return [channel.get(LONG), channel.get(LONG), channel.get(LONG)]
+
+    assert await asyncio.to_thread(consume) == [["a", "b"], [], []]
+    with pytest.raises(BridgeClosed):
+        await channel.put("late")
+
+
+async def test_loop_to_thread_consumer_close_with_error_wakes_blocked_producer() -> None:
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=1)
+    blocked = asyncio.create_task(channel.put(b"xx", 2))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    await asyncio.to_thread(channel.close, BrokenPipeError("server closed"))
+    with pytest.raises(BrokenPipeError, match="server closed"):
+        await asyncio.wait_for(blocked, LONG)
+
+
+async def test_loop_to_thread_producer_error_reaches_the_consumer() -> None:
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop())
+    consumer = asyncio.create_task(asyncio.to_thread(channel.get, LONG))
+    while not channel._consumer_waiting:  # noqa: ASYNC110 - a thread's progress
+        await asyncio.sleep(0.001)
+    channel.close(OSError("app failed"))
+    with pytest.raises(OSError, match="app failed"):
+        await asyncio.wait_for(consumer, LONG)
+
+
+async def test_loop_to_thread_ask_runs_on_the_consumer_thread_inside_get() -> None:
+    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    consumer_thread: list[int] = []
+
+    def consume() -> list[str]:
+        consumer_thread.append(threading.get_ident())
+        return channel.get(LONG)
+
+    consumer = asyncio.create_task(asyncio.to_thread(consume))
+    assert await asyncio.wait_for(channel.ask(threading.get_ident), LONG) == consumer_thread[0]
+
+    def fail() -> None:
+        raise LookupError("asked and failed")
+
+    with pytest.raises(LookupError, match="asked and failed"):
+        await asyncio.wait_for(channel.ask(fail), LONG)
+    assert not consumer.done()  # answering does not end the consumer's get()
+    await channel.put("end")
+    assert await asyncio.wait_for(consumer, LONG) == ["end"]
+
+
+async def test_loop_to_thread_ask_fails_with_bridge_closed_after_close() -> None:
+    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    pending = asyncio.create_task(channel.ask(lambda: "never served"))
+    await asyncio.sleep(0)
+    channel.close()
+    with pytest.raises(BridgeClosed):
+        await asyncio.wait_for(pending, LONG)
+    with pytest.raises(BridgeClosed):
+        await channel.ask(lambda: "too late")
+
+
+@pytest.mark.parametrize("way", ["whole", "chunks", "bytes"])
+async def test_loop_to_thread_carries_a_body_fed_three_ways(way: str) -> None:
+    budget = 1024
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=budget)
+    pieces = chunkings(BODY)[way]
+    largest = max(len(piece) for piece in pieces)
+
+    def consume() -> bytes:
+        received = bytearray()
+        while batch := channel.get(LONG):
+            assert sum(map(len, batch)) < budget + largest  # bounded by the budget
+            received += b"".join(batch)
+        return bytes(received)
+
+    consumer = asyncio.create_task(asyncio.to_thread(consume))
+    for piece in pieces:
+        await channel.put(piece, len(piece))
+    channel.close()
+    assert await asyncio.wait_for(consumer, LONG) == BODY
