@@ -1,0 +1,915 @@
+"""Run an ASGI application on a WSGI server.
+
+``asgi_to_wsgi(app)`` returns a PEP 3333 application. Every request of a process runs on the
+bridge's portal loop (one per process, started by the first request, rebuilt after fork),
+where the app's lifespan also ran, so what the app made at startup stays usable.
+
+Per request, on the WSGI server's thread: the scope is built (:mod:`.environ`), the request
+coroutine is spawned on the portal loop (one wake-up), and the thread blocks on a
+:class:`~crossgate.adapters._bridge.LoopToThread` channel. While it waits it also reads
+``wsgi.input`` for the app (``channel.ask``), so no other thread is involved. The loop
+side puts the response start together with the first body message (the ASGI spec lets a
+server hold the start until then), so a response sent in one go reaches the thread in one
+batch and is returned as a list: two hops per request in all. Longer responses stream
+through the channel, whose byte budget makes the app's ``send()`` wait when the server
+falls behind.
+
+Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/), the
+ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its extensions
+(https://asgi.readthedocs.io/en/latest/extensions.html).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import IO, Any, Final, Literal
+
+from crossgate._errors import (
+    BridgeClosed,
+    ClientDisconnected,
+    InvalidResponse,
+    LifespanError,
+    ResponseTimeout,
+)
+from crossgate._types import ASGIApp, Environ, ExcInfo, Message, StartResponse
+from crossgate.adapters._bridge import DEFAULT_BUDGET, LoopToThread, Portal, get_portal
+from crossgate.adapters.environ import build_scope, decode_response_headers, status_line
+from crossgate.adapters.lifespan import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    LifespanManager,
+)
+
+__all__ = ["DEFAULT_DISCONNECT_GRACE", "AsgiToWsgi", "LifespanMode", "asgi_to_wsgi"]
+
+logger = logging.getLogger("crossgate")
+
+LifespanMode = Literal["auto", "on", "off"]
+
+#: Seconds an app gets to finish after the server closed its response early, before it is
+#: cancelled.
+DEFAULT_DISCONNECT_GRACE: Final = 3.0
+#: Request bodies up to this size (by Content-Length) are read before the app starts, so
+#: its ``receive()`` answers without a thread hop.
+PREFETCH_LIMIT: Final = 64 * 1024
+#: Size of each ``wsgi.input`` read for larger or chunked bodies, and of file blocks.
+READ_SIZE: Final = 64 * 1024
+_CANCEL_GRACE: Final = 1.0
+
+# PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1 "hop-by-hop"
+# features or headers". ASGI: "You may send a Transfer-Encoding header in this message, but
+# the server must ignore it." wsgiref's handler refuses these outright, so they are dropped.
+_HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_ERROR_BODY: Final = b"Internal Server Error"
+_ERROR_HEADERS: Final = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(_ERROR_BODY))),
+)
+_TIMEOUT_BODY: Final = b"Gateway Timeout"
+_TIMEOUT_HEADERS: Final = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(_TIMEOUT_BODY))),
+)
+_PATHSEND: Final = "http.response.pathsend"
+
+# One lock for creating per-process state; re-made in a forked child, where a copy held by
+# a thread of the parent would never be released.
+_process_lock = threading.Lock()
+
+
+def _reset_process_lock() -> None:
+    global _process_lock
+    _process_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_process_lock)
+
+
+# --------------------------------------------------------------------------------------------
+# What travels through the channel (loop -> server thread)
+# --------------------------------------------------------------------------------------------
+#
+# * _Head: the response start with the first body message (bytes, or a _PathSend);
+# * bytes: a body chunk with more to come;
+# * tuple[bytes]: the last body chunk.
+
+
+class _PathSend:
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class _Head:
+    __slots__ = ("body", "final", "headers", "status")
+
+    def __init__(
+        self, status: str, headers: list[tuple[str, str]], body: bytes | _PathSend, final: bool
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.final = final
+
+
+_Item = _Head | bytes | tuple[bytes]
+
+
+def _collect(batch: list[_Item], start: int) -> tuple[bytes, bool]:
+    """The body bytes in ``batch[start:]`` joined, and whether the last chunk is among them."""
+    chunks: list[bytes] = []
+    final = False
+    for index in range(start, len(batch)):
+        item = batch[index]
+        if type(item) is bytes:
+            chunks.append(item)
+        elif type(item) is tuple:
+            chunks.append(item[0])
+            final = True
+    if len(chunks) == 1:
+        return chunks[0], final
+    return b"".join(chunks), final
+
+
+# --------------------------------------------------------------------------------------------
+# Per process: the portal, the lifespan and the app's tasks
+# --------------------------------------------------------------------------------------------
+
+
+class _Process:
+    """What one process keeps for one adapter; a forked child builds its own."""
+
+    __slots__ = (
+        "closed",
+        "failure",
+        "lock",
+        "manager",
+        "pid",
+        "portal",
+        "ready",
+        "shutdown_timeout",
+        "state",
+        "tasks",
+    )
+
+    def __init__(self, portal: Portal, shutdown_timeout: float | None) -> None:
+        self.pid = os.getpid()
+        self.portal = portal
+        self.lock = threading.Lock()
+        self.ready = False
+        self.closed = False
+        self.failure: LifespanError | None = None
+        self.manager: LifespanManager | None = None
+        self.state: dict[str, Any] | None = None
+        self.shutdown_timeout = shutdown_timeout
+        # Request tasks still running (streaming, or doing background work after their
+        # response). Touched on the portal loop only.
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def shutdown(self) -> None:
+        """Wait for the app's remaining work, then run its lifespan shutdown (on the loop)."""
+        if self.closed:
+            return
+        self.closed = True
+        pending = {task for task in self.tasks if not task.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+            if pending:
+                logger.warning(
+                    "crossgate: cancelling %d ASGI request task(s) still running after %s s",
+                    len(pending),
+                    self.shutdown_timeout,
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=_CANCEL_GRACE)
+        if self.manager is not None:
+            await self.manager.shutdown()
+
+
+# --------------------------------------------------------------------------------------------
+# One request: the loop side (receive, send, run, abort)
+# --------------------------------------------------------------------------------------------
+
+
+class _Exchange:
+    __slots__ = (
+        "app",
+        "body",
+        "channel",
+        "complete",
+        "disconnected",
+        "failed",
+        "grace",
+        "head_sent",
+        "headers",
+        "input",
+        "input_done",
+        "input_lost",
+        "process",
+        "reading",
+        "remaining",
+        "scope",
+        "status",
+        "task",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Any,
+        channel: LoopToThread[_Item],
+        process: _Process,
+        grace: float,
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.channel = channel
+        self.process = process
+        self.grace = grace
+        # Request body: `body` is what was read up front (None: read on demand from `input`,
+        # `remaining` bytes of it, or up to EOF when `remaining` is None).
+        self.body: bytes | None = b""
+        self.input: Any = None
+        self.remaining: int | None = None
+        self.input_done = False
+        self.input_lost = False
+        self.reading = False
+        # Response.
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.complete = False
+        self.failed = False
+        self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        tasks = self.process.tasks
+        tasks.add(task)
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._app_raised(exc)
+            if not isinstance(exc, Exception):
+                raise  # cancellation, KeyboardInterrupt: the task ends with it
+        else:
+            if not self.complete and not self.failed and not self.disconnected:
+                # An app that returns without (finishing) its response would leave the
+                # server waiting forever.
+                what = "the end of its response" if self.head_sent else "a response"
+                self._fail(InvalidResponse(f"ASGI app returned without sending {what}"))
+        finally:
+            tasks.discard(task)
+            self._wake_receiver()
+
+    def _app_raised(self, exc: BaseException) -> None:
+        if self.disconnected:
+            # ASGI: servers "must be prepared to catch this exception if they raised it and
+            # should not log it as an error in their server logs."
+            logger.debug("crossgate: ASGI app ended after the client left: %r", exc)
+        elif self.complete:
+            logger.error("crossgate: ASGI app failed after its response was sent", exc_info=exc)
+        elif not self.failed:
+            self._fail(exc)  # the server thread answers 500 or aborts, and logs it
+
+    def _fail(self, exc: BaseException) -> None:
+        """End the exchange with ``exc``: the server thread raises it (or answers 500)."""
+        self.failed = True
+        self.channel.close(exc)
+        self._wake_receiver()
+
+    def _wake_receiver(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> Message:
+        body = self.body
+        if body is not None:
+            self.body = None
+            if self.input_lost:
+                # Shorter than Content-Length: what came is delivered as an unfinished body,
+                # the next receive() says the client is gone.
+                return {"type": "http.request", "body": body, "more_body": True}
+            self.input_done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if not self.input_done and not self.input_lost and not self.complete:
+            return await self._read()
+        if not self.input_lost and not (self.complete or self.failed or self.disconnected):
+            # ASGI: "http.disconnect -- Sent to the application if receive is called after a
+            # response has been sent or after the HTTP connection has been closed." Until
+            # then there is nothing to say: wait for either.
+            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+        return {"type": "http.disconnect"}
+
+    async def _read(self) -> Message:
+        remaining = self.remaining
+        size = READ_SIZE if remaining is None or remaining > READ_SIZE else remaining
+        self.reading = True
+        try:
+            # The server thread is blocked in channel.get() for this request: it runs the
+            # read there, so wsgi.input is only ever touched by its own thread.
+            data: bytes = await self.channel.ask(partial(self.input.read, size))
+        except (BridgeClosed, ClientDisconnected, ResponseTimeout):
+            self.input_lost = True
+            return {"type": "http.disconnect"}
+        except Exception as exc:  # the server's read failed: the client is gone
+            logger.debug("crossgate: reading wsgi.input failed: %r", exc)
+            self.input_lost = True
+            return {"type": "http.disconnect"}
+        finally:
+            self.reading = False
+        if remaining is None:
+            # PEP 3333 (wsgi.input_terminated, mod_wsgi's convention): the input "will
+            # return an empty bytestring at the end of the request body", so read to EOF.
+            if not data:
+                self.input_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": data, "more_body": True}
+        if not data:
+            # EOF before Content-Length: never endless empty messages; the client is gone.
+            self.input_lost = True
+            return {"type": "http.disconnect"}
+        remaining -= len(data)
+        self.remaining = remaining
+        if remaining <= 0:
+            self.input_done = True
+            return {"type": "http.request", "body": data, "more_body": False}
+        return {"type": "http.request", "body": data, "more_body": True}
+
+    async def send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "http.response.body":
+            await self._send_body(message)
+        elif kind == "http.response.start":
+            self._start(message)
+        elif kind == _PATHSEND:
+            self._pathsend(message)
+        else:
+            # Only advertised extensions may be used; anything else would be lost silently.
+            self._invalid(f"ASGI message type {kind!r} is not supported here")
+
+    def _check_open(self, kind: str) -> None:
+        if self.disconnected:
+            # ASGI (Disconnected Client): "If send() is called on a closed connection the
+            # server should raise a server-specific subclass of OSError."
+            raise ClientDisconnected(f"{kind} after the WSGI server closed the response")
+        if self.complete or self.failed:
+            self._invalid(f"{kind} after the response ended")
+
+    def _invalid(self, text: str) -> None:
+        error = InvalidResponse(text)
+        if not self.failed and not self.complete:
+            self._fail(error)
+        raise error
+
+    def _start(self, message: Message) -> None:
+        self._check_open("http.response.start")
+        if self.status is not None:
+            self._invalid("http.response.start sent twice")
+        if message.get("trailers"):
+            self._invalid("http.response.trailers is not supported (not in scope extensions)")
+        try:
+            status = status_line(message["status"])
+            # ASGI: headers "Optional; if missing defaults to an empty list."
+            headers = decode_response_headers(message.get("headers") or ())
+        except KeyError:
+            self._invalid("http.response.start without a status")
+            raise  # unreachable: _invalid raises
+        except InvalidResponse as exc:
+            self._fail(exc)
+            raise
+        for name, _ in headers:
+            if name.lower() in _HOP_BY_HOP:
+                headers = [pair for pair in headers if pair[0].lower() not in _HOP_BY_HOP]
+                break
+        # ASGI (Response Start): "Protocol servers need not flush the data generated by this
+        # event to the send buffer until the first Response Body event is processed." It is
+        # held here and travels with the first body message: one hop, and a 500 is still
+        # possible if the app fails before its first body.
+        self.status = status
+        self.headers = headers
+
+    async def _send_body(self, message: Message) -> None:
+        self._check_open("http.response.body")
+        status = self.status
+        if status is None:
+            self._invalid("http.response.body before http.response.start")
+            return
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            if not isinstance(body, (bytearray, memoryview)):
+                self._invalid(f"http.response.body body must be bytes, not {type(body).__name__}")
+            body = bytes(body)
+        # ASGI: "more_body (bool) -- Signifies if there is additional content to come [...]
+        # Optional; if missing defaults to False."
+        more = bool(message.get("more_body", False))
+        size = len(body)
+        item: _Item
+        if not self.head_sent:
+            self.head_sent = True
+            item = _Head(status, self.headers, body, not more)
+        elif more:
+            if not size:
+                return
+            item = body
+        else:
+            item = (body,)
+        if not more:
+            self._completed()
+        if not self.channel.put_nowait(item, size) and more:
+            # Over the byte budget: wait until the server thread takes what is queued.
+            # ("Protocol servers must flush any data passed to them into the send buffer
+            # before returning from a send call.")
+            await self.channel.put(b"", 0)
+        elif not more and self.reading:
+            # A read is waiting on the thread, which is done with this request once it has
+            # taken the last chunk: closing (without error) keeps what is queued and ends
+            # the read with http.disconnect.
+            self.channel.close()
+
+    def _pathsend(self, message: Message) -> None:
+        self._check_open(_PATHSEND)
+        if self.status is None or self.head_sent:
+            self._invalid(
+                "http.response.pathsend must follow http.response.start, instead of a body"
+            )
+        path = message.get("path")
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str):
+            self._invalid(f"http.response.pathsend path must be str, not {type(path).__name__}")
+        assert self.status is not None
+        assert isinstance(path, str)
+        # Extensions (Path Send): "path (Unicode string) -- The string representation of
+        # the absolute path of the file to be sent." The server thread opens and streams it.
+        self.head_sent = True
+        self._completed()
+        self.channel.put_nowait(_Head(self.status, self.headers, _PathSend(path), True), 0)
+
+    def _completed(self) -> None:
+        # The WSGI iteration ends with this message; the app's remaining work (background
+        # tasks) carries on on the loop, tracked in process.tasks until shutdown.
+        self.complete = True
+        self._wake_receiver()
+
+    async def abort(self, grace: float) -> None:
+        """The server closed the response early (or gave up): disconnect, then cancel."""
+        self.disconnected = True
+        self._wake_receiver()
+        task = self.task
+        if task is None or task.done() or self.complete:
+            return
+        current = asyncio.current_task()
+        tasks = self.process.tasks
+        if current is not None:
+            tasks.add(current)
+        try:
+            if grace > 0:
+                await asyncio.wait({task}, timeout=grace)
+            if not task.done():
+                logger.warning(
+                    "crossgate: cancelling ASGI app still running %s s after the client left",
+                    grace,
+                )
+                task.cancel()
+                await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+        finally:
+            if current is not None:
+                tasks.discard(current)
+
+
+# --------------------------------------------------------------------------------------------
+# The server thread's side: the response iterable
+# --------------------------------------------------------------------------------------------
+
+
+class _Stream:
+    """The WSGI iterable of a streamed response: yields body batches as the app sends them."""
+
+    __slots__ = ("_channel", "_done", "_exchange", "_first", "_grace", "_portal")
+
+    def __init__(
+        self,
+        exchange: _Exchange,
+        portal: Portal,
+        grace: float,
+        first: bytes,
+        done: bool,
+    ) -> None:
+        self._exchange = exchange
+        self._channel = exchange.channel
+        self._portal = portal
+        self._grace = grace
+        self._first: bytes | None = first
+        self._done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            if first:
+                return first
+        get = self._channel.get
+        while not self._done:
+            try:
+                batch = get()
+            except BaseException as exc:
+                self._done = True
+                if isinstance(exc, Exception):
+                    logger.error(
+                        "crossgate: ASGI app failed after starting its response", exc_info=exc
+                    )
+                raise
+            if not batch:  # closed without an error: nothing more comes
+                self._done = True
+                break
+            data, self._done = _collect(batch, 0)
+            if data:
+                return data
+        raise StopIteration
+
+    def close(self) -> None:
+        """PEP 3333: called by the server when it is done with the response, early or not."""
+        if self._done:
+            return
+        self._done = True
+        _abort(
+            self._exchange,
+            self._portal,
+            self._grace,
+            ClientDisconnected("the WSGI server closed the response before its end"),
+        )
+
+
+class _FileStream:
+    """A file's blocks, for servers without ``wsgi.file_wrapper``."""
+
+    __slots__ = ("_file", "_size")
+
+    def __init__(self, file: IO[bytes], size: int) -> None:
+        self._file = file
+        self._size = size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        block = self._file.read(self._size)
+        if not block:
+            raise StopIteration
+        return block
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _abort(exchange: _Exchange, portal: Portal, grace: float, error: BaseException) -> None:
+    """From the server thread: make the app's send() raise, its receive() disconnect."""
+    exchange.channel.close(error)
+    # RuntimeError: the portal is closed (interpreter exit), nothing is left to stop.
+    with contextlib.suppress(RuntimeError):
+        portal.spawn(exchange.abort, grace)
+
+
+def _exc_info(exc: BaseException) -> ExcInfo:
+    return (type(exc), exc, exc.__traceback__)  # type: ignore[return-value]
+
+
+def _content_length(environ: Environ) -> int:
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return 0
+    # PEP 3333: CONTENT_LENGTH "May be empty or absent"; anything but digits is no body.
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
+    return 0
+
+
+def _read_exactly(stream: Any, size: int) -> tuple[bytes, bool]:
+    """``size`` bytes of ``stream``, and False if it ended (or failed) before that."""
+    try:
+        data = stream.read(size)
+        if len(data) == size:
+            return data, True
+        parts = [data]
+        got = len(data)
+        while got < size:
+            more = stream.read(size - got)
+            if not more:
+                return b"".join(parts), False
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts), True
+    except Exception as exc:  # the server's read failed: the client is gone
+        logger.debug("crossgate: reading wsgi.input failed: %r", exc)
+        return b"", False
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter
+# --------------------------------------------------------------------------------------------
+
+
+class AsgiToWsgi:
+    """A WSGI application running an ASGI application on the per-process portal loop.
+
+    ``lifespan``: ``"auto"`` runs the app's startup once per process before its first
+    request (a failed startup answers every request 500), ``"on"`` makes a missing or failed
+    lifespan an error raised to the server, ``"off"`` never sends lifespan events.
+    :meth:`close` (and interpreter exit) waits for the app's background work and runs its
+    shutdown.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lifespan: LifespanMode = "auto",
+        startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
+        shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+        response_timeout: float | None = None,
+        disconnect_grace: float = DEFAULT_DISCONNECT_GRACE,
+        budget: int = DEFAULT_BUDGET,
+    ) -> None:
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1 byte, not {budget!r}")
+        self.app = app
+        self.lifespan: LifespanMode = lifespan
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.response_timeout = response_timeout
+        self.disconnect_grace = disconnect_grace
+        self.budget = budget
+        self._process: _Process | None = None
+
+    # -- process state and lifespan ------------------------------------------------------
+
+    def _current(self) -> _Process:
+        process = self._process
+        if process is not None and process.pid == os.getpid():
+            return process
+        with _process_lock:
+            process = self._process
+            if process is None or process.pid != os.getpid():
+                # A forked child gets a new portal (get_portal checks the pid) and runs its
+                # own lifespan: the parent's loop, tasks and state do not exist here.
+                process = self._process = _Process(get_portal(), self.shutdown_timeout)
+            return process
+
+    def _ready(self) -> _Process:
+        process = self._current()
+        if not process.ready:
+            with process.lock:
+                if not process.ready:
+                    self._startup(process)
+        return process
+
+    def _startup(self, process: _Process) -> None:
+        portal = process.portal
+        if self.lifespan != "off":
+            manager = LifespanManager(
+                self.app,
+                startup_timeout=self.startup_timeout,
+                shutdown_timeout=self.shutdown_timeout,
+            )
+            try:
+                # Lifespan spec: "lifespans and requests are run in the same event loop to
+                # ensure that objects like database connection pools are not moved or
+                # shared across event loops."
+                process.state = portal.call(manager.startup)
+            except LifespanError as exc:
+                process.failure = exc
+                logger.error("crossgate: %s", exc)
+            except Exception as exc:
+                process.failure = LifespanError(f"ASGI lifespan startup failed: {exc!r}")
+                process.failure.__cause__ = exc
+                logger.error("crossgate: ASGI lifespan startup failed", exc_info=exc)
+            else:
+                if manager.supported:
+                    process.manager = manager
+                elif self.lifespan == "on":
+                    process.failure = LifespanError(
+                        "ASGI app does not support the lifespan protocol (lifespan='on')"
+                    )
+                    process.failure.__cause__ = manager.error
+        portal.on_close(process.shutdown)
+        process.ready = True
+
+    def start(self) -> None:
+        """Run the app's lifespan startup in this process now, instead of at the first
+        request. Raises :class:`LifespanError` when it failed and ``lifespan="on"``.
+        """
+        process = self._ready()
+        if process.failure is not None and self.lifespan == "on":
+            raise LifespanError(str(process.failure)) from process.failure
+
+    def close(self) -> None:
+        """Wait (``shutdown_timeout``) for the app's remaining work, then run its lifespan
+        shutdown. A later request starts the app again.
+        """
+        with _process_lock:
+            process = self._process
+            if process is None or process.pid != os.getpid():
+                return
+            self._process = None
+        if not process.portal.closed:
+            process.portal.call(process.shutdown)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The lifespan state of this process (None before startup or without lifespan)."""
+        process = self._process
+        if process is None or process.pid != os.getpid():
+            return None
+        return process.state
+
+    # -- requests ------------------------------------------------------------------------
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        process = self._process
+        if process is None or not process.ready or process.pid != os.getpid():
+            process = self._ready()
+        if process.failure is not None:
+            return self._lifespan_failed(process.failure, start_response)
+        portal = process.portal
+        scope = build_scope(environ, extensions={_PATHSEND: {}}, state=process.state)
+        channel: LoopToThread[_Item] = LoopToThread(portal.loop, self.budget)
+        exchange = _Exchange(self.app, scope, channel, process, self.disconnect_grace)
+
+        # ASGI (Request): "body [...] If more_body is set, treat as start of body and
+        # concatenate on further chunks." Small bodies are read now, on this thread.
+        if environ.get("wsgi.input_terminated"):
+            exchange.body = None
+            exchange.input = environ["wsgi.input"]
+        else:
+            length = _content_length(environ)
+            if length:
+                stream = environ.get("wsgi.input")
+                if stream is None:
+                    exchange.input_lost = True
+                elif length <= PREFETCH_LIMIT:
+                    body, whole = _read_exactly(stream, length)
+                    exchange.body = body
+                    exchange.input_lost = not whole
+                else:
+                    exchange.body = None
+                    exchange.input = stream
+                    exchange.remaining = length
+
+        portal.spawn(exchange.run)
+        try:
+            batch = channel.get(self.response_timeout)
+        except TimeoutError as exc:
+            if self.response_timeout is None or channel.closed:  # the app's own error
+                return self._failed(exc, environ, start_response, exchange.input_lost)
+            error = ResponseTimeout(
+                f"the ASGI app did not start its response within {self.response_timeout} s"
+            )
+            _abort(exchange, portal, 0.0, error)
+            logger.error("crossgate: %s (%s %s)", error, scope["method"], scope["path"])
+            start_response("504 Gateway Timeout", list(_TIMEOUT_HEADERS))
+            return [_TIMEOUT_BODY]
+        except Exception as exc:
+            return self._failed(exc, environ, start_response, exchange.input_lost)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit in the server thread
+            _abort(exchange, portal, 0.0, ClientDisconnected(f"server interrupted: {exc!r}"))
+            raise
+
+        head = batch[0]
+        assert type(head) is _Head
+        first = head.body
+        try:
+            if isinstance(first, _PathSend):
+                return self._send_file(first.path, head, environ, start_response)
+            body = first
+            if head.final:
+                start_response(head.status, head.headers)
+                return [body] if body else []
+            more, done = _collect(batch, 1)
+            if more:
+                body = body + more if body else more
+            start_response(head.status, head.headers)
+        except BaseException:
+            _abort(exchange, portal, 0.0, ClientDisconnected("start_response() failed"))
+            raise
+        if done:
+            return [body] if body else []
+        return _Stream(exchange, portal, self.disconnect_grace, body, False)
+
+    def _send_file(
+        self, path: str, head: _Head, environ: Environ, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - closed by the iterable's close()
+        except OSError as exc:
+            return self._failed(exc, environ, start_response)
+        start_response(head.status, head.headers)
+        # PEP 3333 (Optional Platform-Specific File Handling): "wsgi.file_wrapper [...] a
+        # callable that accepts one required positional parameter, and one optional
+        # positional parameter" (the block size); the server may then send it with
+        # sendfile().
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            wrapped: Iterable[bytes] = wrapper(file, READ_SIZE)
+            return wrapped
+        return _FileStream(file, READ_SIZE)
+
+    def _failed(
+        self,
+        exc: BaseException,
+        environ: Environ,
+        start_response: StartResponse,
+        quiet: bool = False,
+    ) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        path = environ.get("PATH_INFO")
+        if quiet:
+            # The request body was cut off: the app failing on it is the client's doing.
+            logger.info(
+                "crossgate: ASGI app failed on a truncated request (%s %s): %r", method, path, exc
+            )
+        else:
+            logger.error(
+                "crossgate: ASGI app failed before starting its response (%s %s)",
+                method,
+                path,
+                exc_info=exc,
+            )
+        # PEP 3333: "The exc_info argument, if supplied, must be a Python sys.exc_info()
+        # tuple. This argument should be supplied by the application only if
+        # start_response is being called by an error handler."
+        start_response("500 Internal Server Error", list(_ERROR_HEADERS), _exc_info(exc))
+        return [_ERROR_BODY]
+
+    def _lifespan_failed(
+        self, failure: LifespanError, start_response: StartResponse
+    ) -> list[bytes]:
+        if self.lifespan == "on":
+            raise LifespanError(str(failure)) from failure
+        logger.error("crossgate: answering 500, the app's lifespan startup failed: %s", failure)
+        start_response("500 Internal Server Error", list(_ERROR_HEADERS), _exc_info(failure))
+        return [_ERROR_BODY]
+
+    def __repr__(self) -> str:
+        return f"<AsgiToWsgi {self.app!r} lifespan={self.lifespan}>"
+
+
+def asgi_to_wsgi(
+    app: ASGIApp,
+    *,
+    lifespan: LifespanMode = "auto",
+    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
+    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    response_timeout: float | None = None,
+    disconnect_grace: float = DEFAULT_DISCONNECT_GRACE,
+    budget: int = DEFAULT_BUDGET,
+) -> AsgiToWsgi:
+    """A WSGI application (with ``close()``) that runs the ASGI application ``app``.
+
+    ``response_timeout`` (seconds until the response starts; default off) answers 504;
+    ``disconnect_grace`` is how long the app may run on after the server closed its response
+    early; ``budget`` bounds the response bytes in flight per request.
+    """
+    return AsgiToWsgi(
+        app,
+        lifespan=lifespan,
+        startup_timeout=startup_timeout,
+        shutdown_timeout=shutdown_timeout,
+        response_timeout=response_timeout,
+        disconnect_grace=disconnect_grace,
+        budget=budget,
+    )
