@@ -422,12 +422,19 @@ class _Request:
 
     def _iterate(self, iterable: Iterable[bytes]) -> _Whole | int:
         emit = self._emit
+        put = None
         for item in iterable:
             chunk = item if type(item) is bytes else _as_bytes(item)
             # PEP 3333: headers wait for "the first iteration of the application return
             # value that yields a non-empty bytestring": empty chunks are skipped.
-            if chunk and emit(chunk):
+            if not chunk:
+                continue
+            if put is not None:
+                put(chunk, len(chunk))  # the hot loop: streaming, no Content-Length to keep
+            elif emit(chunk):
                 break
+            elif self.remaining is None and self.channel is not None:
+                put = self.channel.put
         if self.channel is not None:
             return _STREAMED
         if self.status is None:
@@ -563,10 +570,7 @@ class _Request:
             assert self.channel is not None
             self.channel.close(error)
             raise error
-        loop = self.loop
-        self.consumer = loop.create_task(self._consume())
-        if not self.disconnected:
-            self.watcher = loop.create_task(self._watch())
+        self.consumer = self.loop.create_task(self._consume())
 
     async def _watch(self) -> None:
         """Listen for http.disconnect while the response streams.
@@ -606,6 +610,17 @@ class _Request:
         assert channel is not None
         started = False
         while True:
+            if (
+                started
+                and self.watcher is None
+                and not channel.in_flight
+                and not channel.closed
+                and not self.disconnected
+            ):
+                # The worker is slow to produce the next chunk: from now on a client that
+                # leaves must be noticed. (Short responses end before this and need no
+                # watcher: the worker has closed the channel by the time it is read.)
+                self.watcher = self.loop.create_task(self._watch())
             try:
                 chunks = await channel.get()
             except ClientDisconnected:
@@ -665,19 +680,19 @@ class _Request:
 
     async def finish_stream(self) -> None:
         """After a streaming job: wait for the last chunk to go out, stop the watcher."""
-        consumer = self.consumer
-        watcher = self.watcher
         try:
-            if consumer is not None:
-                await asyncio.wait((consumer,))
+            if self.consumer is not None:
+                await self.consumer
         finally:
-            if watcher is not None:
+            watcher = self.watcher
+            if watcher is not None and not watcher.done():
                 watcher.cancel()
-                await asyncio.wait((watcher,))
-        if consumer is not None and not consumer.cancelled():
-            error = consumer.exception()
-            if error is not None:
-                raise error
+                try:
+                    await watcher
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # we are cancelled too, not only the watcher
 
 
 def _as_bytes(data: object) -> bytes:

@@ -1,0 +1,282 @@
+"""In-process benchmark of WSGI -> ASGI adapters: crossgate against its peers, same run.
+
+No sockets: a minimal ASGI "server" drives each adapter (receive() hands out the request
+body, then waits for the response to end and reports http.disconnect, as uvicorn does).
+Workloads, each on asyncio's loop and on uvloop:
+
+* hello-world: a list body of 13 bytes;
+* stream 4 MiB: a generator of 256 chunks of 16 KiB;
+* upload 1 MiB: 16 messages of 64 KiB, read by the application with ``read()``.
+
+Then a memory check: a 64 MiB streamed response through crossgate under tracemalloc (peak
+must stay under 16 MiB); ``--gib`` streams 1 GiB as well. ``--quick`` for a smoke run.
+
+Run: ``.venv/bin/python -m benchmarks.bench_wsgi_to_asgi [--quick] [--gib]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tracemalloc
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+from benchmarks.harness import Case, Row, bench, print_table, run_async
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+KIB = 1024
+MIB = 1024 * KIB
+HELLO = b"Hello, world!"
+CHUNK = b"x" * (16 * KIB)
+UPLOAD_PART = b"u" * (64 * KIB)
+UPLOAD_PARTS = 16
+MEMORY_LIMIT = 16 * MIB
+
+
+# ------------------------------------------------------------------------------ WSGI apps
+
+
+def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [HELLO]
+
+
+def streaming_app(chunks: int) -> WSGIApp:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        for _ in range(chunks):
+            yield CHUNK
+
+    return app
+
+
+def upload_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(len(body)).encode()]
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+def contenders(app: WSGIApp) -> list[tuple[str, ASGIApp, bool]]:
+    """Every adapter that is installed, wrapping ``app``; crossgate first."""
+    found: list[tuple[str, ASGIApp, bool]] = [("crossgate", WsgiToAsgi(app), True)]
+    try:
+        from a2wsgi import WSGIMiddleware as A2Wsgi
+
+        found.append(("a2wsgi", A2Wsgi(app, workers=40), False))
+    except ImportError:
+        pass
+    try:
+        from asgiref.wsgi import WsgiToAsgi as AsgirefWsgiToAsgi
+
+        found.append(("asgiref", AsgirefWsgiToAsgi(app), False))
+    except ImportError:
+        pass
+    try:
+        from uvicorn.middleware.wsgi import _WSGIMiddleware as UvicornWsgi
+
+        found.append(("uvicorn", UvicornWsgi(app, workers=40), False))
+    except ImportError:
+        pass
+    try:
+        from hypercorn.middleware import AsyncioWSGIMiddleware
+
+        found.append(("hypercorn", AsyncioWSGIMiddleware(app, max_body_size=4 * MIB), False))
+    except ImportError:
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from starlette.middleware.wsgi import WSGIMiddleware as StarletteWsgi
+        found.append(("starlette", StarletteWsgi(app), False))
+    except ImportError:
+        pass
+    return found
+
+
+# ------------------------------------------------------------------------ the "server"
+
+
+def make_scope(method: str, headers: list[tuple[bytes, bytes]]) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+    }
+
+
+async def one_request(app: ASGIApp, scope: Scope, body: list[bytes], expect: int) -> None:
+    """Drive one request; check the response body length is ``expect``."""
+    parts = iter(body)
+    remaining = len(body)
+    done = asyncio.Event()
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal remaining
+        if remaining:
+            remaining -= 1
+            return {"type": "http.request", "body": next(parts), "more_body": remaining > 0}
+        if not body:
+            body.append(b"")  # an empty body is one message with more_body False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal received
+        if message["type"] == "http.response.body":
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    await app(dict(scope), receive, send)
+    if received != expect:
+        raise AssertionError(f"{app!r} sent {received} body bytes, expected {expect}")
+
+
+def workload(app: ASGIApp, scope: Scope, body: list[bytes], expect: int) -> Callable[[int], Awaitable[None]]:
+    async def run(n: int) -> None:
+        for _ in range(n):
+            await one_request(app, scope, list(body), expect)
+
+    return run
+
+
+def loops() -> list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]]:
+    found: list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]] = [
+        ("asyncio", asyncio.new_event_loop)
+    ]
+    try:
+        import uvloop
+
+        found.append(("uvloop", uvloop.new_event_loop))
+    except ImportError:
+        pass
+    return found
+
+
+# ------------------------------------------------------------------------------- runs
+
+
+def run_workloads(quick: bool) -> list[Row]:
+    get = make_scope("GET", [])
+    upload_headers = [(b"content-length", str(UPLOAD_PARTS * len(UPLOAD_PART)).encode())]
+    post = make_scope("POST", upload_headers)
+    specs: list[tuple[str, WSGIApp, Scope, list[bytes], int, int]] = [
+        ("hello-world", hello_app, get, [], len(HELLO), 60 if quick else 400),
+        ("stream 4 MiB", streaming_app(256), get, [], 256 * len(CHUNK), 2 if quick else 8),
+        (
+            "upload 1 MiB",
+            upload_app,
+            post,
+            [UPLOAD_PART] * UPLOAD_PARTS,
+            len(str(UPLOAD_PARTS * len(UPLOAD_PART))),
+            10 if quick else 60,
+        ),
+    ]
+    rows: list[Row] = []
+    for loop_name, make_loop in loops():
+        for name, app, scope, body, expect, number in specs:
+            cases = [
+                Case(who, run_async(make_loop, workload(adapter, scope, body, expect)), ours)
+                for who, adapter, ours in contenders(app)
+            ]
+            rows += bench(
+                f"{name} ({loop_name})",
+                cases,
+                number=number,
+                rounds=3 if quick else 7,
+                memory_number=None,
+            )
+    return rows
+
+
+def streamed_peak(total: int, make_loop: Callable[[], asyncio.AbstractEventLoop]) -> float:
+    """Peak traced memory (bytes) while crossgate streams ``total`` bytes."""
+    chunks = total // len(CHUNK)
+    adapter = WsgiToAsgi(streaming_app(chunks))
+    loop = make_loop()
+    try:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            loop.run_until_complete(one_request(adapter, make_scope("GET", []), [], total))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        loop.close()
+    return float(peak)
+
+
+def check_targets(rows: list[Row]) -> list[str]:
+    """The issue's targets: >= 3x a2wsgi (hello), >= 5x (stream), >= 1.0x every peer."""
+    failures = []
+    for row in rows:
+        if row.ratio is None or row.name == "crossgate":
+            continue
+        need = 1.0
+        if row.name == "a2wsgi" and row.workload.startswith("hello-world"):
+            need = 3.0
+        elif row.name == "a2wsgi" and row.workload.startswith("stream"):
+            need = 5.0
+        if row.ratio < need:
+            failures.append(f"{row.workload}: {row.name} ratio {row.ratio:.2f}x < {need}x")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="few rounds, smoke run")
+    parser.add_argument("--gib", action="store_true", help="also stream 1 GiB under tracemalloc")
+    args = parser.parse_args(argv)
+
+    rows = run_workloads(args.quick)
+    print_table(rows, title="WSGI app on ASGI, in process (ratio = peer time / crossgate time)")
+
+    print("\n### Streamed response memory (crossgate, tracemalloc peak)\n")
+    print("| streamed | loop | peak traced MiB | limit MiB |")
+    print("|---:|---|---:|---:|")
+    sizes = [64 * MIB] + ([1024 * MIB] if args.gib else [])
+    failures = check_targets(rows)
+    for size in sizes:
+        for loop_name, make_loop in loops():
+            peak = streamed_peak(size, make_loop)
+            print(f"| {size // MIB} MiB | {loop_name} | {peak / MIB:.2f} | {MEMORY_LIMIT // MIB} |")
+            if peak >= MEMORY_LIMIT:
+                failures.append(f"streaming {size // MIB} MiB peaked at {peak / MIB:.1f} MiB")
+    print()
+    if failures:
+        print("Targets missed:")
+        for failure in failures:
+            print(f"- {failure}")
+        return 1
+    print("All targets met.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
