@@ -1,1 +1,52 @@
-"""crossgate: translate between WSGI (PEP 3333) and ASGI, in both directions."""
+"""crossgate: translate between WSGI (PEP 3333) and ASGI, in both directions.
+
+The public API is flat: everything users import lives here, in :data:`__all__`.
+"""
+
+from __future__ import annotations
+
+from crossgate._errors import (
+    ClientDisconnected,
+    CrossgateError,
+    InvalidHeader,
+    InvalidResponse,
+    InvalidStatus,
+    LifespanError,
+    RequestBodyTooLarge,
+    ResponseTimeout,
+)
+from crossgate._types import ASGIApp, WSGIApp
+from crossgate.adapters._bridge import WorkerPool, set_default_workers
+from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
+from crossgate.adapters.calls import async_to_sync, sync_to_async
+from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
+from crossgate.adapters.lifespan import LifespanManager, lifespan, lifespan_sync
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ENVIRON_SCOPE_KEY",
+    "ASGIApp",
+    "AsgiToWsgi",
+    "ClientDisconnected",
+    "CrossgateError",
+    "InvalidHeader",
+    "InvalidResponse",
+    "InvalidStatus",
+    "LifespanError",
+    "LifespanManager",
+    "RequestBodyTooLarge",
+    "ResponseTimeout",
+    "WSGIApp",
+    "WorkerPool",
+    "WsgiToAsgi",
+    "__version__",
+    "asgi_to_wsgi",
+    "async_to_sync",
+    "lifespan",
+    "lifespan_sync",
+    "set_default_workers",
+    "sync_to_async",
+    "wsgi_to_asgi",
+]
