@@ -309,7 +309,7 @@ class _Exchange:
 
     async def receive(self) -> Message:
         body = self.body
-        if body is not None:
+        if body is not None and not self.disconnected:
             self.body = None
             if self.input_lost:
                 # Shorter than Content-Length: what came is delivered as an unfinished body,
@@ -317,7 +317,7 @@ class _Exchange:
                 return {"type": "http.request", "body": body, "more_body": True}
             self.input_done = True
             return {"type": "http.request", "body": body, "more_body": False}
-        if not self.input_done and not self.input_lost and not self.complete:
+        if not (self.input_done or self.input_lost or self.complete or self.disconnected):
             return await self._read()
         if not self.input_lost and not (self.complete or self.failed or self.disconnected):
             # ASGI: "http.disconnect -- Sent to the application if receive is called after a
@@ -443,18 +443,23 @@ class _Exchange:
             item = body
         else:
             item = (body,)
+        channel = self.channel
+        try:
+            if not channel.put_nowait(item, size) and more:
+                # Over the byte budget: wait until the server thread takes what is queued.
+                # ("Protocol servers must flush any data passed to them into the send
+                # buffer before returning from a send call.")
+                await channel.put(b"", 0)
+        except OSError:
+            self._client_gone()
+            raise
         if not more:
             self._completed()
-        if not self.channel.put_nowait(item, size) and more:
-            # Over the byte budget: wait until the server thread takes what is queued.
-            # ("Protocol servers must flush any data passed to them into the send buffer
-            # before returning from a send call.")
-            await self.channel.put(b"", 0)
-        elif not more and self.reading:
-            # A read is waiting on the thread, which is done with this request once it has
-            # taken the last chunk: closing (without error) keeps what is queued and ends
-            # the read with http.disconnect.
-            self.channel.close()
+            if self.reading:
+                # A read is waiting on the thread, which is done with this request once it
+                # has taken the last chunk: closing (without error) keeps what is queued
+                # and ends the read with http.disconnect.
+                channel.close()
 
     def _pathsend(self, message: Message) -> None:
         self._check_open(_PATHSEND)
@@ -472,8 +477,18 @@ class _Exchange:
         # Extensions (Path Send): "path (Unicode string) -- The string representation of
         # the absolute path of the file to be sent." The server thread opens and streams it.
         self.head_sent = True
+        try:
+            self.channel.put_nowait(_Head(self.status, self.headers, _PathSend(path), True), 0)
+        except OSError:
+            self._client_gone()
+            raise
         self._completed()
-        self.channel.put_nowait(_Head(self.status, self.headers, _PathSend(path), True), 0)
+
+    def _client_gone(self) -> None:
+        # The server thread closed the channel (early close, timeout) before the abort
+        # reached the loop: from now on receive() says so too.
+        self.disconnected = True
+        self._wake_receiver()
 
     def _completed(self) -> None:
         # The WSGI iteration ends with this message; the app's remaining work (background

@@ -1,0 +1,1007 @@
+"""AsgiToWsgi: an ASGI app behind a WSGI server, checked through ``wsgiref.validate``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import threading
+import wsgiref.util
+import wsgiref.validate
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from crossgate._errors import ClientDisconnected, InvalidResponse, LifespanError
+from crossgate._types import Environ, Message, Receive, Send
+from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
+from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
+
+Scope = MutableMapping[str, Any]
+ASGI = Callable[[Scope, Receive, Send], Any]
+WAIT = 10.0  # seconds an Event wait may take before the test fails (never reached when green)
+
+
+# --------------------------------------------------------------------------------------------
+# A minimal WSGI server in a function: environ in, (status, headers, body) out
+# --------------------------------------------------------------------------------------------
+
+
+class ChunkedInput:
+    """A wsgi.input that hands out at most ``step`` bytes per read (a slow socket)."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = io.BytesIO(data)
+        self._step = step
+        self.reads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        if size < 0:
+            size = self._step
+        return self._data.read(min(size, self._step))
+
+    def readline(self, size: int = -1) -> bytes:  # pragma: no cover - wsgiref asks for it
+        return self._data.readline(size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:  # pragma: no cover
+        return self._data.readlines(hint)
+
+    def __iter__(self) -> Iterator[bytes]:  # pragma: no cover
+        return iter(self._data)
+
+
+def make_environ(
+    method: str = "GET",
+    path: str = "/",
+    *,
+    body: bytes = b"",
+    query: str = "",
+    content_length: int | None = None,
+    terminated: bool = False,
+    step: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Environ:
+    environ: Environ = {}
+    wsgiref.util.setup_testing_defaults(environ)
+    environ.update(
+        {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "wsgi.input": io.BytesIO(body) if step is None else ChunkedInput(body, step),
+        }
+    )
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    else:
+        environ["CONTENT_LENGTH"] = str(len(body) if content_length is None else content_length)
+    environ.update(extra or {})
+    return environ
+
+
+@dataclass
+class Result:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    iterable: Any = field(repr=False, default=None)
+    exc_info: Any = field(repr=False, default=None)
+
+
+def call(app: Any, environ: Environ | None = None, **kwargs: Any) -> Result:
+    """Run one request through ``wsgiref.validate.validator(app)``, reading the whole body."""
+    environ = environ if environ is not None else make_environ(**kwargs)
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.update(status=status, headers=headers, exc_info=exc_info)
+        return lambda data: None
+
+    iterable: Any = wsgiref.validate.validator(app)(environ, start_response)
+    try:
+        body = b"".join(iterable)
+    finally:
+        iterable.close()
+    return Result(seen["status"], seen["headers"], body, iterable, seen["exc_info"])
+
+
+@pytest.fixture
+def wrap() -> Iterator[Callable[..., AsgiToWsgi]]:
+    """Wrap ASGI apps; every wrapper is closed (shutdown, tasks awaited) after the test."""
+    made: list[AsgiToWsgi] = []
+
+    def factory(app: Any, **options: Any) -> AsgiToWsgi:
+        wrapper = asgi_to_wsgi(app, **options)
+        made.append(wrapper)
+        return wrapper
+
+    yield factory
+    for wrapper in made:
+        wrapper.close()
+
+
+def text_app(body: bytes = b"hello", status: int = 200) -> ASGI:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"a/b")]}
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+# --------------------------------------------------------------------------------------------
+
+
+def test_hello_world_is_a_list_with_reason_phrase(wrap: Callable[..., AsgiToWsgi]) -> None:
+    result = call(wrap(text_app()))
+    assert result.status == "200 OK"
+    assert result.headers == [("content-type", "text/plain")]
+    assert result.body == b"hello"
+    assert isinstance(result.iterable.original_iterator, list)
+
+
+def test_unknown_status_code_keeps_an_empty_reason(wrap: Callable[..., AsgiToWsgi]) -> None:
+    assert call(wrap(text_app(status=599))).status == "599 "
+
+
+def test_headers_are_latin1_in_order_with_duplicates_and_no_hop_by_hop(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [
+            (b"content-type", b"text/plain"),
+            (b"set-cookie", b"a=1"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"x-name", "caf\u00e9".encode("latin-1")),
+            (b"connection", b"keep-alive"),
+            (b"set-cookie", b"b=2"),
+        ]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    result = call(wrap(app, lifespan="off"))
+    assert result.status == "201 Created"
+    assert result.headers == [
+        ("content-type", "text/plain"),
+        ("set-cookie", "a=1"),
+        ("x-name", "caf\u00e9"),
+        ("set-cookie", "b=2"),
+    ]
+    assert result.body == b""
+
+
+def test_streamed_response_yields_as_sent(wrap: Callable[..., AsgiToWsgi]) -> None:
+    release = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        # The second part is only sent once the server has the first: it streams.
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, WAIT)
+        await send({"type": "http.response.body", "body": b"second", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    environ = make_environ()
+    iterable: Any = wsgiref.validate.validator(wrap(app, lifespan="off"))(
+        environ, lambda status, headers, exc_info=None: lambda data: None
+    )
+    try:
+        chunks = iter(iterable)
+        assert next(chunks) == b"first"
+        release.set()
+        assert b"".join(chunks) == b"second"
+    finally:
+        iterable.close()
+
+
+def test_send_waits_while_the_byte_budget_is_full(wrap: Callable[..., AsgiToWsgi]) -> None:
+    """With a 1-byte budget each chunk must be taken before the app may send the next."""
+    consumed = 0
+    seen_at_send: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        for index in range(50):
+            seen_at_send.append(consumed)
+            await send({"type": "http.response.body", "body": bytes([index]), "more_body": True})
+        await send({"type": "http.response.body"})
+
+    environ = make_environ()
+    iterable: Any = wsgiref.validate.validator(wrap(app, lifespan="off", budget=1))(
+        environ, lambda status, headers, exc_info=None: lambda data: None
+    )
+    body = b""
+    try:
+        for chunk in iterable:
+            body += chunk
+            consumed += 1
+    finally:
+        iterable.close()
+    assert body == bytes(range(50))
+    assert all(seen >= index - 1 for index, seen in enumerate(seen_at_send)), seen_at_send
+
+
+def test_memoryview_and_bytearray_bodies_are_accepted(wrap: Callable[..., AsgiToWsgi]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": memoryview(b"ab"), "more_body": True})
+        await send({"type": "http.response.body", "body": bytearray(b"cd")})
+
+    assert call(wrap(app, lifespan="off")).body == b"abcd"
+
+
+# --------------------------------------------------------------------------------------------
+# Request bodies
+# --------------------------------------------------------------------------------------------
+
+
+def recording_app(messages: list[Message]) -> ASGI:
+    """Reads the whole body, recording each message, then answers with the body."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send(START)
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def test_small_body_arrives_in_one_message(wrap: Callable[..., AsgiToWsgi]) -> None:
+    messages: list[Message] = []
+    result = call(wrap(recording_app(messages), lifespan="off"), method="POST", body=b"x" * 1000)
+    assert result.body == b"x" * 1000
+    assert messages == [{"type": "http.request", "body": b"x" * 1000, "more_body": False}]
+
+
+def test_large_body_streams_in_bounded_chunks(wrap: Callable[..., AsgiToWsgi]) -> None:
+    data = os.urandom(300_000)
+    messages: list[Message] = []
+    result = call(wrap(recording_app(messages), lifespan="off"), method="POST", body=data)
+    assert result.body == data
+    assert len(messages) > 1
+    assert all(len(m["body"]) <= 64 * 1024 for m in messages)
+    assert [m["more_body"] for m in messages] == [True] * (len(messages) - 1) + [False]
+
+
+def test_chunked_upload_is_read_to_eof(wrap: Callable[..., AsgiToWsgi]) -> None:
+    data = os.urandom(150_000)
+    messages: list[Message] = []
+    app = wrap(recording_app(messages), lifespan="off")
+    result = call(app, method="POST", body=data, terminated=True, step=7000)
+    assert result.body == data
+    assert messages[-1] == {"type": "http.request", "body": b"", "more_body": False}
+
+
+def test_no_length_and_not_terminated_is_an_empty_body(wrap: Callable[..., AsgiToWsgi]) -> None:
+    messages: list[Message] = []
+    environ = make_environ("POST", body=b"ignored")
+    del environ["CONTENT_LENGTH"]
+    assert call(wrap(recording_app(messages), lifespan="off"), environ).body == b""
+    assert messages == [{"type": "http.request", "body": b"", "more_body": False}]
+
+
+@pytest.mark.parametrize("declared", [100, 200_000])
+def test_input_shorter_than_content_length_ends_in_disconnect(
+    wrap: Callable[..., AsgiToWsgi], declared: int
+) -> None:
+    messages: list[Message] = []
+    app = wrap(recording_app(messages), lifespan="off")
+    result = call(app, method="POST", body=b"abc", content_length=declared)
+    assert result.body == b"abc"
+    assert messages[-1] == {"type": "http.disconnect"}
+    assert all(m["type"] == "http.disconnect" or m["body"] for m in messages)
+
+
+def test_after_the_body_receive_waits_for_the_response_then_disconnects(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    order: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+        async def listen() -> None:
+            message = await receive()
+            order.append(message["type"])
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0)
+        order.append("sending")
+        await send(START)
+        await send({"type": "http.response.body", "body": b"done"})
+        await listener
+
+    assert call(wrap(app, lifespan="off")).body == b"done"
+    assert order == ["sending", "http.disconnect"]
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: never hang
+# --------------------------------------------------------------------------------------------
+
+
+def test_app_returning_without_response_is_500(
+    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        return
+
+    result = call(wrap(app, lifespan="off"))
+    assert result.status == "500 Internal Server Error"
+    assert result.exc_info is not None
+    assert "returned without sending a response" in caplog.text
+
+
+def test_app_raising_before_start_is_500_with_exc_info_and_logged(
+    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise ZeroDivisionError("boom")
+
+    result = call(wrap(app, lifespan="off"))
+    assert result.status == "500 Internal Server Error"
+    assert result.exc_info[0] is ZeroDivisionError
+    assert result.body == b"Internal Server Error"
+    record = next(r for r in caplog.records if r.name == "crossgate")
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ZeroDivisionError
+
+
+def test_app_raising_after_start_before_body_is_still_500(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        raise KeyError("late")
+
+    assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
+
+
+def after_first_chunk(then: Callable[[Send], Any]) -> tuple[ASGI, threading.Event]:
+    """An app that streams b"part", waits until the test has read it, then runs ``then``."""
+    release = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await asyncio.to_thread(release.wait, WAIT)
+        await then(send)
+
+    return app, release
+
+
+def read_then_fail(wrapper: AsgiToWsgi, release: threading.Event) -> None:
+    iterable: Any = wsgiref.validate.validator(wrapper)(
+        make_environ(), lambda status, headers, exc_info=None: lambda data: None
+    )
+    try:
+        chunks = iter(iterable)
+        assert next(chunks) == b"part"
+        release.set()
+        next(chunks)
+    finally:
+        iterable.close()
+
+
+def test_app_raising_mid_body_raises_into_the_server(wrap: Callable[..., AsgiToWsgi]) -> None:
+    async def then(send: Send) -> None:
+        raise KeyError("mid-stream")
+
+    app, release = after_first_chunk(then)
+    with pytest.raises(KeyError, match="mid-stream"):
+        read_then_fail(wrap(app, lifespan="off"), release)
+
+
+def test_app_returning_mid_body_raises_into_the_server(wrap: Callable[..., AsgiToWsgi]) -> None:
+    async def then(send: Send) -> None:
+        return
+
+    app, release = after_first_chunk(then)
+    with pytest.raises(InvalidResponse, match="without sending the end"):
+        read_then_fail(wrap(app, lifespan="off"), release)
+
+
+def test_app_raising_before_the_server_took_anything_is_500(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    """Started and streaming, but nothing reached the server yet: a 500 is still possible."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        raise KeyError("early")
+
+    # Whichever wins the race (the server taking the first chunk or the error), the server
+    # gets a coherent answer: a 500, or the error raised from the iteration.
+    try:
+        result = call(wrap(app, lifespan="off"))
+    except KeyError:
+        return
+    assert result.status == "500 Internal Server Error"
+
+
+INVALID: list[tuple[str, list[Message]]] = [
+    ("body before start", [{"type": "http.response.body", "body": b"x"}]),
+    ("start twice", [START, START]),
+    ("str body", [START, {"type": "http.response.body", "body": "text"}]),
+    ("status not int", [{**START, "status": "200"}, {"type": "http.response.body"}]),
+    ("status out of range", [{**START, "status": 42}, {"type": "http.response.body"}]),
+    ("missing status", [{"type": "http.response.start"}]),
+    ("header with newline", [{**START, "headers": [(b"x", b"a\nb")]}]),
+    ("header name not bytes", [{**START, "headers": [("x", b"a")]}]),
+    ("trailers", [{**START, "trailers": True}]),
+    ("zerocopysend", [START, {"type": "http.response.zerocopysend", "file": 3}]),
+    ("early hints", [{"type": "http.response.early_hint", "links": []}]),
+    ("no type", [{"status": 200}]),
+    ("pathsend without start", [{"type": "http.response.pathsend", "path": "/x"}]),
+    ("pathsend path not str", [START, {"type": "http.response.pathsend", "path": 3}]),
+]
+
+
+@pytest.mark.parametrize(("name", "messages"), INVALID, ids=[name for name, _ in INVALID])
+def test_invalid_message_before_the_response_is_500(
+    wrap: Callable[..., AsgiToWsgi], name: str, messages: list[Message]
+) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            for message in messages:
+                await send(message)
+        except Exception as exc:
+            raised.append(exc)
+            return  # even an app that swallows the error gets its 500
+
+    result = call(wrap(app, lifespan="off"))
+    assert result.status == "500 Internal Server Error"
+    assert isinstance(raised[0], InvalidResponse)
+
+
+def test_invalid_message_after_the_response_started_aborts_it(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    async def then(send: Send) -> None:
+        await send({"type": "http.response.body", "body": 12})
+
+    app, release = after_first_chunk(then)
+    with pytest.raises(InvalidResponse, match="must be bytes"):
+        read_then_fail(wrap(app, lifespan="off"), release)
+
+
+def test_messages_after_the_end_are_refused_in_the_app(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    refused = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": b"end"})
+        try:
+            await send({"type": "http.response.body", "body": b"more"})
+        except InvalidResponse:
+            refused.set()
+
+    assert call(wrap(app, lifespan="off")).body == b"end"
+    assert refused.wait(WAIT)
+
+
+def test_response_timeout_answers_504_and_cancels_the_app(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    result = call(wrap(app, lifespan="off", response_timeout=0.05))
+    assert result.status == "504 Gateway Timeout"
+    assert cancelled.wait(WAIT)
+
+
+def test_app_timeout_error_without_response_timeout_is_500(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise TimeoutError("the app's own")
+
+    assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
+
+
+# --------------------------------------------------------------------------------------------
+# Early close (the client left)
+# --------------------------------------------------------------------------------------------
+
+
+def open_stream(app: AsgiToWsgi) -> Any:
+    environ = make_environ()
+    return wsgiref.validate.validator(app)(
+        environ, lambda status, headers, exc_info=None: lambda data: None
+    )
+
+
+def test_early_close_disconnects_the_app(wrap: Callable[..., AsgiToWsgi]) -> None:
+    outcome: list[object] = []
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+        except OSError as exc:
+            outcome.append(exc)
+            outcome.append(await receive())
+        finally:
+            done.set()
+
+    iterable = open_stream(wrap(app, lifespan="off", budget=4096))
+    assert next(iter(iterable))
+    iterable.close()
+    assert done.wait(WAIT)
+    assert isinstance(outcome[0], ClientDisconnected)
+    assert outcome[1] == {"type": "http.disconnect"}
+
+
+def test_early_close_wakes_a_waiting_receive(wrap: Callable[..., AsgiToWsgi]) -> None:
+    received: list[Message] = []
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send(START)
+        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        received.append(await receive())  # long-poll style: wait for the client to go
+        done.set()
+
+    iterable = open_stream(wrap(app, lifespan="off"))
+    assert next(iter(iterable)) == b"x"
+    iterable.close()
+    assert done.wait(WAIT)
+    assert received == [{"type": "http.disconnect"}]
+
+
+def test_app_ignoring_the_disconnect_is_cancelled_after_the_grace(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    iterable = open_stream(wrap(app, lifespan="off", disconnect_grace=0.05))
+    assert next(iter(iterable)) == b"x"
+    iterable.close()
+    assert cancelled.wait(WAIT)
+
+
+def test_no_task_is_left_pending_after_early_close(wrap: Callable[..., AsgiToWsgi]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 100, "more_body": True})
+
+    wrapper = wrap(app, lifespan="off", budget=100)
+    iterable = open_stream(wrapper)
+    assert next(iter(iterable))
+    iterable.close()
+    process = wrapper._process
+    assert process is not None
+    wrapper.close()  # waits for the request task (and its abort) to end
+    assert not [task for task in process.tasks if not task.done()]
+
+
+# --------------------------------------------------------------------------------------------
+# Background work and lifespan
+# --------------------------------------------------------------------------------------------
+
+
+def lifespan_app(events: list[str], **routes_kwargs: Any) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        events.append("startup")
+        yield {"pool": ["connection"]}
+        events.append("shutdown")
+
+    async def state(request: Request) -> Response:
+        request.scope["state"]["added"] = True  # a shallow copy: gone next request
+        return PlainTextResponse(f"{request.state.pool} {sorted(request.scope['state'])}")
+
+    return Starlette(routes=[Route("/state", state)], lifespan=lifespan, **routes_kwargs)
+
+
+def test_lifespan_runs_once_and_state_is_a_shallow_copy(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    events: list[str] = []
+    wrapper = wrap(lifespan_app(events))
+    assert events == []  # nothing before the first request
+    for _ in range(3):
+        result = call(wrapper, path="/state")
+        assert result.body == b"['connection'] ['added', 'pool']"
+    assert events == ["startup"]
+    assert wrapper.state == {"pool": ["connection"]}
+    wrapper.close()
+    assert events == ["startup", "shutdown"]
+
+
+def test_start_runs_startup_before_any_request(wrap: Callable[..., AsgiToWsgi]) -> None:
+    events: list[str] = []
+    wrapper = wrap(lifespan_app(events))
+    wrapper.start()
+    assert events == ["startup"]
+    call(wrapper, path="/state")
+    assert events == ["startup"]
+
+
+REFUSE = True
+
+
+def failing_lifespan_app() -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if REFUSE:
+            raise ConnectionRefusedError("database refused")
+        yield  # pragma: no cover
+
+    return Starlette(lifespan=lifespan)
+
+
+def test_failed_startup_answers_500_and_logs_the_message(
+    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    wrapper = wrap(failing_lifespan_app())
+    for _ in range(2):
+        assert call(wrapper).status == "500 Internal Server Error"
+    assert caplog.text.count("database refused") >= 2
+
+
+def test_lifespan_on_raises_a_failed_startup_to_the_server(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    wrapper = wrap(failing_lifespan_app(), lifespan="on")
+    with pytest.raises(LifespanError, match="database refused"):
+        wrapper.start()
+    with pytest.raises(LifespanError, match="database refused"):
+        call(wrapper)
+
+
+def test_lifespan_on_refuses_an_app_without_lifespan(wrap: Callable[..., AsgiToWsgi]) -> None:
+    wrapper = wrap(text_app(), lifespan="on")
+    with pytest.raises(LifespanError, match="does not support the lifespan protocol"):
+        call(wrapper)
+
+
+def test_lifespan_auto_tolerates_an_app_without_lifespan(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("only http")
+        await text_app(repr(sorted(scope)).encode())(scope, receive, send)
+
+    body = call(wrap(app)).body
+    assert b"'state'" in body
+
+
+def test_lifespan_off_sends_no_lifespan_and_no_state(wrap: Callable[..., AsgiToWsgi]) -> None:
+    types: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        types.append(scope["type"])
+        await text_app(b"state" if "state" in scope else b"none")(scope, receive, send)
+
+    assert call(wrap(app, lifespan="off")).body == b"none"
+    assert types == ["http"]
+
+
+def test_invalid_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="lifespan"):
+        AsgiToWsgi(text_app(), lifespan="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="budget"):
+        AsgiToWsgi(text_app(), budget=0)
+
+
+def test_response_does_not_wait_for_background_tasks(wrap: Callable[..., AsgiToWsgi]) -> None:
+    events: list[str] = []
+    gate = asyncio.Event()  # set from the portal loop, below
+
+    async def background() -> None:
+        await gate.wait()
+        events.append("background done")
+
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse("sent", background=BackgroundTask(background))
+
+    app = lifespan_app(events)
+    app.add_route("/bg", endpoint)
+    wrapper = wrap(app)
+    assert call(wrapper, path="/bg").body == b"sent"
+    assert events == ["startup"]  # the background task is still waiting
+
+    process = wrapper._process
+    assert process is not None
+    process.portal.loop.call_soon_threadsafe(gate.set)
+    wrapper.close()  # awaits the background task, then the lifespan shutdown
+    assert events == ["startup", "background done", "shutdown"]
+
+
+def test_interpreter_exit_runs_the_shutdown() -> None:
+    script = """
+import io, wsgiref.util
+from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive(); await send({"type": "lifespan.startup.complete"})
+        await receive(); print("shutdown ran", flush=True)
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 204})
+    await send({"type": "http.response.body"})
+
+environ = {}
+wsgiref.util.setup_testing_defaults(environ)
+print(asgi_to_wsgi(app)(environ, lambda s, h, e=None: None), flush=True)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.splitlines() == ["[]", "shutdown ran"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_its_own_loop_and_lifespan(wrap: Callable[..., AsgiToWsgi]) -> None:
+    events: list[str] = []
+    wrapper = wrap(lifespan_app(events))
+    assert call(wrapper, path="/state").status == "200 OK"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            result = call(wrapper, path="/state")
+            ok = result.body == b"['connection'] ['added', 'pool']" and events == [
+                "startup",
+                "startup",
+            ]
+            os.write(write_end, b"ok" if ok else repr((result, events)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# pathsend and the scope
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_wrapper", [True, False])
+def test_pathsend_streams_the_file(
+    wrap: Callable[..., AsgiToWsgi], tmp_path: Path, file_wrapper: bool
+) -> None:
+    data = os.urandom(200_000)
+    target = tmp_path / "data.bin"
+    target.write_bytes(data)
+    extensions: list[Any] = []
+
+    async def download(request: Request) -> Response:
+        extensions.append(request.scope["extensions"])
+        return FileResponse(target, media_type="application/octet-stream")
+
+    wrapper = wrap(Starlette(routes=[Route("/f", download)]), lifespan="off")
+    extra = {"wsgi.file_wrapper": wsgiref.util.FileWrapper} if file_wrapper else {}
+    result = call(wrapper, path="/f", extra=extra)
+    assert result.status == "200 OK"
+    assert result.body == data
+    assert "http.response.pathsend" in extensions[0]
+    inner = result.iterable.original_iterator
+    assert isinstance(inner, wsgiref.util.FileWrapper) is file_wrapper
+
+
+def test_pathsend_of_a_missing_file_is_500(wrap: Callable[..., AsgiToWsgi], tmp_path: Path) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.pathsend", "path": str(tmp_path / "missing")})
+
+    assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
+
+
+def test_scope_from_the_environ(wrap: Callable[..., AsgiToWsgi]) -> None:
+    scopes: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scopes.append(scope)
+        await text_app()(scope, receive, send)
+
+    environ = make_environ(
+        path="/caf\u00c3\u00a9",  # UTF-8 bytes of "café" as a latin-1 native string
+        query="q=\u00e9",
+        extra={"SCRIPT_NAME": "/root", "REMOTE_ADDR": "10.0.0.1", "HTTP_X_ONE": "1"},
+    )
+    environ.pop("REMOTE_PORT", None)
+    call(wrap(app, lifespan="off"), environ)
+    scope = scopes[0]
+    assert scope["type"] == "http"
+    assert scope["asgi"]["version"] == "3.0"
+    assert scope["asgi"]["spec_version"] == "2.4"
+    assert scope["path"] == "/root/caf\u00e9"
+    assert scope["root_path"] == "/root"
+    assert scope["query_string"] == b"q=\xe9"
+    assert scope["client"][0] == "10.0.0.1"
+    assert (b"x-one", b"1") in scope["headers"]
+    assert scope[ENVIRON_SCOPE_KEY] is environ
+    assert scope["extensions"] == {"http.response.pathsend": {}}
+
+
+def test_fastapi_app_end_to_end(wrap: Callable[..., AsgiToWsgi]) -> None:
+    from fastapi import FastAPI  # noqa: PLC0415
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "hi"}
+
+    api = FastAPI(lifespan=lifespan)
+
+    @api.post("/echo/{name}")
+    async def echo(name: str, request: Request) -> dict[str, Any]:
+        return {
+            "name": name,
+            "size": len(await request.body()),
+            "greeting": request.state.greeting,
+        }
+
+    @api.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b"y" * 20_000
+
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+    wrapper = wrap(api)
+    result = call(wrapper, method="POST", path="/echo/bob", body=b"z" * 100_000)
+    assert result.body == b'{"name":"bob","size":100000,"greeting":"hi"}'
+    assert call(wrapper, path="/stream").body == b"y" * 200_000
+
+
+# --------------------------------------------------------------------------------------------
+# Properties: what the ASGI app sends is what the WSGI server gets
+# --------------------------------------------------------------------------------------------
+
+header_names = st.sampled_from([b"content-type", b"x-a", b"x-b", b"set-cookie", b"etag"])
+header_values = st.binary(max_size=20).map(
+    lambda raw: bytes(b for b in raw if b >= 0x20 and b != 0x7F)
+)
+body_parts = st.lists(st.binary(max_size=3000), max_size=12)
+
+
+@st.composite
+def behaviours(draw: st.DrawFn) -> tuple[int, list[tuple[bytes, bytes]], list[Message]]:
+    status = draw(st.sampled_from([200, 201, 301, 404, 418, 500, 503, 599]))
+    headers = [(b"content-type", b"application/octet-stream")]
+    headers += draw(st.lists(st.tuples(header_names, header_values), max_size=5))
+    parts = draw(body_parts)
+    messages: list[Message] = []
+    for part in parts:
+        message: Message = {"type": "http.response.body", "more_body": True}
+        if part or draw(st.booleans()):
+            message["body"] = part
+        messages.append(message)
+    last: Message = {"type": "http.response.body"}
+    if draw(st.booleans()):
+        last["more_body"] = False
+    if draw(st.booleans()):
+        last["body"] = draw(st.binary(max_size=100))
+    messages.append(last)
+    return status, headers, messages
+
+
+@pytest.fixture(scope="module")
+def echo_adapter() -> Iterator[AsgiToWsgi]:
+    """One adapter for all examples: replays the behaviour described by the request."""
+    behaviour_of: dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, headers, messages = behaviour_of[scope["query_string"].decode()]
+        received.append(body)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for message in messages:
+            await send(message)
+
+    received: list[bytes] = []
+    wrapper = asgi_to_wsgi(app, lifespan="off", budget=2048)
+    wrapper.behaviours = behaviour_of  # type: ignore[attr-defined]
+    wrapper.received = received  # type: ignore[attr-defined]
+    yield wrapper
+    wrapper.close()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    behaviour=behaviours(),
+    request_body=st.one_of(st.binary(max_size=2000), st.binary(min_size=60_000, max_size=150_000)),
+    step=st.one_of(st.none(), st.integers(1000, 70_000)),
+    terminated=st.booleans(),
+)
+def test_wsgi_response_matches_what_the_asgi_app_sent(
+    echo_adapter: AsgiToWsgi,
+    behaviour: tuple[int, list[tuple[bytes, bytes]], list[Message]],
+    request_body: bytes,
+    step: int | None,
+    terminated: bool,
+) -> None:
+    status, headers, messages = behaviour
+    key = str(len(echo_adapter.behaviours))  # type: ignore[attr-defined]
+    echo_adapter.behaviours[key] = behaviour  # type: ignore[attr-defined]
+    result = call(
+        echo_adapter,
+        method="POST",
+        query=key,
+        body=request_body,
+        terminated=terminated,
+        step=step,
+    )
+    assert echo_adapter.received[-1] == request_body  # type: ignore[attr-defined]
+    assert int(result.status[:3]) == status
+    assert result.headers == [(n.decode(), v.decode("latin-1")) for n, v in headers]
+    assert result.body == b"".join(m.get("body", b"") for m in messages)
