@@ -88,6 +88,8 @@ _TIMEOUT_HEADERS: Final = (
     ("Content-Length", str(len(_TIMEOUT_BODY))),
 )
 _PATHSEND: Final = "http.response.pathsend"
+# Batches of body chunks up to this size are joined before they reach the server.
+_COALESCE: Final = 64 * 1024
 
 # One lock for creating per-process state; re-made in a forked child, where a copy held by
 # a thread of the parent would never be released.
@@ -133,20 +135,29 @@ class _Head:
 _Item = _Head | bytes | tuple[bytes]
 
 
-def _collect(batch: list[_Item], start: int) -> tuple[bytes, bool]:
-    """The body bytes in ``batch[start:]`` joined, and whether the last chunk is among them."""
-    chunks: list[bytes] = []
+def _collect(batch: list[_Item], start: int, first: bytes = b"") -> tuple[list[bytes], bool]:
+    """The body chunks in ``batch[start:]`` (after ``first``), empty ones dropped, and
+    whether the last chunk is among them.
+
+    Large chunks pass as they are (copying a megabyte costs more than handing the server a
+    few more writes); a run of small ones is joined, one write instead of many.
+    """
+    chunks: list[bytes] = [first] if first else []
     final = False
+    total = len(first)
     for index in range(start, len(batch)):
         item = batch[index]
-        if type(item) is bytes:
-            chunks.append(item)
-        elif type(item) is tuple:
-            chunks.append(item[0])
+        if type(item) is not bytes:
+            if type(item) is not tuple:
+                continue
+            item = item[0]
             final = True
-    if len(chunks) == 1:
-        return chunks[0], final
-    return b"".join(chunks), final
+        if item:
+            chunks.append(item)
+            total += len(item)
+    if len(chunks) > 1 and total <= _COALESCE:
+        return [b"".join(chunks)], final
+    return chunks, final
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,34 +539,30 @@ class _Exchange:
 
 
 class _Stream:
-    """The WSGI iterable of a streamed response: yields body batches as the app sends them."""
+    """The WSGI iterable of a streamed response: yields body chunks as the app sends them."""
 
-    __slots__ = ("_channel", "_done", "_exchange", "_first", "_grace", "_portal")
+    __slots__ = ("_channel", "_chunks", "_done", "_exchange", "_grace", "_index", "_portal")
 
     def __init__(
-        self,
-        exchange: _Exchange,
-        portal: Portal,
-        grace: float,
-        first: bytes,
-        done: bool,
+        self, exchange: _Exchange, portal: Portal, grace: float, first: list[bytes]
     ) -> None:
         self._exchange = exchange
         self._channel = exchange.channel
         self._portal = portal
         self._grace = grace
-        self._first: bytes | None = first
-        self._done = done
+        self._chunks = first
+        self._index = 0
+        self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        first = self._first
-        if first is not None:
-            self._first = None
-            if first:
-                return first
+        index = self._index
+        chunks = self._chunks
+        if index < len(chunks):
+            self._index = index + 1
+            return chunks[index]
         get = self._channel.get
         while not self._done:
             try:
@@ -570,9 +577,13 @@ class _Stream:
             if not batch:  # closed without an error: nothing more comes
                 self._done = True
                 break
-            data, self._done = _collect(batch, 0)
-            if data:
-                return data
+            chunks, self._done = _collect(batch, 0)
+            if chunks:
+                self._chunks = chunks
+                self._index = 1
+                return chunks[0]
+        self._chunks = []
+        self._index = 0
         raise StopIteration
 
     def close(self) -> None:
@@ -830,20 +841,17 @@ class AsgiToWsgi:
         try:
             if isinstance(first, _PathSend):
                 return self._send_file(first.path, head, environ, start_response)
-            body = first
             if head.final:
                 start_response(head.status, head.headers)
-                return [body] if body else []
-            more, done = _collect(batch, 1)
-            if more:
-                body = body + more if body else more
+                return [first] if first else []
+            chunks, done = _collect(batch, 1, first)
             start_response(head.status, head.headers)
         except BaseException:
             _abort(exchange, portal, 0.0, ClientDisconnected("start_response() failed"))
             raise
         if done:
-            return [body] if body else []
-        return _Stream(exchange, portal, self.disconnect_grace, body, False)
+            return chunks
+        return _Stream(exchange, portal, self.disconnect_grace, chunks)
 
     def _send_file(
         self, path: str, head: _Head, environ: Environ, start_response: StartResponse
