@@ -306,6 +306,29 @@ def test_chunked_upload_is_read_to_eof(wrap: Callable[..., AsgiToWsgi]) -> None:
     assert messages[-1] == {"type": "http.request", "body": b"", "more_body": False}
 
 
+def test_terminated_input_with_a_length_is_read_up_front(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    """gunicorn and waitress set wsgi.input_terminated on every request."""
+    messages: list[Message] = []
+    environ = make_environ("POST", body=b"abc", extra={"wsgi.input_terminated": True})
+    assert call(wrap(recording_app(messages), lifespan="off"), environ).body == b"abc"
+    assert messages == [{"type": "http.request", "body": b"abc", "more_body": False}]
+
+
+def test_terminated_chunked_input_ignores_a_content_length(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    messages: list[Message] = []
+    environ = make_environ(
+        "POST",
+        body=b"chunked body",
+        content_length=3,
+        extra={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"},
+    )
+    assert call(wrap(recording_app(messages), lifespan="off"), environ).body == b"chunked body"
+
+
 def test_no_length_and_not_terminated_is_an_empty_body(wrap: Callable[..., AsgiToWsgi]) -> None:
     messages: list[Message] = []
     environ = make_environ("POST", body=b"ignored")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -285,8 +286,11 @@ class _Exchange:
             await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
             self._app_raised(exc)
-            if not isinstance(exc, Exception):
-                raise  # cancellation, KeyboardInterrupt: the task ends with it
+            # A cancelled task ends cancelled. Anything else went to the server thread:
+            # re-raised here, a SystemExit or KeyboardInterrupt would stop the portal loop
+            # that every request of the process shares.
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         else:
             if not self.complete and not self.failed and not self.disconnected:
                 # An app that returns without (finishing) its response would leave the
@@ -798,9 +802,15 @@ class AsgiToWsgi:
 
         # ASGI (Request): "body [...] If more_body is set, treat as start of body and
         # concatenate on further chunks." Small bodies are read now, on this thread.
-        if environ.get("wsgi.input_terminated"):
+        if environ.get("wsgi.input_terminated") and (
+            not environ.get("CONTENT_LENGTH") or "HTTP_TRANSFER_ENCODING" in environ
+        ):
+            # The server marks the end of the input itself (gunicorn and waitress always
+            # do): with no Content-Length, or a chunked upload, read to EOF, on demand.
+            # With a Content-Length (and no Transfer-Encoding) it is the body's length:
+            # the small-body path below still applies.
             exchange.body = None
-            exchange.input = environ["wsgi.input"]
+            exchange.input = environ.get("wsgi.input") or io.BytesIO()
         else:
             length = _content_length(environ)
             if length:
