@@ -1,0 +1,1 @@
+"""ASGI applications served through crossgate by real WSGI servers in integration tests."""
