@@ -1,0 +1,396 @@
+"""Mount WSGI and ASGI applications under path prefixes, with lifespan fan-out.
+
+``dispatch({"/legacy": flask_app, "/api": fastapi_app, "/": site})`` is an ASGI app;
+``dispatch_wsgi({...})`` the same for WSGI servers. Rules shared by both:
+
+* The longest prefix wins, matched at a ``/`` segment boundary: ``/app`` takes ``/app`` and
+  ``/app/x``, never ``/application``. ``"/"`` (or ``""``) is the mount of last resort; with
+  none, an unmatched request gets a plain-text 404.
+* A request for the prefix itself (``/legacy`` for a mount at ``/legacy``) goes to the app
+  with an empty remainder (PEP 3333 PATH_INFO "may be an empty string, if the request URL
+  targets the application root and does not have a trailing slash"). No redirect here: the
+  app decides (Flask and Starlette redirect to ``/legacy/`` themselves; an API may want a
+  POST to ``/api`` kept a POST).
+* ASGI: the child's ``root_path`` is the parent's plus the prefix and ``path`` is kept
+  whole, as the www spec has it and as Starlette >= 0.35's ``Mount`` does, so mounted apps
+  build URLs and redirects with their prefix. WSGI: the prefix moves from PATH_INFO to
+  SCRIPT_NAME.
+
+App detection (:func:`is_asgi_app`, :func:`is_wsgi_app`) looks at the callable's shape, and
+``(app, "wsgi")`` / ``(app, "asgi")`` says it explicitly; an app already wrapped
+(``wsgi_to_asgi(app, workers=4)``) is mounted as it is.
+
+Specs: https://asgi.readthedocs.io/en/latest/specs/www.html,
+https://asgi.readthedocs.io/en/latest/specs/lifespan.html, https://peps.python.org/pep-3333/
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal, TypeAlias, TypeVar
+
+from asgiref.compatibility import guarantee_single_callable
+from asgiref.sync import iscoroutinefunction
+
+from crossgate._errors import LifespanError
+from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
+from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
+from crossgate.adapters.lifespan import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    LifespanManager,
+)
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+
+__all__ = [
+    "Dispatcher",
+    "Mountable",
+    "WsgiDispatcher",
+    "dispatch",
+    "dispatch_wsgi",
+    "is_asgi_app",
+    "is_wsgi_app",
+]
+
+logger = logging.getLogger("crossgate")
+
+Kind: TypeAlias = Literal["asgi", "wsgi"]
+#: What a mount maps to: an app, or ``(app, "asgi" | "wsgi")`` to skip detection.
+Mountable: TypeAlias = ASGIApp | WSGIApp | tuple[object, Kind]
+
+App = TypeVar("App")
+
+_NOT_FOUND: Final = b"Not Found"
+_PLAIN: Final = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"9")]
+_PLAIN_WSGI: Final = [(name.decode(), value.decode()) for name, value in _PLAIN]
+
+
+def _shape(app: object) -> Literal["asgi3", "asgi2", "wsgi"] | None:
+    """ASGI 3 (async callable), ASGI 2 (double callable), WSGI, or None when unsure.
+
+    1. asgiref's hints ``_asgi_single_callable``/``_asgi_double_callable`` decide first;
+    2. a coroutine function, or an object whose ``__call__`` is one, is ASGI 3;
+    3. any other callable is looked at by how many positional arguments it binds: two is
+       WSGI (``environ, start_response``; a PEP 3333 app class too); one is an ASGI 2
+       factory (``scope``; ASGI 2 classes); three is ASGI 3 returning an awaitable.
+    """
+    if not callable(app):
+        return None
+    if getattr(app, "_asgi_single_callable", False):
+        return "asgi3"
+    if getattr(app, "_asgi_double_callable", False):
+        return "asgi2"
+    call = getattr(app, "__call__", None)  # noqa: B004 -- instances with an async __call__
+    if not inspect.isclass(app) and (iscoroutinefunction(app) or iscoroutinefunction(call)):
+        return "asgi3"
+    try:
+        signature = inspect.signature(app)
+    except (TypeError, ValueError):
+        return None
+    for count, shape in ((2, "wsgi"), (1, "asgi2"), (3, "asgi3")):
+        try:
+            signature.bind(*([None] * count))
+        except TypeError:
+            continue
+        return shape  # type: ignore[return-value]
+    return None
+
+
+def is_asgi_app(app: object) -> bool:
+    """Whether ``app`` looks like an ASGI application (3, or 2 "double callable")."""
+    return _shape(app) in ("asgi3", "asgi2")
+
+
+def is_wsgi_app(app: object) -> bool:
+    """Whether ``app`` looks like a PEP 3333 application: a sync callable of two arguments."""
+    return _shape(app) == "wsgi"
+
+
+def _resolve(key: str, value: object) -> tuple[str, Kind, Any]:
+    """(normalised prefix, kind, app) for one mount, or raise naming the mount."""
+    if not isinstance(key, str) or (key and not key.startswith("/")):
+        raise ValueError(f"mount prefix {key!r} must be a string starting with '/'")
+    prefix = key.rstrip("/")
+    if isinstance(value, tuple):
+        app, kind = value
+        if kind not in ("asgi", "wsgi"):
+            raise ValueError(f"mount {key!r}: kind must be 'asgi' or 'wsgi', not {kind!r}")
+        if kind == "asgi" and _shape(app) == "asgi2":
+            app = _single(app)
+        return prefix, kind, app
+    shape = _shape(value)
+    if shape is None:
+        raise TypeError(
+            f"mount {key!r}: cannot tell whether {value!r} is a WSGI or an ASGI app; "
+            f"mount ({value!r}, 'wsgi') or ({value!r}, 'asgi')"
+        )
+    if shape == "asgi2":
+        value = _single(value)
+    return prefix, "wsgi" if shape == "wsgi" else "asgi", value
+
+
+def _mounts(mounts: Mapping[str, Mountable]) -> list[tuple[str, Kind, Any]]:
+    resolved = [_resolve(key, value) for key, value in mounts.items()]
+    prefixes = [prefix for prefix, _, _ in resolved]
+    if len(set(prefixes)) != len(prefixes):
+        raise ValueError(f"two mounts share a prefix once trailing '/' is dropped: {prefixes}")
+    return resolved
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or below it at a "/" boundary."""
+    if not prefix:
+        return True
+    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
+
+
+def _longest_first(mounts: Iterable[tuple[str, App]]) -> tuple[tuple[str, App], ...]:
+    return tuple(sorted(mounts, key=lambda mount: len(mount[0]), reverse=True))
+
+
+def _match(routes: tuple[tuple[str, App], ...], path: str) -> tuple[str, App] | None:
+    """The (prefix, app) of the longest prefix ``path`` is under (``routes`` longest first)."""
+    for route in routes:
+        if _under(path, route[0]):
+            return route
+    return None
+
+
+def _single(app: object) -> ASGIApp:
+    """An ASGI 2 double callable as an ASGI 3 app (asgiref's adapter)."""
+    single: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
+    return single
+
+
+def _label(prefix: str) -> str:
+    return prefix or "/"
+
+
+class Dispatcher:
+    """An ASGI app routing ``http`` and ``websocket`` scopes to mounted apps by path prefix.
+
+    Lifespan fans out to every mounted app, in the mapping's order, each through a
+    :class:`LifespanManager`: an app without a lifespan (Django's ``ASGIHandler``) is skipped
+    silently; a failure shuts the apps already started down again, in reverse order, and
+    becomes ``lifespan.startup.failed`` naming the mount. Shutdown runs in reverse order.
+    Each mount has its own state (seeded with the server's), and each of its requests gets
+    a shallow copy of it, over the server's per-request copy, as ``scope["state"]``.
+    """
+
+    def __init__(
+        self,
+        mounts: Mapping[str, Mountable],
+        *,
+        startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
+        shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self.mounts: dict[str, ASGIApp] = {
+            prefix: WsgiToAsgi(app) if kind == "wsgi" else app
+            for prefix, kind, app in _mounts(mounts)
+        }
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self._routes: tuple[tuple[str, ASGIApp], ...] = _longest_first(self.mounts.items())
+        self._states: dict[str, dict[str, Any]] = {}
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind not in ("http", "websocket"):
+            # ASGI: "Applications should raise an exception when they do not understand
+            # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
+            raise ValueError(f"crossgate.dispatch cannot route ASGI scope type {kind!r}")
+        # www spec: root_path is "the root path this application is mounted at; same as
+        # SCRIPT_NAME in WSGI", and path includes it: the route is what follows it.
+        root = (scope.get("root_path") or "").rstrip("/")
+        path: str = scope["path"]
+        whole = _under(path, root)
+        route = path[len(root) :] if whole else path
+        match = _match(self._routes, route)
+        if match is None:
+            await _not_found(scope, receive, send)
+            return
+        prefix, app = match
+        child = dict(scope)
+        child["root_path"] = root + prefix
+        if not whole:
+            # A server from before path included root_path: give the app the spec's form.
+            child["path"] = root + path
+        state = self._states.get(prefix)
+        if state:
+            child["state"] = {**(scope.get("state") or {}), **state}
+        await app(child, receive, send)
+
+    async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
+        server_state: dict[str, Any] = scope.get("state") or {}
+        started: list[tuple[str, LifespanManager]] = []
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                error = await self._startup(server_state, started)
+                if error is not None:
+                    await send({"type": "lifespan.startup.failed", "message": error})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                error = await self._shutdown(started)
+                if error is not None:
+                    await send({"type": "lifespan.shutdown.failed", "message": error})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _startup(
+        self, server_state: dict[str, Any], started: list[tuple[str, LifespanManager]]
+    ) -> str | None:
+        self._states = {}
+        for prefix, app in self.mounts.items():
+            manager = LifespanManager(
+                app, startup_timeout=self.startup_timeout, shutdown_timeout=self.shutdown_timeout
+            )
+            manager.state.update(server_state)
+            try:
+                await manager.startup()
+            except LifespanError as exc:
+                message = f"crossgate.dispatch: mount {_label(prefix)!r} failed to start: {exc}"
+                logger.error("%s", message)
+                # The server exits without a shutdown after startup.failed: undo what started.
+                await self._shutdown(started)
+                return message
+            if manager.supported:
+                started.append((prefix, manager))
+                self._states[prefix] = manager.state
+        return None
+
+    async def _shutdown(self, started: list[tuple[str, LifespanManager]]) -> str | None:
+        errors: list[str] = []
+        while started:
+            prefix, manager = started.pop()
+            self._states.pop(prefix, None)
+            try:
+                await manager.shutdown()
+            except LifespanError as exc:  # the others still shut down
+                errors.append(f"mount {_label(prefix)!r}: {exc}")
+                logger.error("crossgate.dispatch: mount %r: %s", _label(prefix), exc)
+        return "crossgate.dispatch: " + "; ".join(errors) if errors else None
+
+    def __repr__(self) -> str:
+        return f"<Dispatcher {list(map(_label, self.mounts))}>"
+
+
+async def _not_found(scope: Message, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": _PLAIN})
+        await send({"type": "http.response.body", "body": _NOT_FOUND})
+        return
+    await receive()  # websocket.connect
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        # Extension "Websocket Denial Response": an HTTP response instead of the handshake.
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": _PLAIN})
+        await send({"type": "websocket.http.response.body", "body": _NOT_FOUND})
+        return
+    # www spec, websocket.close: "If this is sent before the socket is accepted, the server
+    # must close the connection with a HTTP 403 error code (Forbidden)".
+    await send({"type": "websocket.close", "code": 1000})
+
+
+class WsgiDispatcher:
+    """A WSGI app routing requests to mounted apps by path prefix (PEP 3333 SCRIPT_NAME and
+    PATH_INFO adjusted at the segment boundary). ASGI apps are mounted through
+    :class:`AsgiToWsgi`, each with its lifespan once per process; :meth:`close` shuts them
+    down (in reverse order) and :meth:`start` starts them now instead of at first request.
+    """
+
+    def __init__(
+        self,
+        mounts: Mapping[str, Mountable],
+        *,
+        lifespan: LifespanMode = "auto",
+        startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
+        shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self.mounts: dict[str, WSGIApp] = {
+            prefix: app
+            if kind == "wsgi"
+            else AsgiToWsgi(
+                app,
+                lifespan=lifespan,
+                startup_timeout=startup_timeout,
+                shutdown_timeout=shutdown_timeout,
+            )
+            for prefix, kind, app in _mounts(mounts)
+        }
+        # PEP 3333: environ strings are "native strings" holding the request's bytes as
+        # latin-1, so a prefix is compared in that form ("/café" is "/cafÃ©" there).
+        self._routes = _longest_first(
+            (prefix.encode("utf-8").decode("latin-1"), app) for prefix, app in self.mounts.items()
+        )
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # PEP 3333 PATH_INFO: "The remainder of the request URL's "path", designating the
+        # virtual "location" of the request's target within the application."
+        path_info: str = environ.get("PATH_INFO") or ""
+        match = _match(self._routes, path_info)
+        if match is None:
+            start_response("404 Not Found", list(_PLAIN_WSGI))
+            return [_NOT_FOUND]
+        prefix, app = match
+        # PEP 3333 SCRIPT_NAME: "The initial portion of the request URL's "path" that
+        # corresponds to the application object". A copy: the caller's environ stays as it was.
+        script_name: str = environ.get("SCRIPT_NAME") or ""
+        environ = {
+            **environ,
+            "SCRIPT_NAME": script_name.rstrip("/") + prefix,
+            "PATH_INFO": path_info[len(prefix) :],
+        }
+        body: Iterable[bytes] = app(environ, start_response)
+        return body
+
+    def start(self) -> None:
+        """Run every mounted ASGI app's lifespan startup now (see :meth:`AsgiToWsgi.start`)."""
+        for app in self.mounts.values():
+            if isinstance(app, AsgiToWsgi):
+                app.start()
+
+    def close(self) -> None:
+        """Shut the mounted ASGI apps down, last mounted first."""
+        for app in reversed(self.mounts.values()):
+            if isinstance(app, AsgiToWsgi):
+                app.close()
+
+    def __repr__(self) -> str:
+        return f"<WsgiDispatcher {list(map(_label, self.mounts))}>"
+
+
+def dispatch(
+    mounts: Mapping[str, Mountable],
+    *,
+    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
+    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+) -> Dispatcher:
+    """An ASGI app serving each of ``mounts`` (prefix -> WSGI or ASGI app) under its prefix,
+    WSGI apps through :class:`WsgiToAsgi`; lifespan reaches every app that has one.
+    """
+    return Dispatcher(mounts, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout)
+
+
+def dispatch_wsgi(
+    mounts: Mapping[str, Mountable],
+    *,
+    lifespan: LifespanMode = "auto",
+    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
+    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+) -> WsgiDispatcher:
+    """A WSGI app (with ``close()``) serving each of ``mounts`` under its prefix, ASGI apps
+    through :class:`AsgiToWsgi` with their lifespan (``lifespan`` as there).
+    """
+    return WsgiDispatcher(
+        mounts,
+        lifespan=lifespan,
+        startup_timeout=startup_timeout,
+        shutdown_timeout=shutdown_timeout,
+    )
