@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -327,6 +328,34 @@ def test_terminated_chunked_input_ignores_a_content_length(
         extra={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"},
     )
     assert call(wrap(recording_app(messages), lifespan="off"), environ).body == b"chunked body"
+
+
+@pytest.mark.parametrize("terminated", [False, True])
+def test_a_cancelled_receive_loses_no_body(
+    wrap: Callable[..., AsgiToWsgi], terminated: bool
+) -> None:
+    """Starlette's is_disconnected() calls receive() in an already cancelled scope."""
+    data = os.urandom(200_000)
+    cancelled = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal cancelled
+        body = b""
+        while True:
+            with anyio.CancelScope() as peek:
+                peek.cancel()
+                await receive()
+            cancelled += peek.cancelled_caught
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send(START)
+        await send({"type": "http.response.body", "body": body})
+
+    result = call(wrap(app, lifespan="off"), method="POST", body=data, terminated=terminated)
+    assert result.body == data
+    assert cancelled > 1
 
 
 def test_no_length_and_not_terminated_is_an_empty_body(wrap: Callable[..., AsgiToWsgi]) -> None:

@@ -236,10 +236,12 @@ class _Exchange:
         "input",
         "input_done",
         "input_lost",
+        "orphaned",
         "process",
         "reading",
         "remaining",
         "scope",
+        "stash",
         "status",
         "task",
         "waiter",
@@ -266,6 +268,9 @@ class _Exchange:
         self.input_done = False
         self.input_lost = False
         self.reading = False
+        # A read whose receive() was cancelled, and what it got (written on the thread).
+        self.orphaned = False
+        self.stash: bytes | BaseException | None = None
         # Response.
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
@@ -345,23 +350,53 @@ class _Exchange:
                 self.waiter = None
         return {"type": "http.disconnect"}
 
+    def _read_on_thread(self, size: int) -> bytes:
+        """On the server thread: read, and keep the outcome until the loop has it."""
+        try:
+            data: bytes = self.input.read(size)
+        except BaseException as exc:
+            self.stash = exc
+            raise
+        self.stash = data
+        return data
+
+    def _take_stash(self) -> bytes:
+        """On the server thread, after an orphaned read: what that read got."""
+        stash, self.stash = self.stash, None
+        if isinstance(stash, BaseException):
+            raise stash
+        return stash or b""
+
     async def _read(self) -> Message:
         remaining = self.remaining
-        size = READ_SIZE if remaining is None or remaining > READ_SIZE else remaining
-        self.reading = True
+        if self.orphaned:
+            # A receive() was cancelled while its read was on its way (Starlette's
+            # is_disconnected() does that on purpose). The thread runs asks in order, so
+            # this one returns that read's data: no byte of the body is lost.
+            call: Any = self._take_stash
+        else:
+            size = READ_SIZE if remaining is None or remaining > READ_SIZE else remaining
+            call = partial(self._read_on_thread, size)
+        self.reading = self.orphaned = True
         try:
             # The server thread is blocked in channel.get() for this request: it runs the
             # read there, so wsgi.input is only ever touched by its own thread.
-            data: bytes = await self.channel.ask(partial(self.input.read, size))
+            data: bytes = await self.channel.ask(call)
         except (BridgeClosed, ClientDisconnected, ResponseTimeout):
+            self.orphaned = False
             self.input_lost = True
             return {"type": "http.disconnect"}
+        except asyncio.CancelledError:
+            raise  # self.orphaned stays set: the next receive() collects the data
         except Exception as exc:  # the server's read failed: the client is gone
+            self.orphaned = False
             logger.debug("crossgate: reading wsgi.input failed: %r", exc)
             self.input_lost = True
             return {"type": "http.disconnect"}
         finally:
             self.reading = False
+        self.orphaned = False
+        self.stash = None
         if remaining is None:
             # PEP 3333 (wsgi.input_terminated, mod_wsgi's convention): the input "will
             # return an empty bytestring at the end of the request body", so read to EOF.
@@ -573,10 +608,12 @@ class _Stream:
                 batch = get()
             except BaseException as exc:
                 self._done = True
-                if isinstance(exc, Exception):
+                if isinstance(exc, Exception):  # the app's error, passed on by the loop
                     logger.error(
                         "crossgate: ASGI app failed after starting its response", exc_info=exc
                     )
+                else:  # KeyboardInterrupt, SystemExit in the server thread: stop the app
+                    _abort(self._exchange, self._portal, 0.0, ClientDisconnected(repr(exc)))
                 raise
             if not batch:  # closed without an error: nothing more comes
                 self._done = True
