@@ -1,0 +1,672 @@
+"""``crossgate serve module:app``: serve a WSGI or ASGI application on the chosen server.
+
+The application is imported (the current directory first on ``sys.path``, as uvicorn does),
+detected as WSGI or ASGI, wrapped for the server's side (``wsgi_to_asgi`` for uvicorn and
+hypercorn, ``asgi_to_wsgi`` for gunicorn, waitress and wsgiref) and served. ``--workers N``
+scales out through the server's own process manager (uvicorn's supervisor, hypercorn's,
+gunicorn's arbiter); crossgate never forks processes of its own.
+
+Worker processes that the server starts itself (uvicorn and hypercorn spawn them fresh)
+import :func:`_served_app` by name and read what to serve from the ``CROSSGATE_SERVE``
+environment variable, so each one imports and wraps the application in its own process.
+
+A bad ``module:app`` or an option the server cannot honour is one line on stderr
+(``crossgate serve: error: ...``) and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from types import FrameType
+from typing import Any, Final, Literal, NoReturn, cast
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from crossgate._types import ASGIApp, Environ, StartResponse, WSGIApp
+from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
+from crossgate.adapters.wsgi_to_asgi import wsgi_to_asgi
+
+__all__ = ["main"]
+
+Interface = Literal["asgi", "wsgi"]
+
+SERVERS: Final = ("uvicorn", "hypercorn", "gunicorn", "waitress", "wsgiref")
+_ASGI_SERVERS: Final = frozenset({"uvicorn", "hypercorn"})
+#: Threads per process on the WSGI servers that have a pool, when --threads is not given.
+_DEFAULT_THREADS: Final = 4
+#: Where worker processes started by the server find what to serve (a JSON `_Target`).
+_ENV: Final = "CROSSGATE_SERVE"
+_PROG: Final = "crossgate serve"
+
+logger = logging.getLogger("crossgate")
+
+
+class UsageError(Exception):
+    """A mistake on the command line: shown as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What to serve and how to wrap it; travels to worker processes as JSON."""
+
+    spec: str
+    app_dir: str
+    interface: Literal["auto", "asgi", "wsgi"] = "auto"
+    factory: bool = False
+    threads: int | None = None
+    root_path: str = ""
+    log_level: str = "info"
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> _Target:
+        raw = os.environ.get(_ENV)
+        if not raw:
+            raise RuntimeError(f"{_ENV} is not set: _served_app() runs under `crossgate serve`")
+        return cls(**json.loads(raw))
+
+
+# --------------------------------------------------------------------------------------------
+# Finding and recognising the application
+# --------------------------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the exception and where it was raised (the user's file, usually)."""
+    text = " ".join(str(exc).split())
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames and not isinstance(exc, SyntaxError):  # a SyntaxError's text names its line
+        frame = frames[-1]
+        where = f" ({frame.filename}, line {frame.lineno})"
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
+
+
+def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> object:
+    """Import ``module:attr.path`` (``:app``, then ``:application``, when omitted).
+
+    ``app_dir`` goes first on ``sys.path``. With ``factory`` the object found is called
+    with no arguments and its result is the application. Every failure is a
+    :class:`UsageError` with a one-line message.
+    """
+    module_name, _, attrs = spec.partition(":")
+    if not module_name or ":" in attrs or attrs.startswith(".") or attrs.endswith("."):
+        raise UsageError(f"{spec!r} is not of the form module:app (for example myproject:app)")
+    if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+        raise UsageError(
+            f"{module_name!r} is a file path; give a module name (package.module) and, if "
+            "needed, --app-dir for the directory it lives in"
+        )
+    directory = os.path.abspath(app_dir)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise UsageError(f"cannot import {module_name!r}: no module named {missing!r}") from exc
+        raise UsageError(f"importing {module_name!r} failed: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise UsageError(f"importing {module_name!r} failed: {_describe(exc)}") from exc
+
+    obj: object = module
+    if not attrs:
+        for name in ("app", "application"):
+            if hasattr(module, name):
+                obj, attrs = getattr(module, name), name
+                break
+        else:
+            raise UsageError(
+                f"module {module_name!r} has no 'app' or 'application'; name the "
+                f"application as {module_name}:NAME"
+            )
+    else:
+        found = module_name
+        for part in attrs.split("."):
+            if not part.isidentifier():
+                raise UsageError(f"{attrs!r} in {spec!r} is not a dotted attribute path")
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                owner = (
+                    f"module {module_name!r}"
+                    if obj is module
+                    else f"{found} (a {type(obj).__name__})"
+                )
+                raise UsageError(f"{owner} has no attribute {part!r}") from None
+            except Exception as exc:
+                raise UsageError(f"getting {spec!r} failed: {_describe(exc)}") from exc
+            found = f"{module_name}:{part}" if found == module_name else f"{found}.{part}"
+    where = f"{module_name}:{attrs}"
+    if factory:
+        if not callable(obj):
+            raise UsageError(f"{where} is a {type(obj).__name__}, not a factory (not callable)")
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise UsageError(f"the factory {where}() failed: {_describe(exc)}") from exc
+    if not callable(obj):
+        raise UsageError(
+            f"{where} is a {type(obj).__name__}, not an ASGI or WSGI application (not callable)"
+        )
+    return obj
+
+
+def detect_interface(app: object) -> Interface:
+    """``"asgi"`` for a coroutine function, an object whose ``__call__`` is one, or one
+    asgiref marks as ASGI; ``"wsgi"`` for any other callable.
+
+    A class is taken as WSGI (PEP 3333 allows a class as the application); an ASGI 2
+    double callable, or an ASGI callable that is not ``async def``, needs
+    ``--interface asgi``.
+    """
+    # TODO: use crossgate.middleware.dispatch.is_asgi_app once the dispatcher lands.
+    if getattr(app, "_asgi_single_callable", False) or getattr(app, "_asgi_double_callable", False):
+        return "asgi"
+    if inspect.iscoroutinefunction(app):
+        return "asgi"
+    # An instance whose class defines `async def __call__` (Starlette, FastAPI, Django's
+    # ASGIHandler); a class itself is a constructor, whatever its __call__ is.
+    call = getattr(type(app), "__call__", None)  # noqa: B004 - the method, not callability
+    if not inspect.isclass(app) and inspect.iscoroutinefunction(call):
+        return "asgi"
+    return "wsgi"
+
+
+# Per process: the application loaded once (the factory must not run twice), and the
+# ASGI-to-WSGI adapter whose lifespan the WSGI servers start and stop.
+_loaded: tuple[int, _Target, object, Interface] | None = None
+_adapter: AsgiToWsgi | None = None
+
+
+def _load(target: _Target) -> tuple[object, Interface]:
+    global _loaded
+    if _loaded is not None and _loaded[0] == os.getpid() and _loaded[1] == target:
+        return _loaded[2], _loaded[3]
+    app = import_app(target.spec, app_dir=target.app_dir, factory=target.factory)
+    interface = detect_interface(app) if target.interface == "auto" else target.interface
+    _loaded = (os.getpid(), target, app, interface)
+    return app, interface
+
+
+def _as_asgi(target: _Target) -> ASGIApp:
+    """The application as ASGI 3, for uvicorn and hypercorn."""
+    app, interface = _load(target)
+    if interface == "wsgi":
+        options: dict[str, Any] = {}
+        if target.threads is not None:
+            options["workers"] = target.threads
+        return wsgi_to_asgi(cast(WSGIApp, app), **options)
+    return _asgi3(app)
+
+
+def _asgi3(app: object) -> ASGIApp:
+    from asgiref.compatibility import guarantee_single_callable  # noqa: PLC0415
+
+    # An ASGI 2 class (double callable) becomes ASGI 3; an ASGI 3 app is returned as is.
+    return cast(ASGIApp, guarantee_single_callable(app))  # type: ignore[no-untyped-call]
+
+
+def _as_wsgi(target: _Target) -> WSGIApp:
+    """The application as WSGI, for gunicorn, waitress and wsgiref."""
+    global _adapter
+    app, interface = _load(target)
+    wsgi: WSGIApp
+    if interface == "asgi":
+        _adapter = asgi_to_wsgi(_asgi3(app))
+        wsgi = _adapter
+    else:
+        wsgi = cast(WSGIApp, app)
+    if target.root_path:
+        wsgi = _ScriptName(wsgi, target.root_path)
+    return wsgi
+
+
+def _served_app() -> ASGIApp:
+    """The ASGI application a uvicorn or hypercorn worker process serves (a factory)."""
+    target = _Target.from_env()
+    _configure_logging(target.log_level)
+    return _as_asgi(target)
+
+
+class _ScriptName:
+    """``--root-path`` on WSGI servers: the app is mounted at ``root`` behind a proxy that
+    strips the prefix, so ``SCRIPT_NAME`` gains it and ``PATH_INFO`` is left as received
+    (what uvicorn's ``root_path`` means for an ASGI app).
+    """
+
+    def __init__(self, app: WSGIApp, root: str) -> None:
+        self.app = app
+        # PEP 3333: environ strings are "native strings" holding the bytes as latin-1.
+        self.root = root.encode("utf-8").decode("latin-1")
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ["SCRIPT_NAME"] = self.root + environ.get("SCRIPT_NAME", "")
+        return self.app(environ, start_response)
+
+
+# --------------------------------------------------------------------------------------------
+# The servers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    server: str
+    host: str
+    port: int
+    workers: int
+    reload: bool
+
+
+def _configure_logging(level: str) -> None:
+    """Show crossgate's records (and waitress's, which logs nothing without a handler) on
+    stderr. The root logger is left to the app: servers that log through it (hypercorn)
+    would print every line twice.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s: %(message)s"))
+    for name in ("crossgate", "waitress"):
+        log = logging.getLogger(name)
+        if not log.handlers:
+            log.addHandler(handler)
+            log.propagate = False
+        log.setLevel(level.upper())
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> NoReturn:
+    # SIGTERM ends the serving loop like Ctrl+C does, so lifespan shutdown still runs.
+    raise SystemExit(0)
+
+
+def _run_uvicorn(options: _Options, target: _Target) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    # An import string, not the app object: uvicorn needs one for --workers and --reload,
+    # and its spawned processes import and wrap the app themselves (_ENV says what).
+    uvicorn.run(
+        f"{__name__}:_served_app",
+        factory=True,
+        interface="asgi3",
+        host=options.host,
+        port=options.port,
+        workers=options.workers,
+        reload=options.reload,
+        reload_dirs=[target.app_dir] if options.reload else None,
+        root_path=target.root_path,
+        # "auto": an ASGI app without lifespan support (Django's ASGIHandler raises on the
+        # lifespan scope) costs one INFO line, "ASGI 'lifespan' protocol appears
+        # unsupported.", and no error.
+        lifespan="auto",
+        log_level=target.log_level,
+    )
+    return 0
+
+
+def _run_hypercorn(options: _Options, target: _Target) -> int:
+    from hypercorn.config import Config  # noqa: PLC0415
+    from hypercorn.run import run  # noqa: PLC0415
+
+    config = Config()
+    config.application_path = f"asgi:{__name__}:_served_app()"
+    config.bind = [_netloc(options.host, options.port)]
+    # workers=0 serves in this process; hypercorn's reloader needs its worker processes.
+    config.workers = 0 if options.workers == 1 and not options.reload else options.workers
+    config.use_reloader = options.reload
+    config.root_path = target.root_path
+    config.loglevel = target.log_level.upper()
+    config.accesslog = "-"
+    config.errorlog = "-"
+    result: int = run(config)
+    return result
+
+
+def _gunicorn_post_worker_init(worker: object) -> None:
+    # Lifespan startup in each worker, after fork and before its first request.
+    if _adapter is not None:
+        _adapter.start()
+
+
+def _gunicorn_worker_exit(server: object, worker: object) -> None:
+    if _adapter is not None:
+        _adapter.close()
+
+
+def _run_gunicorn(options: _Options, target: _Target) -> int:
+    from gunicorn.app.base import BaseApplication  # noqa: PLC0415
+
+    settings: dict[str, object] = {
+        "bind": [_netloc(options.host, options.port)],
+        "workers": options.workers,
+        "worker_class": "gthread",
+        "threads": target.threads or _DEFAULT_THREADS,
+        "reload": options.reload,
+        "loglevel": target.log_level,
+        "proc_name": "crossgate",
+        "post_worker_init": _gunicorn_post_worker_init,
+        "worker_exit": _gunicorn_worker_exit,
+        # gunicorn >= 25 opens a control socket at one path per user; two servers would
+        # contend for it, and `crossgate serve` offers no gunicornc commands.
+        "control_socket_disable": True,
+    }
+
+    class Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+        def load_config(self) -> None:
+            for key, value in settings.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self) -> WSGIApp:
+            # In each worker after fork: a reloaded worker imports the app afresh.
+            return _as_wsgi(target)
+
+    if options.reload:
+        # The workers import the app: one imported here would be inherited stale.
+        global _loaded
+        _loaded = None
+    Gunicorn().run()
+    return 0
+
+
+def _run_waitress(options: _Options, target: _Target) -> int:
+    from waitress import create_server  # noqa: PLC0415
+
+    app = _as_wsgi(target)
+    server = create_server(
+        app,
+        host=options.host,
+        port=options.port,
+        threads=target.threads or _DEFAULT_THREADS,
+        ident="crossgate",
+    )
+    signal.signal(signal.SIGTERM, _raise_exit)
+    _start_adapter()
+    try:
+        server.run()  # returns on SIGTERM or Ctrl+C, once waitress has stopped its threads
+    finally:
+        server.close()
+        _stop_adapter()
+    return 0
+
+
+class _Handler(WSGIRequestHandler):
+    """wsgiref's handler, logging through ``logging`` instead of bare stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logging.getLogger("crossgate.wsgiref").info("%s - %s", self.address_string(), format % args)
+
+
+def _run_wsgiref(options: _Options, target: _Target) -> int:
+    app = _as_wsgi(target)
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+
+    class Server(socketserver.ThreadingMixIn, WSGIServer):
+        address_family = family
+        # One thread per request; daemon threads so a stuck request cannot block exit (the
+        # ASGI adapter's close() still waits, bounded, for the app's work).
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = make_server(options.host, options.port, app, Server, _Handler)
+    signal.signal(signal.SIGTERM, _raise_exit)
+    _start_adapter()
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+        _stop_adapter()
+    return 0
+
+
+def _start_adapter() -> None:
+    if _adapter is not None:
+        _adapter.start()
+
+
+def _stop_adapter() -> None:
+    if _adapter is not None:
+        _adapter.close()
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_RUNNERS: Final[dict[str, Callable[[_Options, _Target], int]]] = {
+    "uvicorn": _run_uvicorn,
+    "hypercorn": _run_hypercorn,
+    "gunicorn": _run_gunicorn,
+    "waitress": _run_waitress,
+    "wsgiref": _run_wsgiref,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------
+
+
+def _default_server() -> str:
+    return "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "wsgiref"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``crossgate`` argument parser (subcommand ``serve``)."""
+    from crossgate import __version__  # noqa: PLC0415 - the package root imports adapters
+
+    parser = argparse.ArgumentParser(
+        prog="crossgate",
+        description="Translate between WSGI and ASGI; serve either kind of app on any server.",
+    )
+    parser.add_argument("--version", action="version", version=f"crossgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve a WSGI or ASGI application",
+        description=(
+            "Import APP, detect whether it is WSGI or ASGI, wrap it for the chosen server\n"
+            "(wsgi_to_asgi for uvicorn and hypercorn, asgi_to_wsgi for gunicorn, waitress\n"
+            "and wsgiref) and serve it."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  crossgate serve mysite.wsgi:application --server gunicorn --workers 4\n"
+            "  crossgate serve main:app --reload\n"
+            "  crossgate serve legacy:app --server uvicorn --root-path /legacy"
+        ),
+    )
+    serve.add_argument(
+        "app",
+        metavar="APP",
+        help="module:attribute, e.g. mysite.wsgi:application or main:app (the attribute "
+        "defaults to 'app', then 'application'; dotted paths such as main:api.app work)",
+    )
+    serve.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=None,
+        help="the server to run: uvicorn when installed, else wsgiref from the standard "
+        "library (threads, no extra dependency)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        default=1,
+        help="worker processes, run by the server's own process manager (uvicorn, "
+        "hypercorn, gunicorn); waitress and wsgiref serve from one process",
+    )
+    serve.add_argument(
+        "--threads",
+        type=_positive,
+        metavar="N",
+        default=None,
+        help=f"threads per process running WSGI code: gunicorn's gthread worker and "
+        f"waitress (default {_DEFAULT_THREADS}), or crossgate's thread pool for a WSGI app "
+        "on uvicorn or hypercorn; wsgiref starts one thread per request",
+    )
+    serve.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="the path prefix the app is mounted at behind a proxy that strips it "
+        "(ASGI root_path, WSGI SCRIPT_NAME)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart when the code changes (uvicorn, hypercorn, gunicorn; development only)",
+    )
+    serve.add_argument(
+        "--interface",
+        choices=("auto", "asgi", "wsgi"),
+        default="auto",
+        help="what APP is; auto (the default) takes an async callable as ASGI and any "
+        "other callable as WSGI",
+    )
+    serve.add_argument(
+        "--factory",
+        action="store_true",
+        help="APP is a factory: call it with no arguments to get the application",
+    )
+    serve.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="directory put first on sys.path to import APP from (default: the current one)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="info",
+        help="log level (default info)",
+    )
+    return parser
+
+
+def _check(options: _Options, target: _Target, interface: Interface) -> None:
+    """Refuse, with a reason, what the chosen server cannot do."""
+    server = options.server
+    if importlib.util.find_spec(server) is None:
+        raise UsageError(f"--server {server}: {server} is not installed (pip install {server})")
+    if options.workers > 1 and server == "waitress":
+        raise UsageError(
+            f"--workers {options.workers}: waitress has no process manager, it serves from "
+            "one process (use --threads for concurrency, or --server gunicorn or uvicorn "
+            "for several processes)"
+        )
+    if options.workers > 1 and server == "wsgiref":
+        raise UsageError(
+            f"--workers {options.workers}: wsgiref serves from one process, a thread per "
+            "request (use --server gunicorn or uvicorn for several processes)"
+        )
+    if options.reload and server in ("waitress", "wsgiref"):
+        raise UsageError(
+            f"--reload: {server} cannot reload; use --server uvicorn, hypercorn or gunicorn"
+        )
+    if options.reload and options.workers > 1 and server != "gunicorn":
+        raise UsageError(f"--reload runs one {server} worker; drop --workers")
+    if target.threads is not None:
+        if server == "wsgiref":
+            raise UsageError("--threads: wsgiref starts one thread per request, unbounded")
+        if server in _ASGI_SERVERS and interface == "asgi":
+            raise UsageError(
+                f"--threads sizes the thread pool that runs WSGI code; an ASGI app on "
+                f"{server} runs on the event loop and has none"
+            )
+    if target.root_path and not target.root_path.startswith("/"):
+        raise UsageError(f"--root-path {target.root_path!r} must start with '/'")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    options = _Options(
+        server=args.server or _default_server(),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        reload=args.reload,
+    )
+    target = _Target(
+        spec=args.app,
+        app_dir=os.path.abspath(args.app_dir),
+        interface=args.interface,
+        factory=args.factory,
+        threads=args.threads,
+        root_path=args.root_path.rstrip("/"),
+        log_level=args.log_level,
+    )
+    # Imported here, in this process, so that a bad APP is one line and exit 2 before any
+    # server starts (worker processes import it again, each for itself).
+    _app, interface = _load(target)
+    _check(options, target, interface)
+    _configure_logging(target.log_level)
+    os.environ[_ENV] = target.to_env()
+
+    asgi_server = options.server in _ASGI_SERVERS
+    if interface == "wsgi":
+        how = "through wsgi_to_asgi" if asgi_server else "as is"
+    else:
+        how = "as is" if asgi_server else "through asgi_to_wsgi"
+    workers = f"{options.workers} worker{'s' if options.workers > 1 else ''}"
+    url = f"http://{_netloc(options.host, options.port)}{target.root_path}/"
+    logger.info(
+        "serving %s (%s app, %s) on %s at %s (%s%s)",
+        target.spec,
+        interface.upper(),
+        how,
+        options.server,
+        url,
+        workers,
+        ", reload" if options.reload else "",
+    )
+    return _RUNNERS[options.server](options, target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``crossgate`` command: returns the exit status (2 for a usage error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _serve(args)
+    except UsageError as exc:
+        sys.stderr.write(f"{_PROG}: error: {exc}\n")
+        return 2
