@@ -1,0 +1,1 @@
+"""Tests of crossgate.middleware: the lifespan shim and the dispatcher."""
