@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -845,6 +845,58 @@ print(asgi_to_wsgi(app)(environ, lambda s, h, e=None: None), flush=True)
     assert out.stdout.splitlines() == ["[]", "shutdown ran"]
 
 
+DJANGO_SCRIPT = """
+import io, wsgiref.util, wsgiref.validate
+import django
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import path
+
+def hello(request):
+    return HttpResponse(f"{request.method} {request.path} {request.body!r}")
+
+settings.configure(
+    ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="test", DEBUG=False
+)
+urlpatterns = [path("hello", hello)]
+django.setup()
+
+from django.core.handlers.asgi import ASGIHandler
+from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
+
+app = asgi_to_wsgi(ASGIHandler())
+environ = {}
+wsgiref.util.setup_testing_defaults(environ)
+environ.update(REQUEST_METHOD="POST", PATH_INFO="/hello", QUERY_STRING="",
+               CONTENT_LENGTH="3", CONTENT_TYPE="text/plain")
+environ["wsgi.input"] = io.BytesIO(b"abc")
+seen = []
+iterable = wsgiref.validate.validator(app)(environ, lambda s, h, e=None: seen.append(s))
+try:
+    print(seen[0], b"".join(iterable).decode())
+finally:
+    iterable.close()
+app.close()
+"""
+
+
+def test_django_asgi_handler_runs_without_its_missing_lifespan() -> None:
+    """Django's ASGIHandler raises on the lifespan scope: "auto" runs it without one.
+
+    In a subprocess: Django's settings are process-wide.
+    """
+    pytest.importorskip("django")
+    out = subprocess.run(
+        [sys.executable, "-c", DJANGO_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "200 OK POST /hello b'abc'"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_runs_its_own_loop_and_lifespan(wrap: Callable[..., AsgiToWsgi]) -> None:
     events: list[str] = []
@@ -998,62 +1050,72 @@ def behaviours(draw: st.DrawFn) -> tuple[int, list[tuple[bytes, bytes]], list[Me
     return status, headers, messages
 
 
-@pytest.fixture(scope="module")
-def echo_adapter() -> Iterator[AsgiToWsgi]:
-    """One adapter for all examples: replays the behaviour described by the request."""
-    behaviour_of: dict[str, Any] = {}
+class Replay:
+    """An ASGI app that reads the request, records it, and replays a planned response."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self) -> None:
+        self.plans: dict[str, tuple[int, list[tuple[bytes, bytes]], list[Message]]] = {}
+        self.requests: list[tuple[str, str, bytes]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        status, headers, messages = behaviour_of[scope["query_string"].decode()]
-        received.append(body)
+        self.requests.append((scope["method"], scope["path"], body))
+        status, headers, messages = self.plans[scope["query_string"].decode()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         for message in messages:
             await send(message)
 
-    received: list[bytes] = []
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[tuple[AsgiToWsgi, Replay]]:
+    """One adapter (a small byte budget, so streams hit backpressure) for all examples."""
+    app = Replay()
     wrapper = asgi_to_wsgi(app, lifespan="off", budget=2048)
-    wrapper.behaviours = behaviour_of  # type: ignore[attr-defined]
-    wrapper.received = received  # type: ignore[attr-defined]
-    yield wrapper
+    yield wrapper, app
     wrapper.close()
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+segments = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="/?#"), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
 @given(
     behaviour=behaviours(),
+    method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+    path=st.lists(segments, max_size=4).map(lambda parts: "/" + "/".join(parts)),
     request_body=st.one_of(st.binary(max_size=2000), st.binary(min_size=60_000, max_size=150_000)),
     step=st.one_of(st.none(), st.integers(1000, 70_000)),
     terminated=st.booleans(),
 )
 def test_wsgi_response_matches_what_the_asgi_app_sent(
-    echo_adapter: AsgiToWsgi,
+    replay: tuple[AsgiToWsgi, Replay],
     behaviour: tuple[int, list[tuple[bytes, bytes]], list[Message]],
+    method: str,
+    path: str,
     request_body: bytes,
     step: int | None,
     terminated: bool,
 ) -> None:
+    wrapper, app = replay
     status, headers, messages = behaviour
-    key = str(len(echo_adapter.behaviours))  # type: ignore[attr-defined]
-    echo_adapter.behaviours[key] = behaviour  # type: ignore[attr-defined]
+    key = str(len(app.plans))
+    app.plans[key] = behaviour
     result = call(
-        echo_adapter,
-        method="POST",
+        wrapper,
+        method=method,
+        # PEP 3333: PATH_INFO holds the request's bytes decoded as latin-1.
+        path=path.encode().decode("latin-1"),
         query=key,
         body=request_body,
         terminated=terminated,
         step=step,
     )
-    assert echo_adapter.received[-1] == request_body  # type: ignore[attr-defined]
+    assert app.requests[-1] == (method, path, request_body)
     assert int(result.status[:3]) == status
     assert result.headers == [(n.decode(), v.decode("latin-1")) for n, v in headers]
     assert result.body == b"".join(m.get("body", b"") for m in messages)
