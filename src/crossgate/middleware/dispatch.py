@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from asgiref.compatibility import guarantee_single_callable
@@ -57,11 +57,17 @@ __all__ = [
 logger = logging.getLogger("crossgate")
 
 Kind: TypeAlias = Literal["asgi", "wsgi"]
+#: An ASGI 2 "double callable": called with the scope, it returns the coroutine callable.
+ASGI2App: TypeAlias = Callable[[Message], Callable[[Receive, Send], Awaitable[None]]]
 #: What a mount maps to: an app, or ``(app, "asgi" | "wsgi")`` to skip detection.
-Mountable: TypeAlias = ASGIApp | WSGIApp | tuple[object, Kind]
+Mountable: TypeAlias = ASGIApp | WSGIApp | ASGI2App | tuple[object, Kind]
 
 App = TypeVar("App")
 
+# Keys a parent router (Starlette's Router and Mount) adds to describe its own routes. The
+# mounted app is another application: Starlette's url_for would build its URLs from the
+# parent's router and app_root_path, so they stop here.
+_PARENT_ROUTING: Final = frozenset({"router", "app_root_path", "endpoint", "path_params"})
 _NOT_FOUND: Final = b"Not Found"
 _PLAIN: Final = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"9")]
 _PLAIN_WSGI: Final = [(name.decode(), value.decode()) for name, value in _PLAIN]
@@ -124,7 +130,7 @@ def _resolve(key: str, value: object) -> tuple[str, Kind, Any]:
     if shape is None:
         raise TypeError(
             f"mount {key!r}: cannot tell whether {value!r} is a WSGI or an ASGI app; "
-            f"mount ({value!r}, 'wsgi') or ({value!r}, 'asgi')"
+            "mount it as (app, 'wsgi') or (app, 'asgi')"
         )
     if shape == "asgi2":
         value = _single(value)
@@ -215,7 +221,7 @@ class Dispatcher:
             await _not_found(scope, receive, send)
             return
         prefix, app = match
-        child = dict(scope)
+        child = {key: value for key, value in scope.items() if key not in _PARENT_ROUTING}
         child["root_path"] = root + prefix
         if not whole:
             # A server from before path included root_path: give the app the spec's form.
