@@ -16,7 +16,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Case", "Row", "bench", "print_table", "run_async"]
+__all__ = ["Case", "Row", "bench", "close_loops", "print_table", "run_async"]
 
 #: A contender: a callable that performs ``n`` operations (sync) and returns nothing.
 Body = Callable[[int], None]
@@ -95,9 +95,12 @@ def bench(
     return rows
 
 
-def run_async(make_loop: Callable[[], asyncio.AbstractEventLoop], fn: Callable[[int], Awaitable[None]]) -> Body:
+def run_async(
+    make_loop: Callable[[], asyncio.AbstractEventLoop], fn: Callable[[int], Awaitable[None]]
+) -> Body:
     """A sync body that runs ``await fn(n)`` on a loop kept for the whole benchmark."""
     loop = make_loop()
+    _loops.append(loop)
 
     def body(n: int) -> None:
         loop.run_until_complete(fn(n))
@@ -105,11 +108,26 @@ def run_async(make_loop: Callable[[], asyncio.AbstractEventLoop], fn: Callable[[
     return body
 
 
+#: Every loop made by run_async, so that close_loops() can close them.
+_loops: list[asyncio.AbstractEventLoop] = []
+
+
+def close_loops() -> None:
+    """Close the loops :func:`run_async` made (call once a benchmark's cases are done)."""
+    while _loops:
+        loop = _loops.pop()
+        if not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+
 def print_table(rows: list[Row], *, title: str | None = None) -> None:
     """Print rows as a Markdown table (crossgate first in each workload)."""
     if title:
         print(f"\n### {title}\n")
-    print("| workload | implementation | per op (µs, median) | peer / crossgate | peak traced KiB |")
+    print(
+        "| workload | implementation | per op (µs, median) | peer / crossgate | peak traced KiB |"
+    )
     print("|---|---|---:|---:|---:|")
     for row in rows:
         ratio = "—" if row.ratio is None else f"{row.ratio:.2f}x"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import itertools
 import os
 import subprocess
 import sys
@@ -31,15 +33,29 @@ LONG = 10.0  # the most any wait may take before the test is considered hung
 var: contextvars.ContextVar[str] = contextvars.ContextVar("bridge_test_var", default="unset")
 
 
-@pytest.fixture
-def pool() -> Generator[WorkerPool]:
-    pool = WorkerPool(3, name="bridge-test")
-    yield pool
-    pool.shutdown()
+_names = itertools.count()
+
+
+def unique(name: str) -> str:
+    """A pool name no other test uses: shut-down pools' threads may still be exiting."""
+    return f"{name}{next(_names)}"
 
 
 def pool_threads(name: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(f"{name}-")]
+
+
+def stop(pool: WorkerPool) -> None:
+    pool.shutdown()
+    for thread in pool_threads(pool.name):
+        thread.join(LONG)
+
+
+@pytest.fixture
+def pool() -> Generator[WorkerPool]:
+    pool = WorkerPool(3, name=unique("bridge-test"))
+    yield pool
+    stop(pool)
 
 
 async def wait_for_thread_event(event: threading.Event) -> None:
@@ -53,15 +69,15 @@ async def wait_for_thread_event(event: threading.Event) -> None:
 
 
 async def test_pool_starts_no_thread_until_first_submit() -> None:
-    pool = WorkerPool(2, name="lazy-pool")
+    pool = WorkerPool(2, name=unique("lazy-pool"))
     try:
         assert pool.thread_count == 0
-        assert pool_threads("lazy-pool") == []
+        assert pool_threads(pool.name) == []
         assert await pool.run(lambda: 1) == 1
         assert pool.thread_count == 1
-        assert len(pool_threads("lazy-pool")) == 1
+        assert len(pool_threads(pool.name)) == 1
     finally:
-        pool.shutdown()
+        stop(pool)
 
 
 def test_pool_refuses_zero_workers() -> None:
@@ -76,7 +92,7 @@ async def test_pool_reuses_an_idle_thread() -> None:
             await pool.run(lambda: None)
         assert pool.thread_count == 1
     finally:
-        pool.shutdown()
+        stop(pool)
 
 
 async def test_pool_is_bounded_and_queues_without_deadlock(pool: WorkerPool) -> None:
@@ -102,7 +118,7 @@ async def test_pool_is_bounded_and_queues_without_deadlock(pool: WorkerPool) -> 
     tasks = [asyncio.create_task(pool.run(job, i)) for i in range(20)]
     await wait_for_thread_event(three_running)
     assert pool.thread_count == 3
-    assert len(pool_threads("bridge-test")) == 3
+    assert len(pool_threads(pool.name)) == 3
     gate.set()
     assert await asyncio.wait_for(asyncio.gather(*tasks), LONG) == list(range(20))
     assert peak == 3
@@ -120,8 +136,8 @@ async def test_pool_drain_times_out_then_succeeds(pool: WorkerPool) -> None:
     assert await task
 
 
-async def test_pool_shutdown_finishes_queued_work_then_refuses(pool: WorkerPool) -> None:
-    small = WorkerPool(1, name="shut-pool")
+async def test_pool_shutdown_finishes_queued_work_then_refuses() -> None:
+    small = WorkerPool(1, name=unique("shut-pool"))
     release = threading.Event()
     first = asyncio.create_task(small.run(release.wait, LONG))
     second = asyncio.create_task(small.run(lambda: "queued"))
@@ -132,7 +148,7 @@ async def test_pool_shutdown_finishes_queued_work_then_refuses(pool: WorkerPool)
     release.set()
     assert await asyncio.wait_for(first, LONG)
     assert await asyncio.wait_for(second, LONG) == "queued"
-    for thread in pool_threads("shut-pool"):
+    for thread in pool_threads(small.name):
         thread.join(LONG)
         assert not thread.is_alive()
 
@@ -203,12 +219,12 @@ async def test_cancelled_caller_returns_at_once_and_queued_job_is_skipped() -> N
         assert not queued_ran.is_set()
     finally:
         release.set()
-        single.shutdown()
+        stop(single)
 
 
 async def test_run_sync_uses_the_given_pool(pool: WorkerPool) -> None:
     name = await _bridge.run_sync(lambda: threading.current_thread().name, pool=pool)
-    assert name.startswith("bridge-test-")
+    assert name.startswith(f"{pool.name}-")
     default = await _bridge.run_sync(lambda: threading.current_thread().name)
     assert default.startswith(_bridge.default_pool().name)
 
@@ -384,7 +400,7 @@ def test_fork_rebuilds_portal_and_pool_in_the_child() -> None:
         assert _bridge.get_portal() is parent_portal  # the parent keeps its own
         assert pool.thread_count == 1
     finally:
-        pool.shutdown()
+        stop(pool)
 
 
 def test_fork_while_another_thread_holds_the_bridge_locks() -> None:
@@ -411,7 +427,7 @@ def test_fork_while_another_thread_holds_the_bridge_locks() -> None:
     finally:
         release.set()
         holder.join(LONG)
-        pool.shutdown()
+        stop(pool)
 
 
 def test_call_in_loop_timeout_cancels_the_task() -> None:
@@ -460,6 +476,38 @@ def test_call_in_loop_propagates_result_exception_and_context() -> None:
     assert ctx[var] == "from-loop"
 
 
+async def test_call_in_loop_from_the_loops_own_thread_raises() -> None:
+    with pytest.raises(RuntimeError, match="deadlock"):
+        _bridge.call_in_loop(asyncio.get_running_loop(), where)
+
+
+def test_call_in_loop_base_exceptions_reach_the_caller_and_spare_the_portal() -> None:
+    portal = _bridge.get_portal()
+
+    async def exit_app() -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        portal.call(exit_app)
+    assert portal.loop.is_running()
+    assert portal.call(where)[0] is portal.loop
+
+
+def test_call_in_loop_leaves_no_reference_cycles() -> None:
+    portal = _bridge.get_portal()
+    portal.call(where)  # warm up: first calls create long-lived objects
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for _ in range(200):
+            portal.call(where)
+        # A cycle per call would leave hundreds of objects only the collector frees.
+        assert len(gc.get_objects()) - before < 100
+    finally:
+        gc.enable()
+
+
 def test_call_in_loop_runs_nested_sync_work_on_the_blocked_thread() -> None:
     portal = _bridge.get_portal()
     pool = WorkerPool(1, name="unused-pool")
@@ -471,7 +519,7 @@ def test_call_in_loop_runs_nested_sync_work_on_the_blocked_thread() -> None:
         assert _bridge.call_in_loop(portal.loop, nested) == threading.get_ident()
         assert pool.thread_count == 0
     finally:
-        pool.shutdown()
+        stop(pool)
 
 
 # --------------------------------------------------------------------------------------

@@ -451,3 +451,12 @@ async def test_property_nested_calls_behave_like_asgiref(behaviour: Behaviour) -
         ),
     )
     assert ours == theirs
+
+
+def test_calls_benchmark_smoke_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The benchmark runs end to end in --quick mode and reports every target."""
+    bench_calls = pytest.importorskip("benchmarks.bench_calls")
+    bench_calls.main(["--quick"])
+    out = capsys.readouterr().out
+    assert out.count("(target >=") == 5
+    assert "crossgate async_to_sync in sync_to_async" in out

@@ -364,13 +364,9 @@ class _Mailbox:
             self._notify()
             return True
 
-    def finish(self, task: asyncio.Task[Any]) -> None:
-        """Done callback of the coroutine's task, on the loop."""
-        try:
-            self.result = task.result()
-        except BaseException as exc:  # CancelledError included: it is the outcome
-            self.error = exc
+    def succeed(self, result: Any) -> None:
         with self._lock:
+            self.result = result
             self.done = True
             self._notify()
 
@@ -431,21 +427,11 @@ def call_in_loop(
     """
     if not loop.is_running():
         raise RuntimeError(f"event loop {loop!r} is not running")
+    if asyncio._get_running_loop() is loop:
+        raise RuntimeError("call_in_loop() from the loop's own thread would deadlock")
     ctx = contextvars.copy_context() if context is None else context
     mailbox = _Mailbox()
-
-    def start() -> None:
-        try:
-            ctx.run(_current_mailbox.set, mailbox)
-            awaitable = ctx.run(fn, *args)
-            task = loop.create_task(_await(awaitable), context=ctx)
-        except BaseException as exc:
-            mailbox.fail(exc)
-            return
-        mailbox.task = task
-        task.add_done_callback(mailbox.finish)
-
-    if not _post(loop, start):
+    if not _post(loop, _start, loop, ctx, mailbox, fn, args):
         raise RuntimeError(f"event loop {loop!r} is closed")
     try:
         finished = mailbox.wait(timeout)
@@ -455,6 +441,9 @@ def call_in_loop(
     if not finished:
         _cancel_from_thread(loop, mailbox)
         raise TimeoutError(f"{_name(fn)} did not finish within {timeout} s")
+    # The task's context holds the mailbox: dropping the task breaks that cycle, so each
+    # call's objects are freed by reference counting, not left for the cyclic collector.
+    mailbox.task = None
     if mailbox.error is not None:
         error = mailbox.error
         mailbox.error = None  # break the frame <-> exception cycle
@@ -463,16 +452,52 @@ def call_in_loop(
     return result
 
 
+def _start(
+    loop: asyncio.AbstractEventLoop,
+    ctx: contextvars.Context,
+    mailbox: _Mailbox,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+) -> None:
+    """On the loop: call ``fn`` in ``ctx`` and start the task that awaits its result."""
+    try:
+        awaitable = ctx.run(_enter, mailbox, fn, args)  # one ctx.run, not two
+        mailbox.task = loop.create_task(_drive(mailbox, awaitable), context=ctx)
+    except BaseException as exc:
+        mailbox.fail(exc)
+
+
+def _enter(
+    mailbox: _Mailbox, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]
+) -> Awaitable[T]:
+    _current_mailbox.set(mailbox)
+    return fn(*args)
+
+
+async def _drive(mailbox: _Mailbox, awaitable: Awaitable[Any]) -> None:
+    """Await ``awaitable`` and hand its outcome to the blocked thread from inside the task.
+
+    Doing it here rather than in a done callback saves a loop iteration per call (done
+    callbacks run one iteration later) and leaves no task <-> mailbox reference cycle.
+    The outcome is swallowed: it belongs to the blocked thread, so the task neither logs
+    "exception was never retrieved" nor, for SystemExit or KeyboardInterrupt, stops the
+    loop (the portal) that other callers share.
+    """
+    try:
+        result = await awaitable
+    except BaseException as exc:  # CancelledError included: it is the outcome
+        mailbox.fail(exc)
+    else:
+        mailbox.succeed(result)
+
+
 def _cancel_from_thread(loop: asyncio.AbstractEventLoop, mailbox: _Mailbox) -> None:
     def cancel() -> None:
-        if mailbox.task is not None:
-            mailbox.task.cancel()
+        task, mailbox.task = mailbox.task, None  # no task <-> context <-> mailbox cycle
+        if task is not None:
+            task.cancel()
 
     _post(loop, cancel)
-
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 def _name(fn: object) -> str:
