@@ -588,6 +588,18 @@ def test_response_timeout_answers_504_and_cancels_the_app(
     assert cancelled.wait(WAIT)
 
 
+def test_app_cancelled_from_outside_is_500(wrap: Callable[..., AsgiToWsgi]) -> None:
+    """As when the portal loop closes under a waiting request: never a CancelledError."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+
+    assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
+
+
 def test_app_timeout_error_without_response_timeout_is_500(
     wrap: Callable[..., AsgiToWsgi],
 ) -> None:

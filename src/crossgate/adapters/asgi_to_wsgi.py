@@ -29,7 +29,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from functools import partial
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, NoReturn
 
 from crossgate._errors import (
     BridgeClosed,
@@ -314,6 +314,13 @@ class _Exchange:
         elif self.complete:
             logger.error("crossgate: ASGI app failed after its response was sent", exc_info=exc)
         elif not self.failed:
+            if isinstance(exc, asyncio.CancelledError):
+                # Not ours: the loop is going away (portal closing at exit). The server
+                # thread gets an ordinary error (500 or an aborted response), not a
+                # CancelledError it has no business with.
+                error = BridgeClosed("the ASGI app was cancelled before its response ended")
+                error.__cause__ = exc
+                exc = error
             self._fail(exc)  # the server thread answers 500 or aborts, and logs it
 
     def _fail(self, exc: BaseException) -> None:
@@ -418,6 +425,25 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "http.response.body":
+            if (
+                self.head_sent
+                and message.get("more_body", False)
+                and not (self.complete or self.failed or self.disconnected)
+            ):
+                # The streaming hot path (a chunk after the first, more to come): no
+                # coroutine call, no await unless the byte budget is spent.
+                body = message.get("body", b"")
+                if type(body) is not bytes:
+                    body = self._as_bytes(body)
+                if body:
+                    channel = self.channel
+                    try:
+                        if not channel.put_nowait(body, len(body)):
+                            await channel.put(b"", 0)  # wait for the server to catch up
+                    except OSError:
+                        self._client_gone()
+                        raise
+                return
             await self._send_body(message)
         elif kind == "http.response.start":
             self._start(message)
@@ -435,7 +461,7 @@ class _Exchange:
         if self.complete or self.failed:
             self._invalid(f"{kind} after the response ended")
 
-    def _invalid(self, text: str) -> None:
+    def _invalid(self, text: str) -> NoReturn:
         error = InvalidResponse(text)
         if not self.failed and not self.complete:
             self._fail(error)
@@ -453,7 +479,6 @@ class _Exchange:
             headers = decode_response_headers(message.get("headers") or ())
         except KeyError:
             self._invalid("http.response.start without a status")
-            raise  # unreachable: _invalid raises
         except InvalidResponse as exc:
             self._fail(exc)
             raise
@@ -473,12 +498,9 @@ class _Exchange:
         status = self.status
         if status is None:
             self._invalid("http.response.body before http.response.start")
-            return
         body = message.get("body", b"")
         if type(body) is not bytes:
-            if not isinstance(body, (bytearray, memoryview)):
-                self._invalid(f"http.response.body body must be bytes, not {type(body).__name__}")
-            body = bytes(body)
+            body = self._as_bytes(body)
         # ASGI: "more_body (bool) -- Signifies if there is additional content to come [...]
         # Optional; if missing defaults to False."
         more = bool(message.get("more_body", False))
@@ -510,6 +532,13 @@ class _Exchange:
                 # has taken the last chunk: closing (without error) keeps what is queued
                 # and ends the read with http.disconnect.
                 channel.close()
+
+    def _as_bytes(self, body: object) -> bytes:
+        # ASGI: "body (byte string)". Starlette streams memoryviews too: any buffer of bytes
+        # is taken (copied, as the app may reuse it); anything else is refused.
+        if not isinstance(body, (bytearray, memoryview)):
+            self._invalid(f"http.response.body body must be bytes, not {type(body).__name__}")
+        return bytes(body)
 
     def _pathsend(self, message: Message) -> None:
         self._check_open(_PATHSEND)
