@@ -264,7 +264,8 @@ class Dispatcher:
             except LifespanError as exc:
                 message = f"crossgate.dispatch: mount {_label(prefix)!r} failed to start: {exc}"
                 logger.error("%s", message)
-                # The server exits without a shutdown after startup.failed: undo what started.
+                # Lifespan spec (Startup Failed): "If a server sees this it should log/print the
+                # message provided and then exit." No shutdown follows: undo what started now.
                 await self._shutdown(started)
                 return message
             if manager.supported:
@@ -295,7 +296,8 @@ async def _not_found(scope: Message, receive: Receive, send: Send) -> None:
         return
     await receive()  # websocket.connect
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        # Extension "Websocket Denial Response": an HTTP response instead of the handshake.
+        # "Websocket Denial Response" (https://asgi.readthedocs.io/en/latest/extensions.html):
+        # an HTTP response instead of the handshake.
         await send({"type": "websocket.http.response.start", "status": 404, "headers": _PLAIN})
         await send({"type": "websocket.http.response.body", "body": _NOT_FOUND})
         return
