@@ -510,47 +510,52 @@ class _Request:
         """
         if self.too_large:
             raise self._too_large()
-        if not self.more_body and self._parked is None:
-            return [], False
-        if self.disconnected:
-            raise ClientDisconnected("the client disconnected before the request body ended")
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
+        if self._parked is None:
+            if not self.more_body:
+                return [], False
+            if self.disconnected:
+                raise ClientDisconnected("the client disconnected before the request body ended")
         chunks: list[bytes] = []
-        async with lock:
-            got = 0
-            while self.more_body:
-                message = self._parked
-                if message is not None:
-                    self._parked = None
-                    if self._space is not None:
-                        self._space.set()
-                else:
+        got = 0
+        while True:
+            message = self._parked
+            if message is not None:  # the watcher received it: take it, no lock needed
+                self._parked = None
+                if self._space is not None:
+                    self._space.set()
+            else:
+                if not self.more_body:
+                    break
+                if self.disconnected:
+                    raise ClientDisconnected("the client disconnected before the body ended")
+                lock = self._lock
+                if lock is None:
+                    lock = self._lock = asyncio.Lock()
+                async with lock:  # one receive() at a time: the watcher may be in one
+                    if self._parked is not None or not self.more_body:
+                        continue
                     message = await self.receive()
-                kind = message["type"]
-                if kind == "http.request":
-                    body: bytes = message.get("body", b"")
-                    if not message.get("more_body", False):
-                        self.more_body = False
-                    if body:
-                        self.received += len(body)
-                        limit = self.adapter.max_request_body
-                        if limit is not None and self.received > limit:
-                            self.too_large = True
-                            raise self._too_large()
-                        chunks.append(body)
-                        got += len(body)
-                        if (want >= 0 and got >= want) or (line and b"\n" in body):
-                            break
-                elif kind == "http.disconnect":
-                    self._disconnect()
-                    # ASGI: http.disconnect is "sent to the application if receive is called
-                    # after a response has been sent or after the HTTP connection has been
-                    # closed". Before more_body=False it means a truncated upload.
-                    raise ClientDisconnected(
-                        "the client disconnected before the request body ended"
-                    )
+            kind = message["type"]
+            if kind == "http.request":
+                body: bytes = message.get("body", b"")
+                if not message.get("more_body", False):
+                    self.more_body = False
+                if body:
+                    self.received += len(body)
+                    limit = self.adapter.max_request_body
+                    if limit is not None and self.received > limit:
+                        self.too_large = True
+                        raise self._too_large()
+                    chunks.append(body)
+                    got += len(body)
+                    if (want >= 0 and got >= want) or (line and b"\n" in body):
+                        break
+            elif kind == "http.disconnect":
+                self._disconnect()
+                # ASGI: http.disconnect is "sent to the application if receive is called
+                # after a response has been sent or after the HTTP connection has been
+                # closed". Before more_body=False it means a truncated upload.
+                raise ClientDisconnected("the client disconnected before the request body ended")
         return chunks, self.more_body
 
     def _too_large(self) -> RequestBodyTooLarge:
@@ -582,7 +587,10 @@ class _Request:
         if lock is None:
             lock = self._lock = asyncio.Lock()
         while not self.disconnected:
-            if self._parked is not None:
+            if self._parked_holds_more():
+                # The reader has not taken the parked message yet: receiving again would
+                # read ahead a second message. (After the final body message only a
+                # disconnect can come, so that one does not stop the watch.)
                 space = self._space
                 if space is None:
                     space = self._space = asyncio.Event()
@@ -590,19 +598,20 @@ class _Request:
                 await space.wait()
                 continue
             async with lock:
-                if self._parked_or_gone():
+                if self._parked_holds_more() or self.disconnected:
                     continue
                 message = await self.receive()
                 kind = message["type"]
                 if kind == "http.disconnect":
                     self._disconnect()
                     return
-                if kind == "http.request" and self.more_body:
+                if kind == "http.request" and self.more_body and self._parked is None:
                     self._parked = message
 
-    def _parked_or_gone(self) -> bool:
-        # A method, not an inline test: the state changes while the watcher awaits the lock.
-        return self._parked is not None or self.disconnected
+    def _parked_holds_more(self) -> bool:
+        # A method, not an inline test: the state changes while the watcher awaits.
+        parked = self._parked
+        return parked is not None and bool(parked.get("more_body", False))
 
     async def _consume(self) -> None:
         """Send what the worker streams: the start message with the first chunk."""
@@ -610,16 +619,10 @@ class _Request:
         assert channel is not None
         started = False
         while True:
-            if (
-                started
-                and self.watcher is None
-                and not channel.in_flight
-                and not channel.closed
-                and not self.disconnected
-            ):
-                # The worker is slow to produce the next chunk: from now on a client that
-                # leaves must be noticed. (Short responses end before this and need no
-                # watcher: the worker has closed the channel by the time it is read.)
+            if started and self.watcher is None and not channel.closed and not self.disconnected:
+                # The response outlives its first batch: from now on a client that leaves
+                # must be noticed. (A short response, such as a framework's one-chunk
+                # iterator, has closed the channel by now and needs no watcher task.)
                 self.watcher = self.loop.create_task(self._watch())
             try:
                 chunks = await channel.get()

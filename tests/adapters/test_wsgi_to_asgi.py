@@ -1,0 +1,1152 @@
+"""WsgiToAsgi: a PEP 3333 app behind an in-process ASGI server, one behaviour per test.
+
+Bodies are fed whole, in many chunks (one byte at a time, empty chunks too) and cut off by a
+disconnect; test apps run inside ``wsgiref.validate.validator`` where the behaviour allows
+(pytest turns its warnings into errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import itertools
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+from wsgiref.validate import validator
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
+from crossgate._types import Environ, Message, StartResponse, WSGIApp
+from crossgate.adapters.environ import build_environ
+from crossgate.adapters.wsgi_to_asgi import FileWrapper, WsgiToAsgi, wsgi_to_asgi
+
+pytestmark = pytest.mark.anyio
+
+Chunking = Callable[[bytes], list[bytes]]
+
+
+def whole(body: bytes) -> list[bytes]:
+    return [body]
+
+
+def bytewise(body: bytes) -> list[bytes]:
+    return [body[i : i + 1] for i in range(len(body))] or [b""]
+
+
+def ragged(body: bytes) -> list[bytes]:
+    """Chunks of 1, 0, 2, 0, 3, ... bytes: lines span chunks, empty chunks in between."""
+    chunks: list[bytes] = []
+    at, size = 0, 1
+    while at < len(body):
+        chunks += [body[at : at + size], b""]
+        at += size
+        size = size % 5 + 1
+    return chunks or [b""]
+
+
+CHUNKINGS = [pytest.param(whole, id="whole"), pytest.param(bytewise, id="bytewise")]
+CHUNKINGS.append(pytest.param(ragged, id="ragged"))
+
+
+class Exchange:
+    """One request against an in-process ASGI server that records everything."""
+
+    def __init__(
+        self,
+        body: Sequence[bytes] = (),
+        *,
+        cut: bool = False,
+        method: str = "GET",
+        path: str = "/",
+        query: bytes = b"",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        self.body = list(body)
+        self.cut = cut
+        self.scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query,
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), *headers],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+            "extensions": extensions or {},
+        }
+        self.messages: list[Message] = []
+        self.receives = 0
+        self.gone = asyncio.Event()  # the response ended or the client left
+        self.send_error: BaseException | None = None
+        self.send_gate: asyncio.Event | None = None
+        self.sent_bytes = 0  # body bytes the "server" took, read by the budget test's app
+        self.started = asyncio.Event()  # the first message was sent
+
+    async def receive(self) -> Message:
+        self.receives += 1
+        if self.body:
+            chunk = self.body.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(self.body) or self.cut}
+        if self.receives == 1:
+            return {"type": "http.request", "body": b"", "more_body": self.cut}
+        if not self.cut:
+            await self.gone.wait()
+        self.gone.set()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if self.send_gate is not None:
+                await self.send_gate.wait()
+            if self.send_error is not None:
+                raise self.send_error
+        self.messages.append(message)
+        self.sent_bytes += len(message.get("body", b""))
+        self.started.set()
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.gone.set()
+
+    def leave(self) -> None:
+        self.gone.set()
+
+    async def run(self, app: WsgiToAsgi, timeout: float = 10.0) -> Exchange:
+        with anyio.fail_after(timeout):
+            await app(self.scope, self.receive, self.send)
+        return self
+
+    @property
+    def status(self) -> int:
+        starts = [m for m in self.messages if m["type"] == "http.response.start"]
+        assert len(starts) == 1, self.messages
+        status: int = starts[0]["status"]
+        return status
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        start = next(m for m in self.messages if m["type"] == "http.response.start")
+        headers: list[tuple[bytes, bytes]] = start["headers"]
+        return headers
+
+    @property
+    def body_bytes(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages[1:])
+
+    @property
+    def complete(self) -> bool:
+        """Exactly one start first, body messages after, the last one final."""
+        kinds = [m["type"] for m in self.messages]
+        if not kinds or kinds[0] != "http.response.start" or kinds.count(kinds[0]) != 1:
+            return False
+        bodies = self.messages[1:]
+        return (
+            bool(bodies)
+            and all(m["type"] == "http.response.body" for m in bodies)
+            and all(m.get("more_body", False) for m in bodies[:-1])
+            and not bodies[-1].get("more_body", False)
+        )
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., WsgiToAsgi]]:
+    """Build adapters; their pools are shut down after the test."""
+    made: list[WsgiToAsgi] = []
+
+    def factory(app: WSGIApp, **options: Any) -> WsgiToAsgi:
+        adapter = wsgi_to_asgi(app, **options)
+        made.append(adapter)
+        return adapter
+
+    yield factory
+    for adapter in made:
+        adapter.pool.shutdown()
+
+
+class Closing:
+    """A body iterable that records each chunk pulled, close() and the threads involved."""
+
+    def __init__(self, chunks: Iterable[bytes], *, endless: bool = False) -> None:
+        self.chunks = list(chunks)
+        self.endless = endless
+        self.pulled = 0
+        self.closed = threading.Event()
+        self.close_calls = 0
+        self.close_thread: int | None = None
+        self.gate: threading.Event | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        index = 0
+        while self.endless or index < len(self.chunks):
+            if self.gate is not None and self.pulled:
+                self.gate.wait(5)
+            self.pulled += 1
+            yield self.chunks[index % len(self.chunks)]
+            index += 1
+
+    def close(self) -> None:
+        self.close_calls += 1
+        self.close_thread = threading.get_ident()
+        self.closed.set()
+
+
+def app_returning(
+    body: Iterable[bytes],
+    status: str = "200 OK",
+    headers: Sequence[tuple[str, str]] = (("Content-Type", "text/plain"),),
+    seen: dict[str, Any] | None = None,
+) -> WSGIApp:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if seen is not None:
+            seen["thread"] = threading.get_ident()
+            seen["environ"] = environ
+        start_response(status, list(headers))
+        return body
+
+    return app
+
+
+# ------------------------------------------------------------------------------ responses
+
+
+async def test_list_body_is_one_start_and_one_body_message(make: Callable[..., WsgiToAsgi]) -> None:
+    # No validator here: it wraps the list in an iterator, and this is the list fast path.
+    app = make(app_returning([b"Hello, ", b"", b"world"]))
+    ex = await Exchange().run(app)
+    assert [m["type"] for m in ex.messages] == ["http.response.start", "http.response.body"]
+    assert ex.status == 200
+    assert ex.headers == [(b"content-type", b"text/plain")]
+    assert ex.body_bytes == b"Hello, world"
+    assert ex.complete
+
+
+async def test_large_list_body_is_sent_without_joining(make: Callable[..., WsgiToAsgi]) -> None:
+    chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
+    ex = await Exchange().run(make(app_returning(chunks), budget=150))
+    assert [m["body"] for m in ex.messages[1:-1]] == chunks
+    assert ex.complete
+    assert ex.body_bytes == b"".join(chunks)
+
+
+@pytest.mark.parametrize("kind", ["list", "generator", "write"])
+async def test_body_kinds_give_the_same_bytes(make: Callable[..., WsgiToAsgi], kind: str) -> None:
+    chunks = [b"", b"one", b"", b"two", b"three", b""]
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("201 Created", [("Content-Type", "text/plain"), ("X-A", "1")])
+        if kind == "write":
+            for chunk in chunks:
+                write(chunk)
+            return []
+        return chunks if kind == "list" else iter(chunks)
+
+    ex = await Exchange().run(make(validator(app)))
+    assert ex.status == 201
+    assert ex.headers == [(b"content-type", b"text/plain"), (b"x-a", b"1")]
+    assert ex.body_bytes == b"onetwothree"
+    assert ex.complete
+
+
+async def test_write_then_returned_iterable_keep_order(make: Callable[..., WsgiToAsgi]) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"a")
+        write(b"b")
+        return [b"c", b"d"]
+
+    ex = await Exchange().run(make(validator(app)))
+    assert ex.body_bytes == b"abcd"
+    assert ex.complete
+
+
+async def test_headers_wait_for_the_first_non_empty_chunk(make: Callable[..., WsgiToAsgi]) -> None:
+    """An error after only empty chunks still becomes a clean 500: nothing was sent."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b""
+        yield b""
+        raise RuntimeError("boom")
+
+    ex = await Exchange().run(make(app))
+    assert ex.status == 500
+    assert ex.complete
+
+
+async def test_empty_generator_sends_headers_at_the_end(make: Callable[..., WsgiToAsgi]) -> None:
+    ex = await Exchange().run(
+        make(validator(app_returning(iter([b"", b""]), "204 No Content", [])))
+    )
+    assert ex.status == 204
+    assert ex.body_bytes == b""
+    assert ex.complete
+
+
+async def test_exc_info_before_body_replaces_the_status(make: Callable[..., WsgiToAsgi]) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b""
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            start_response(
+                "503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info()
+            )
+        yield b"sorry"
+
+    ex = await Exchange().run(make(validator(app)))
+    assert ex.status == 503
+    assert ex.body_bytes == b"sorry"
+    assert ex.complete
+
+
+async def test_exc_info_after_headers_reraises_and_aborts(make: Callable[..., WsgiToAsgi]) -> None:
+    seen: dict[str, BaseException] = {}
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"partial"
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            try:
+                start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
+            except ValueError as exc:
+                seen["reraised"] = exc
+                raise
+
+    ex = Exchange()
+    with pytest.raises(ValueError, match="late failure"):
+        await ex.run(make(app))
+    assert isinstance(seen["reraised"], ValueError)
+    assert not ex.complete  # no final more_body=False: the response is aborted
+
+
+async def test_second_start_response_without_exc_info_is_an_error(
+    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])
+        start_response("404 Not Found", [])
+        return [b"never"]
+
+    ex = await Exchange().run(make(app))
+    assert ex.status == 500
+    assert "second time" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200", []),
+        ("2000 OK", []),
+        ("OK 200", []),
+        ("200 OK\r\nX-Injected: 1", []),
+        (b"200 OK", []),
+        ("200 OK", [("X-Bad", "a\r\nSet-Cookie: x=1")]),
+        ("200 OK", [("Bad Name", "v")]),
+        ("200 OK", [("X-Euro", "\u20ac")]),
+        ("200 OK", [("X-Num", 1)]),
+        ("200 OK", [("Content-Length", "ten")]),
+    ],
+)
+async def test_invalid_status_or_header_gives_500(
+    make: Callable[..., WsgiToAsgi], status: Any, headers: list[Any]
+) -> None:
+    ex = await Exchange().run(make(app_returning([b"body"], status, headers)))
+    assert ex.status == 500
+    assert ex.body_bytes == b"Internal Server Error"
+    assert ex.complete
+
+
+async def test_non_bytes_body_gives_500(make: Callable[..., WsgiToAsgi]) -> None:
+    ex = await Exchange().run(make(app_returning(["text"])))  # type: ignore[list-item]
+    assert ex.status == 500
+
+
+@pytest.mark.parametrize("kind", ["list", "generator"])
+async def test_content_length_overrun_is_cut(make: Callable[..., WsgiToAsgi], kind: str) -> None:
+    body = Closing([b"hello", b" world", b"!" * 100, b"more"])
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "8")]
+    result: Iterable[bytes] = list(body.chunks) if kind == "list" else body
+    ex = await Exchange().run(make(app_returning(result, headers=headers)))
+    assert ex.body_bytes == b"hello wo"
+    assert ex.complete
+    if kind == "generator":
+        assert body.pulled == 2  # iteration stopped once the declared length was reached
+        assert body.close_calls == 1
+
+
+async def test_head_passes_the_body_through(make: Callable[..., WsgiToAsgi]) -> None:
+    ex = await Exchange(method="HEAD").run(make(validator(app_returning([b"abc"]))))
+    assert ex.status == 200
+    assert ex.body_bytes == b"abc"
+
+
+async def test_error_before_headers_is_500_and_logged(
+    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        raise KeyError("missing thing")
+
+    with caplog.at_level(logging.ERROR, logger="crossgate"):
+        ex = await Exchange().run(make(app))
+    assert ex.status == 500
+    assert ex.complete
+    record = next(r for r in caplog.records if r.name == "crossgate")
+    assert record.exc_info is not None
+    assert record.exc_info[0] is KeyError
+
+
+async def test_error_after_headers_propagates_to_the_server(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    body = Closing([b"a"])
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def gen() -> Iterator[bytes]:
+            yield b"first"
+            raise OSError("disk on fire")
+
+        body.chunks = []
+        return _Chain(gen(), body)
+
+    ex = Exchange()
+    with pytest.raises(OSError, match="disk on fire"):
+        await ex.run(make(app))
+    assert not ex.complete
+    assert body.close_calls == 1
+
+
+class _Chain:
+    """Iterate ``inner`` and delegate close() to ``closer``."""
+
+    def __init__(self, inner: Iterator[bytes], closer: Closing) -> None:
+        self.inner = inner
+        self.closer = closer
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.inner
+
+    def close(self) -> None:
+        self.closer.close()
+
+
+async def test_close_errors_are_logged_not_raised(
+    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    class BadClose(list[bytes]):
+        def close(self) -> None:
+            raise RuntimeError("close failed")
+
+    ex = await Exchange().run(make(app_returning(BadClose([b"ok"]))))
+    assert ex.body_bytes == b"ok"
+    assert ex.complete
+    assert "close() raised" in caplog.text
+
+
+async def test_missing_start_response_gives_500(make: Callable[..., WsgiToAsgi]) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        return [b"no status"]
+
+    ex = await Exchange().run(make(app))
+    assert ex.status == 500
+
+
+# ------------------------------------------------------------------- streaming and budget
+
+
+async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., WsgiToAsgi]) -> None:
+    """Produced but unsent bytes stay bounded: one batch being sent plus the budget queued.
+
+    A batch ends once it holds >= 35 bytes (4 chunks of 10), so at each chunk the worker
+    makes, at most 4 are being sent, 4 queued and 1 in hand: 90 bytes.
+    """
+    ex = Exchange()
+    ex.send_gate = asyncio.Event()  # send() is stuck until the worker had time to run ahead
+    worst: list[int] = []
+    stuck = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        for index in range(200):
+            worst.append(index * 10 - ex.sent_bytes)
+            if index == 4:
+                stuck.set()  # the first batch is stuck in send() and 4 chunks are queued
+            yield b"x" * 10
+
+    task = asyncio.ensure_future(ex.run(make(app, budget=35)))
+    await asyncio.to_thread(stuck.wait, 5)
+    ex.send_gate.set()
+    await task
+    assert ex.body_bytes == b"x" * 2000
+    assert max(worst) <= 90
+
+
+async def test_disconnect_stops_an_endless_generator_on_its_thread(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    body = Closing([b"tick"], endless=True)
+    body.gate = threading.Event()  # slow producer: one chunk per gate opening
+    seen: dict[str, Any] = {}
+    ex = Exchange()
+    task = asyncio.ensure_future(ex.run(make(app_returning(body, seen=seen))))
+    await ex.started.wait()
+    body.gate.set()
+    ex.leave()
+    await task
+    assert body.closed.wait(5)
+    assert body.close_calls == 1
+    assert body.close_thread == seen["thread"]
+    assert not ex.complete
+
+
+@pytest.mark.parametrize("error", [OSError("broken pipe"), ClientDisconnected("gone")])
+async def test_send_raising_oserror_is_a_disconnect(
+    make: Callable[..., WsgiToAsgi], error: BaseException
+) -> None:
+    body = Closing([b"tick"], endless=True)
+    seen: dict[str, Any] = {}
+    ex = Exchange()
+    ex.send_error = error
+    await ex.run(make(app_returning(body, seen=seen)))
+    assert body.closed.wait(5)
+    assert body.close_thread == seen["thread"]
+
+
+async def test_send_raising_anything_else_propagates_without_hanging(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    body = Closing([b"tick"], endless=True)
+    ex = Exchange()
+    ex.send_error = RuntimeError("server bug")
+    with pytest.raises(RuntimeError, match="server bug"):
+        await ex.run(make(app_returning(body)))
+    assert body.closed.wait(5)
+
+
+async def test_cancelled_request_releases_the_worker(make: Callable[..., WsgiToAsgi]) -> None:
+    body = Closing([b"tick"], endless=True)
+    body.gate = threading.Event()
+    ex = Exchange()
+    task = asyncio.ensure_future(ex.run(make(app_returning(body))))
+    await ex.started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    body.gate.set()
+    assert body.closed.wait(5)
+
+
+async def test_no_tasks_are_left_behind(make: Callable[..., WsgiToAsgi]) -> None:
+    body = Closing([b"a", b"b"])
+    body.gate = threading.Event()
+    before = asyncio.all_tasks()
+    ex = Exchange()
+    task = asyncio.ensure_future(ex.run(make(app_returning(body))))
+    await ex.started.wait()
+    body.gate.set()
+    await task
+    assert asyncio.all_tasks() == before
+
+
+# ------------------------------------------------------------------------- request body
+
+
+def reading_app(operation: Callable[[Any], object], seen: dict[str, Any]) -> WSGIApp:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            seen["result"] = operation(environ["wsgi.input"])
+        except OSError as exc:
+            seen["error"] = exc
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    return app
+
+
+BODY = b"first line\nsecond\n\nfourth line is longer\nno newline at the end"
+OPERATIONS: list[Any] = [
+    pytest.param(lambda f: f.read(), id="read()"),
+    pytest.param(lambda f: f.read(-1), id="read(-1)"),
+    pytest.param(lambda f: f.read(None), id="read(None)"),
+    pytest.param(lambda f: [f.read(7) for _ in range(12)], id="read(7)"),
+    pytest.param(lambda f: [f.read(1) for _ in range(80)], id="read(1)"),
+    pytest.param(lambda f: [f.read(0), f.read(5), f.read()], id="read(0)-read(5)-read()"),
+    pytest.param(lambda f: [f.readline() for _ in range(8)], id="readline()"),
+    pytest.param(lambda f: [f.readline(4) for _ in range(25)], id="readline(4)"),
+    pytest.param(lambda f: [f.readline(0), f.readline(-1), f.readline(None)], id="readline(0)"),
+    pytest.param(lambda f: f.readlines(), id="readlines()"),
+    pytest.param(lambda f: [f.readlines(15), f.readlines(1), f.readlines()], id="readlines(hint)"),
+    pytest.param(list, id="iterate"),
+    pytest.param(lambda f: [f.readline(), f.read(3), next(iter(f)), f.read()], id="mixed"),
+]
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize("operation", OPERATIONS)
+async def test_input_behaves_like_a_file_however_chunked(
+    make: Callable[..., WsgiToAsgi], chunking: Chunking, operation: Callable[[Any], object]
+) -> None:
+    seen: dict[str, Any] = {}
+    await Exchange(chunking(BODY), method="POST").run(make(reading_app(operation, seen)))
+    assert seen["result"] == operation(io.BytesIO(BODY))
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        pytest.param(lambda f: f.read(), id="read"),
+        pytest.param(lambda f: f.readline(), id="readline"),
+        pytest.param(lambda f: f.readlines(), id="readlines"),
+        pytest.param(list, id="iterate"),
+    ],
+)
+async def test_empty_body_reads_as_empty(
+    make: Callable[..., WsgiToAsgi], operation: Callable[[Any], object]
+) -> None:
+    seen: dict[str, Any] = {}
+    await Exchange([], method="POST").run(make(reading_app(operation, seen)))
+    assert "error" not in seen
+    assert seen["result"] == operation(io.BytesIO(b""))
+
+
+async def test_input_under_the_validator(make: Callable[..., WsgiToAsgi]) -> None:
+    seen: dict[str, Any] = {}
+
+    def op(f: Any) -> list[object]:
+        return [f.readline(), f.read(4), f.readlines(), f.read(1)]
+
+    app = make(validator(reading_app(op, seen)))
+    await Exchange(ragged(BODY), method="POST").run(app)
+    assert seen["result"] == op(io.BytesIO(BODY))
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize(
+    "operation",
+    [
+        pytest.param(lambda f: f.read(), id="read"),
+        pytest.param(lambda f: [f.read(3) for _ in range(100)], id="read(3)"),
+        pytest.param(lambda f: f.readlines(), id="readlines"),
+        pytest.param(list, id="iterate"),
+    ],
+)
+async def test_disconnect_mid_upload_raises_oserror(
+    make: Callable[..., WsgiToAsgi], chunking: Chunking, operation: Callable[[Any], object]
+) -> None:
+    seen: dict[str, Any] = {}
+    await Exchange(chunking(BODY), cut=True, method="POST").run(make(reading_app(operation, seen)))
+    assert isinstance(seen["error"], ClientDisconnected)
+    assert isinstance(seen["error"], OSError)
+
+
+async def test_reads_after_a_disconnect_keep_raising(make: Callable[..., WsgiToAsgi]) -> None:
+    errors: list[BaseException] = []
+
+    def op(f: Any) -> None:
+        for _ in range(3):
+            try:
+                f.read()
+            except OSError as exc:
+                errors.append(exc)
+
+    await Exchange([b"abc"], cut=True, method="POST").run(make(reading_app(op, {})))
+    assert len(errors) == 3
+    assert all(isinstance(e, ClientDisconnected) for e in errors)
+
+
+async def test_nothing_is_read_ahead(make: Callable[..., WsgiToAsgi]) -> None:
+    seen: dict[str, Any] = {}
+    ex = Exchange([b"ab", b"cd", b"ef", b"gh", b"ij"], method="POST")
+    probe: dict[str, int] = {}
+
+    def op(f: Any) -> bytes:
+        data: bytes = f.read(3)
+        probe["receives"] = ex.receives
+        return data
+
+    await ex.run(make(reading_app(op, seen)))
+    assert seen["result"] == b"abc"
+    assert probe["receives"] == 2  # two messages hold 3 bytes; the third was never asked for
+
+
+async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WsgiToAsgi]) -> None:
+    ex = Exchange([b"ab", b"c\nd", b"ef\n", b"gh"], method="POST")
+    probe: dict[str, int] = {}
+
+    def op(f: Any) -> bytes:
+        line: bytes = f.readline()
+        probe["receives"] = ex.receives
+        return line
+
+    seen: dict[str, Any] = {}
+    await ex.run(make(reading_app(op, seen)))
+    assert seen["result"] == b"abc\n"
+    assert probe["receives"] == 2
+
+
+async def test_declared_body_over_the_limit_is_413_without_the_app(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    called: list[bool] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        called.append(True)
+        start_response("200 OK", [])
+        return []
+
+    ex = Exchange([b"x" * 20], method="POST", headers=[(b"content-length", b"20")])
+    await ex.run(make(app, max_request_body=10))
+    assert ex.status == 413
+    assert ex.complete
+    assert not called
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+async def test_streamed_body_over_the_limit_raises_from_read(
+    make: Callable[..., WsgiToAsgi], chunking: Chunking
+) -> None:
+    seen: dict[str, Any] = {}
+    app = make(reading_app(lambda f: f.read(), seen), max_request_body=10)
+    await Exchange(chunking(b"y" * 25), method="POST").run(app)
+    assert isinstance(seen["error"], RequestBodyTooLarge)
+
+
+async def test_body_within_the_limit_is_read(make: Callable[..., WsgiToAsgi]) -> None:
+    seen: dict[str, Any] = {}
+    app = make(reading_app(lambda f: f.read(), seen), max_request_body=10)
+    await Exchange([b"12345", b"67890"], method="POST", headers=[(b"content-length", b"10")]).run(
+        app
+    )
+    assert seen["result"] == b"1234567890"
+
+
+async def test_generator_reads_the_body_while_streaming(make: Callable[..., WsgiToAsgi]) -> None:
+    """The disconnect watcher and wsgi.input share receive(): no message is lost."""
+    parts = [b"line %d\n" % i for i in range(30)]
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"echo:"
+        for line in environ["wsgi.input"]:
+            yield line.upper()
+
+    ex = await Exchange(parts, method="POST").run(make(validator(app)))
+    assert ex.body_bytes == b"echo:" + b"".join(parts).upper()
+    assert ex.complete
+
+
+# ------------------------------------------------------------------ environ and threads
+
+
+async def test_environ_has_the_wsgi_keys(make: Callable[..., WsgiToAsgi]) -> None:
+    seen: dict[str, Any] = {}
+    ex = Exchange(path="/a b", query=b"x=1&y=%20")
+    await ex.run(make(validator(app_returning([b""], seen=seen)), multiprocess=False))
+    environ = seen["environ"]
+    expected = build_environ(ex.scope)
+    assert {k: environ[k] for k in expected} == expected
+    assert environ["wsgi.multithread"] is True
+    assert environ["wsgi.multiprocess"] is False
+    assert environ["wsgi.run_once"] is False
+    assert environ["wsgi.input_terminated"] is True
+    assert environ["asgi.scope"] is ex.scope
+    assert environ["wsgi.file_wrapper"] is FileWrapper
+
+
+async def test_wsgi_errors_logs_to_crossgate(
+    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        environ["wsgi.errors"].write("something odd\n")
+        environ["wsgi.errors"].writelines(["two\n", "three\n"])
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    with caplog.at_level(logging.ERROR, logger="crossgate"):
+        await Exchange().run(make(validator(app)))
+    assert [r.getMessage() for r in caplog.records if r.name == "crossgate"] == [
+        "something odd",
+        "two",
+        "three",
+    ]
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+async def test_context_variables_reach_the_app(make: Callable[..., WsgiToAsgi]) -> None:
+    seen: dict[str, str] = {}
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        seen["id"] = REQUEST_ID.get()
+        start_response("200 OK", [])
+        return []
+
+    REQUEST_ID.set("abc-123")
+    await Exchange().run(make(app))
+    assert seen["id"] == "abc-123"
+
+
+async def test_saturated_pool_queues_requests(make: Callable[..., WsgiToAsgi]) -> None:
+    threads: set[int] = set()
+    lock = threading.Lock()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        with lock:
+            threads.add(threading.get_ident())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield environ["PATH_INFO"].encode()
+        yield environ["wsgi.input"].read()
+
+    adapter = make(app, workers=2)
+    exchanges = [Exchange([b"-body"], path=f"/{i}", method="POST") for i in range(12)]
+    await asyncio.gather(*(ex.run(adapter) for ex in exchanges))
+    assert [ex.body_bytes for ex in exchanges] == [b"/%d-body" % i for i in range(12)]
+    assert len(threads) <= 2
+    assert adapter.pool.thread_count <= 2
+
+
+async def test_pool_is_created_lazily() -> None:
+    adapter = WsgiToAsgi(app_returning([]))
+    assert adapter._pool is None
+
+
+# -------------------------------------------------------------------------- file_wrapper
+
+
+@pytest.fixture
+def data_file() -> Iterator[str]:
+    with tempfile.NamedTemporaryFile("wb", delete=False) as handle:
+        handle.write(b"0123456789" * 1000)
+    yield handle.name
+    os.unlink(handle.name)
+
+
+def file_app(path: str, opened: list[Any], block: int | None = None) -> WSGIApp:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        handle = open(path, "rb")  # noqa: SIM115 - the adapter closes it
+        opened.append(handle)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        wrapper = environ["wsgi.file_wrapper"]
+        result: Iterable[bytes] = wrapper(handle) if block is None else wrapper(handle, block)
+        return result
+
+    return app
+
+
+async def test_file_wrapper_streams_in_blocks(
+    make: Callable[..., WsgiToAsgi], data_file: str
+) -> None:
+    opened: list[Any] = []
+    ex = await Exchange().run(make(file_app(data_file, opened, 4096)))
+    assert ex.body_bytes == b"0123456789" * 1000
+    assert ex.complete
+    assert opened[0].closed
+
+
+async def test_file_wrapper_uses_pathsend(make: Callable[..., WsgiToAsgi], data_file: str) -> None:
+    opened: list[Any] = []
+    ex = Exchange(extensions={"http.response.pathsend": {}})
+    await ex.run(make(file_app(data_file, opened)))
+    assert ex.messages[1] == {"type": "http.response.pathsend", "path": data_file}
+    assert opened[0].closed
+
+
+async def test_file_wrapper_uses_zerocopysend(
+    make: Callable[..., WsgiToAsgi], data_file: str
+) -> None:
+    opened: list[Any] = []
+    ex = Exchange(extensions={"http.response.zerocopysend": {}})
+    await ex.run(make(file_app(data_file, opened)))
+    message = ex.messages[1]
+    assert message["type"] == "http.response.zerocopysend"
+    assert message["file"] is opened[0]
+    assert (message["offset"], message["count"]) == (0, 10000)
+    assert opened[0].closed
+
+
+async def test_file_wrapper_over_a_non_file_streams(make: Callable[..., WsgiToAsgi]) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        result: Iterable[bytes] = environ["wsgi.file_wrapper"](io.BytesIO(b"in memory"), 2)
+        return result
+
+    ex = Exchange(extensions={"http.response.pathsend": {}, "http.response.zerocopysend": {}})
+    await ex.run(make(app))
+    assert ex.body_bytes == b"in memory"
+    assert ex.complete
+
+
+# ---------------------------------------------------------------------------- other scopes
+
+
+class LifespanServer:
+    def __init__(self, *events: str) -> None:
+        self.events = [{"type": e} for e in events]
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        return self.events.pop(0)
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    async def run(self, app: WsgiToAsgi) -> list[str]:
+        with anyio.fail_after(10):
+            await app({"type": "lifespan", "asgi": {"version": "3.0"}}, self.receive, self.send)
+        return [m["type"] for m in self.sent]
+
+
+async def test_lifespan_runs_hooks_in_the_pool(make: Callable[..., WsgiToAsgi]) -> None:
+    calls: list[tuple[str, str]] = []
+    adapter = make(
+        app_returning([]),
+        on_startup=[lambda: calls.append(("up", threading.current_thread().name))],
+        on_shutdown=[lambda: calls.append(("down", threading.current_thread().name))],
+    )
+    server = LifespanServer("lifespan.startup", "lifespan.shutdown")
+    assert await server.run(adapter) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert [c[0] for c in calls] == ["up", "down"]
+    assert all(name.startswith("crossgate-wsgi") for _, name in calls)
+    assert adapter._pool is None  # shut down
+
+
+async def test_lifespan_startup_failure_is_reported(make: Callable[..., WsgiToAsgi]) -> None:
+    def broken() -> None:
+        raise RuntimeError("no database")
+
+    server = LifespanServer("lifespan.startup")
+    assert await server.run(make(app_returning([]), on_startup=[broken])) == [
+        "lifespan.startup.failed"
+    ]
+    assert "no database" in server.sent[0]["message"]
+
+
+async def test_lifespan_shutdown_failure_is_reported(make: Callable[..., WsgiToAsgi]) -> None:
+    def broken() -> None:
+        raise RuntimeError("cannot flush")
+
+    server = LifespanServer("lifespan.startup", "lifespan.shutdown")
+    result = await server.run(make(app_returning([]), on_shutdown=[broken]))
+    assert result == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+    assert "cannot flush" in server.sent[1]["message"]
+
+
+async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WsgiToAsgi]) -> None:
+    release = threading.Event()
+    finished: list[str] = []
+
+    running = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        running.set()
+        release.wait(5)
+        finished.append("request")
+        start_response("200 OK", [])
+        return []
+
+    adapter = make(app, on_shutdown=[lambda: finished.append("hook")])
+    request = asyncio.ensure_future(Exchange().run(adapter))
+    await asyncio.to_thread(running.wait, 5)
+    shutdown = asyncio.ensure_future(LifespanServer("lifespan.shutdown").run(adapter))
+    for _ in range(10):  # let the shutdown start (and, were it wrong, run the hook early)
+        await asyncio.sleep(0)
+    assert not shutdown.done()
+    release.set()
+    await request
+    assert await shutdown == ["lifespan.shutdown.complete"]
+    assert finished == ["request", "hook"]
+
+
+async def test_websocket_is_refused(make: Callable[..., WsgiToAsgi]) -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await make(app_returning([]))({"type": "websocket", "path": "/"}, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.close"]
+
+
+async def test_unknown_scope_type_raises(make: Callable[..., WsgiToAsgi]) -> None:
+    async def receive() -> Message:
+        raise AssertionError("not called")
+
+    async def send(message: Message) -> None:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="scope type 'telepathy'"):
+        await make(app_returning([]))({"type": "telepathy"}, receive, send)
+
+
+def test_options_are_validated() -> None:
+    app = app_returning([])
+    with pytest.raises(ValueError, match="workers"):
+        WsgiToAsgi(app, workers=0)
+    with pytest.raises(ValueError, match="budget"):
+        WsgiToAsgi(app, budget=0)
+    with pytest.raises(ValueError, match="max_request_body"):
+        WsgiToAsgi(app, max_request_body=-1)
+
+
+# ------------------------------------------------------------------------------ properties
+
+TOKEN = st.text("abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1)
+HEADER_VALUE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
+CHUNKS = st.lists(st.binary(max_size=40), max_size=8)
+
+
+def _split(body: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    edges = [0, *points, len(body)]
+    return [body[a:b] for a, b in itertools.pairwise(edges)]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+    path=st.text(st.characters(exclude_categories=["Cs", "Cc"]), max_size=12),
+    query=st.binary(max_size=20),
+    headers=st.lists(
+        st.tuples(st.sampled_from([b"x-a", b"x-b", b"accept"]), st.binary(max_size=10)), max_size=5
+    ),
+    body=st.binary(max_size=200),
+    cuts=st.lists(st.integers(0, 200), max_size=6),
+)
+def test_property_requests_reach_the_app_intact(
+    method: str,
+    path: str,
+    query: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    cuts: list[int],
+) -> None:
+    """Any request: the environ is build_environ's and the body reads back whole."""
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        seen["environ"] = dict(environ)
+        seen["body"] = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    adapter = WsgiToAsgi(app, workers=2)
+    clean = [(n, v.replace(b"\r", b"").replace(b"\n", b"")) for n, v in headers]
+    ex = Exchange(_split(body, cuts), method=method, path="/" + path, query=query, headers=clean)
+    try:
+        asyncio.run(ex.run(adapter))
+    finally:
+        adapter.pool.shutdown()
+    assert ex.status == 200
+    expected = build_environ(ex.scope)
+    assert {k: seen["environ"][k] for k in expected} == expected
+    assert seen["body"] == body
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    code=st.integers(100, 599).filter(lambda c: c >= 200),
+    reason=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10),
+    headers=st.lists(st.tuples(TOKEN, HEADER_VALUE), max_size=4),
+    chunks=CHUNKS,
+    kind=st.sampled_from(["list", "tuple", "generator", "write", "write+list", "closing"]),
+)
+def test_property_messages_match_what_the_app_produced(
+    code: int,
+    reason: str,
+    headers: list[tuple[str, str]],
+    chunks: list[bytes],
+    kind: str,
+) -> None:
+    """Any WSGI behaviour: one start with its status and headers, then exactly its bytes."""
+    closing = Closing(chunks)
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response(f"{code} {reason}", headers)
+        if kind == "list":
+            return list(chunks)
+        if kind == "tuple":
+            return tuple(chunks)
+        if kind == "generator":
+            return iter(chunks)
+        if kind == "closing":
+            return closing
+        for chunk in chunks[: len(chunks) // 2]:
+            write(chunk)
+        rest = chunks[len(chunks) // 2 :]
+        if kind == "write":
+            for chunk in rest:
+                write(chunk)
+            return []
+        return rest
+
+    adapter = WsgiToAsgi(app, workers=2, budget=64)
+    ex = Exchange()
+    try:
+        asyncio.run(ex.run(adapter))
+    finally:
+        adapter.pool.shutdown()
+    assert ex.complete
+    assert ex.status == code
+    assert ex.headers == [(n.lower().encode(), v.encode()) for n, v in headers]
+    assert ex.body_bytes == b"".join(chunks)
+    assert all(m.get("body") for m in ex.messages[1:-1])  # no empty intermediate messages
+    if kind == "closing":
+        assert closing.close_calls == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    body=st.binary(max_size=120).map(lambda b: b.replace(b"\r", b"\n")),
+    cuts=st.lists(st.integers(0, 120), max_size=8),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["read", "readline", "readlines", "next"]), st.integers(-1, 30)),
+        max_size=10,
+    ),
+)
+def test_property_input_matches_bytesio(
+    body: bytes, cuts: list[int], ops: list[tuple[str, int]]
+) -> None:
+    """Any chunking and any sequence of reads: the same results as io.BytesIO."""
+
+    def run(stream: Any) -> list[object]:
+        results: list[object] = []
+        for name, arg in ops:
+            if name == "next":
+                results.append(next(stream, None))
+            else:
+                results.append(getattr(stream, name)(arg))
+        results.append(stream.read())
+        return results
+
+    seen: dict[str, Any] = {}
+    adapter = WsgiToAsgi(reading_app(run, seen), workers=1)
+    try:
+        asyncio.run(Exchange(_split(body, cuts), method="POST").run(adapter))
+    finally:
+        adapter.pool.shutdown()
+    assert seen["result"] == run(io.BytesIO(body))
