@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,16 @@ class Server:
     url: str
     markers: Path
     workers: int
+    #: Where the app reports events (see fastapi_app.notify).
+    events: socket.socket
+
+    def next_event(self, timeout: float = 20.0) -> str:
+        """Block until the app reports an event (no polling, no sleeping)."""
+        self.events.settimeout(timeout)
+        conn, _ = self.events.accept()
+        with conn, conn.makefile("rb") as stream:
+            conn.settimeout(timeout)
+            return stream.readline().decode().strip()
 
 
 def _gunicorn(worker: str) -> Callable[[int], list[str]]:
@@ -68,26 +78,20 @@ def server(
     argv, workers = SERVERS[name]
     markers = tmp_path_factory.mktemp(name)
     port = free_port()
-    env = {"CROSSGATE_TEST_DIR": str(markers)}
-    with serve(argv(port), port, env=env):
-        assert not list(markers.glob("startup-*")), "lifespan ran before any request"
-        yield Server(name, f"http://127.0.0.1:{port}", markers, workers)
+    with socket.create_server(("127.0.0.1", 0)) as events:
+        env = {
+            "CROSSGATE_TEST_DIR": str(markers),
+            "CROSSGATE_TEST_NOTIFY": f"127.0.0.1:{events.getsockname()[1]}",
+        }
+        with serve(argv(port), port, env=env):
+            assert not list(markers.glob("startup-*")), "lifespan ran before any request"
+            yield Server(name, f"http://127.0.0.1:{port}", markers, workers, events)
     if name.startswith("gunicorn"):
         # Each worker that started its lifespan ran its shutdown at exit (SIGTERM).
         started = {p.name.split("-", 1)[1] for p in markers.glob("startup-*")}
         stopped = {p.name.split("-", 1)[1] for p in markers.glob("shutdown-*")}
         assert started
         assert started == stopped
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll for a condition another process brings about (a file it writes)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def expected_download(size: int) -> bytes:
@@ -155,7 +159,6 @@ def test_client_disconnecting_mid_stream_reaches_the_app(server: Server) -> None
                     break
         # The connection was closed mid-body. The server notices on a write, closes the
         # iterable; the app's send() raises OSError and its receive() says disconnect.
-        marker = server.markers / f"disconnect-{token}-http.disconnect"
-        assert wait_for(marker.exists), sorted(p.name for p in server.markers.iterdir())
+        assert server.next_event() == f"disconnect-{token}-http.disconnect"
         # The worker is free again.
         assert client.get("/state").json()["open"] is True

@@ -1,8 +1,8 @@
 """A FastAPI app with a lifespan that opens a resource, served as WSGI through crossgate.
 
-``application`` is what the WSGI servers import. Markers (startup, shutdown, disconnects)
-are written as files under ``$CROSSGATE_TEST_DIR`` so the test process can see what
-happened in the server's worker processes.
+``application`` is what the WSGI servers import. Startup and shutdown leave marker files
+under ``$CROSSGATE_TEST_DIR`` (checked after the server stopped); events the test waits for
+(a client disconnect) are sent to it over a socket, ``$CROSSGATE_TEST_NOTIFY``.
 """
 
 from __future__ import annotations
@@ -100,8 +100,18 @@ async def endless(scope: MutableMapping[str, Any], receive: Receive, send: Send)
             await send({"type": "http.response.body", "body": b"z" * CHUNK, "more_body": True})
     except OSError:
         message = await receive()
-        mark(f"disconnect-{token}-{message['type']}")
+        await notify(f"disconnect-{token}-{message['type']}")
         raise
+
+
+async def notify(event: str) -> None:
+    """Tell the test process (listening on $CROSSGATE_TEST_NOTIFY, host:port) what happened."""
+    host, _, port = os.environ["CROSSGATE_TEST_NOTIFY"].rpartition(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(event.encode() + b"\n")
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
 
 
 api.mount("/endless", endless)
