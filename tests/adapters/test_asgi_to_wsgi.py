@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 import wsgiref.util
 import wsgiref.validate
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
@@ -915,7 +916,11 @@ def test_a_forked_child_runs_its_own_loop_and_lifespan(wrap: Callable[..., AsgiT
     wrapper = wrap(lifespan_app(events))
     assert call(wrapper, path="/state").status == "200 OK"
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a process with threads (the portal's): that is
+        # precisely what pre-fork servers do, and what this test is about.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
