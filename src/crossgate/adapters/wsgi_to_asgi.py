@@ -399,7 +399,7 @@ class _Request:
             parts = [chunk if type(chunk) is bytes else _as_bytes(chunk) for chunk in chunks]
             if sum(map(len, parts)) > self.adapter.budget:
                 # Big and already in memory: send the chunks as they are rather than copy.
-                return self._whole_parts(parts)
+                return self._whole_parts([part for part in parts if part])
             body = b"".join(parts)
         remaining = self.remaining
         if remaining is not None and len(body) > remaining:
