@@ -193,6 +193,27 @@ class WsgiClass:
         return iter(())
 
 
+class HintedSingle:
+    """asgiref's hint wins over a shape that would say WSGI."""
+
+    _asgi_single_callable = True
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Any: ...
+
+
+class HintedDouble(HintedSingle):
+    _asgi_single_callable = False
+    _asgi_double_callable = True
+
+
+class NoSignature:
+    """A callable inspect cannot read: neither kind is claimed."""
+
+    __signature__ = "unreadable"
+
+    def __call__(self, *args: Any) -> None: ...
+
+
 DETECTION = [
     ("async function", asgi3, "asgi"),
     ("async __call__", Asgi3(), "asgi"),
@@ -207,6 +228,9 @@ DETECTION = [
     ("PEP 3333 class", WsgiClass, "wsgi"),
     ("flask", flask.Flask("detect"), "wsgi"),
     ("asgi_to_wsgi", AsgiToWsgi(asgi3), "wsgi"),
+    ("asgiref single-callable hint", HintedSingle(), "asgi"),
+    ("asgiref double-callable hint", HintedDouble(), "asgi"),
+    ("unreadable signature", NoSignature(), None),
     ("not callable", "app", None),
     ("no arguments", lambda: None, None),
     ("a framework class, not an app", FastAPI, None),

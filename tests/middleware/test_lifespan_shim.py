@@ -271,6 +271,21 @@ async def test_without_state_from_the_server_the_shim_hands_requests_its_own() -
     assert await get(shim) == (200, b"[('pool', 'pool-1')]")
 
 
+async def test_a_hook_without_a_readable_signature_is_called_bare() -> None:
+    class Builtinish:
+        __signature__ = "unreadable"  # as some C callables: inspect cannot tell
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def __call__(self, *args: Any) -> None:
+            self.calls.append(args)
+
+    hook = Builtinish()
+    async with lifespan(with_lifespan(no_lifespan_app, on_startup=hook)):
+        assert hook.calls == [()]
+
+
 def test_hooks_with_unusable_signatures_are_refused_at_construction() -> None:
     def two(a: object, b: object) -> None: ...
 
