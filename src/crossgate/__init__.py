@@ -22,6 +22,15 @@ from crossgate.adapters.calls import async_to_sync, sync_to_async
 from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
 from crossgate.adapters.lifespan import LifespanManager, lifespan, lifespan_sync
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
+from crossgate.middleware.dispatch import (
+    Dispatcher,
+    WsgiDispatcher,
+    dispatch,
+    dispatch_wsgi,
+    is_asgi_app,
+    is_wsgi_app,
+)
+from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __version__ = "0.1.0.dev0"
 
@@ -31,22 +40,30 @@ __all__ = [
     "AsgiToWsgi",
     "ClientDisconnected",
     "CrossgateError",
+    "Dispatcher",
     "InvalidHeader",
     "InvalidResponse",
     "InvalidStatus",
     "LifespanError",
     "LifespanManager",
+    "LifespanShim",
     "RequestBodyTooLarge",
     "ResponseTimeout",
     "WSGIApp",
     "WorkerPool",
+    "WsgiDispatcher",
     "WsgiToAsgi",
     "__version__",
     "asgi_to_wsgi",
     "async_to_sync",
+    "dispatch",
+    "dispatch_wsgi",
+    "is_asgi_app",
+    "is_wsgi_app",
     "lifespan",
     "lifespan_sync",
     "set_default_workers",
     "sync_to_async",
+    "with_lifespan",
     "wsgi_to_asgi",
 ]
