@@ -22,16 +22,51 @@ import gc
 import sys
 import tracemalloc
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from benchmarks.harness import Case, Row, bench, print_table, run_async
+from crossgate._types import Environ, Message, StartResponse, WSGIApp
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 
+# The peers, each optional: a missing one is left out of the tables.
+A2Wsgi: Any
+AsgirefWsgiToAsgi: Any
+UvicornWsgi: Any
+HypercornWsgi: Any
+StarletteWsgi: Any
+uvloop: Any
+try:
+    from a2wsgi import WSGIMiddleware as A2Wsgi
+except ImportError:
+    A2Wsgi = None
+try:
+    from asgiref.wsgi import WsgiToAsgi as AsgirefWsgiToAsgi
+except ImportError:
+    AsgirefWsgiToAsgi = None
+try:
+    from uvicorn.middleware.wsgi import _WSGIMiddleware as UvicornWsgi
+except ImportError:
+    UvicornWsgi = None
+try:
+    from hypercorn.middleware import AsyncioWSGIMiddleware as HypercornWsgi
+except ImportError:
+    HypercornWsgi = None
+try:
+    with warnings.catch_warnings():  # deprecated in favour of a2wsgi, still a peer
+        warnings.simplefilter("ignore")
+        from starlette.middleware.wsgi import WSGIMiddleware as StarletteWsgi
+except ImportError:
+    StarletteWsgi = None
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
 Scope = dict[str, Any]
-Message = dict[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: Any ASGI app, crossgate's or a peer's (their own type annotations differ).
+ASGIApp = Any
+Runner = Callable[[int], Awaitable[None]]
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -45,13 +80,13 @@ MEMORY_LIMIT = 16 * MIB
 # ------------------------------------------------------------------------------ WSGI apps
 
 
-def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+def hello_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
     return [HELLO]
 
 
 def streaming_app(chunks: int) -> WSGIApp:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         for _ in range(chunks):
             yield CHUNK
@@ -59,7 +94,7 @@ def streaming_app(chunks: int) -> WSGIApp:
     return app
 
 
-def upload_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+def upload_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(len(body)).encode()]
@@ -68,40 +103,19 @@ def upload_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> l
 # --------------------------------------------------------------------------- contenders
 
 
-def contenders(app: WSGIApp) -> list[tuple[str, ASGIApp, bool]]:
+def contenders(app: WSGIApp) -> list[tuple[str, Any, bool]]:
     """Every adapter that is installed, wrapping ``app``; crossgate first."""
-    found: list[tuple[str, ASGIApp, bool]] = [("crossgate", WsgiToAsgi(app), True)]
-    try:
-        from a2wsgi import WSGIMiddleware as A2Wsgi
-
+    found: list[tuple[str, Any, bool]] = [("crossgate", WsgiToAsgi(app), True)]
+    if A2Wsgi is not None:
         found.append(("a2wsgi", A2Wsgi(app, workers=40), False))
-    except ImportError:
-        pass
-    try:
-        from asgiref.wsgi import WsgiToAsgi as AsgirefWsgiToAsgi
-
+    if AsgirefWsgiToAsgi is not None:
         found.append(("asgiref", AsgirefWsgiToAsgi(app), False))
-    except ImportError:
-        pass
-    try:
-        from uvicorn.middleware.wsgi import _WSGIMiddleware as UvicornWsgi
-
+    if UvicornWsgi is not None:
         found.append(("uvicorn", UvicornWsgi(app, workers=40), False))
-    except ImportError:
-        pass
-    try:
-        from hypercorn.middleware import AsyncioWSGIMiddleware
-
-        found.append(("hypercorn", AsyncioWSGIMiddleware(app, max_body_size=4 * MIB), False))
-    except ImportError:
-        pass
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from starlette.middleware.wsgi import WSGIMiddleware as StarletteWsgi
+    if HypercornWsgi is not None:
+        found.append(("hypercorn", HypercornWsgi(app, max_body_size=4 * MIB), False))
+    if StarletteWsgi is not None:
         found.append(("starlette", StarletteWsgi(app), False))
-    except ImportError:
-        pass
     return found
 
 
@@ -156,7 +170,9 @@ async def one_request(app: ASGIApp, scope: Scope, body: list[bytes], expect: int
         raise AssertionError(f"{app!r} sent {received} body bytes, expected {expect}")
 
 
-def workload(app: ASGIApp, scope: Scope, body: list[bytes], expect: int) -> Callable[[int], Awaitable[None]]:
+def workload(
+    app: ASGIApp, scope: Scope, body: list[bytes], expect: int
+) -> Callable[[int], Awaitable[None]]:
     async def run(n: int) -> None:
         for _ in range(n):
             await one_request(app, scope, list(body), expect)
@@ -168,12 +184,8 @@ def loops() -> list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]]:
     found: list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]] = [
         ("asyncio", asyncio.new_event_loop)
     ]
-    try:
-        import uvloop
-
+    if uvloop is not None:
         found.append(("uvloop", uvloop.new_event_loop))
-    except ImportError:
-        pass
     return found
 
 
