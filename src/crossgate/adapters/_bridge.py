@@ -25,6 +25,7 @@ import contextvars
 import functools
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -58,9 +59,16 @@ DEFAULT_WORKERS = 40
 #: Bytes allowed in flight per channel before the producer waits.
 DEFAULT_BUDGET = 1 << 20
 
+
 # The loop that handed the current thread its job (sync_to_async and the adapters set it),
 # so that async code called back from this thread runs on that loop, not a new one.
-_origin = threading.local()
+class _Origin(threading.local):
+    # A class default: reading it on a thread that never set it is a plain attribute hit,
+    # not an AttributeError caught by getattr() (5x slower, on every async_to_sync call).
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+_origin = _Origin()
 
 _current_mailbox: contextvars.ContextVar[_Mailbox | None] = contextvars.ContextVar(
     "crossgate_mailbox", default=None
@@ -71,8 +79,7 @@ _PRIVATE_VARS: frozenset[contextvars.ContextVar[Any]] = frozenset({_current_mail
 
 def origin_loop() -> asyncio.AbstractEventLoop | None:
     """The event loop waiting on the job this thread runs, if it runs one for a loop."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_origin, "loop", None)
-    return loop
+    return _origin.loop
 
 
 def copy_back(ctx: contextvars.Context) -> None:
@@ -123,7 +130,7 @@ def _make_job(
     def job() -> Callable[[], object] | None:
         if fut.cancelled():  # the caller gave up while the job was queued
             return None
-        previous = getattr(_origin, "loop", None)
+        previous = _origin.loop
         _origin.loop = loop
         try:
             result = ctx.run(fn, *args)
@@ -344,7 +351,9 @@ class _Mailbox:
         self._wake.acquire()  # held: released once per wake-up
         self._jobs: deque[Job] = deque()
         self._open = True
-        self._sleeping = False
+        # Armed from the start: nothing can post or finish before call_in_loop has posted
+        # the start, and then wait() blocks at once (see there).
+        self._sleeping = True
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -380,18 +389,8 @@ class _Mailbox:
         """Serve posted jobs until done; False if ``timeout`` passed first."""
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
-            with self._lock:
-                if self._jobs:
-                    job = self._jobs.popleft()
-                elif self.done:
-                    self._open = False
-                    return True
-                else:
-                    self._sleeping = True
-                    job = None
-            if job is not None:
-                _run_job(job)
-                continue
+            # Block first: right after posting the start, the loop thread is waking up and
+            # needs the GIL, which this thread should give up at once.
             if deadline is None:
                 self._wake.acquire()
             elif not self._wake.acquire(timeout=max(0.0, deadline - _monotonic())):
@@ -401,6 +400,17 @@ class _Mailbox:
                         self._open = False
                         return False
                 self._wake.acquire()  # a release raced the timeout: take it
+            while True:
+                with self._lock:
+                    if self._jobs:
+                        job = self._jobs.popleft()
+                    elif self.done:
+                        self._open = False
+                        return True
+                    else:
+                        self._sleeping = True
+                        break
+                _run_job(job)
 
 
 def _monotonic() -> float:
@@ -462,9 +472,32 @@ def _start(
     """On the loop: call ``fn`` in ``ctx`` and start the task that awaits its result."""
     try:
         awaitable = ctx.run(_enter, mailbox, fn, args)  # one ctx.run, not two
-        mailbox.task = loop.create_task(_drive(mailbox, awaitable), context=ctx)
+        task = _create_task(loop, _drive(mailbox, awaitable), ctx)
     except BaseException as exc:
         mailbox.fail(exc)
+        return
+    if not task.done():  # done: it ran eagerly to its end, nothing left to cancel
+        mailbox.task = task
+
+
+if sys.version_info >= (3, 12):
+
+    def _create_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], ctx: contextvars.Context
+    ) -> asyncio.Task[None]:
+        # Run the first step now, in this callback, instead of one loop iteration later:
+        # a coroutine that does not suspend then completes with no extra iteration. Only
+        # without a task factory, so that one the application installed is never bypassed.
+        if loop.get_task_factory() is None:
+            return asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)
+        return loop.create_task(coro, context=ctx)
+
+else:
+
+    def _create_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], ctx: contextvars.Context
+    ) -> asyncio.Task[None]:
+        return loop.create_task(coro, context=ctx)
 
 
 def _enter(
