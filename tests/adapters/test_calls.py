@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import sys
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Generator
@@ -36,6 +37,13 @@ def pool() -> Generator[_bridge.WorkerPool]:
 # --------------------------------------------------------------------------------------
 
 
+def looks_async(fn: object) -> bool:
+    """What either iscoroutinefunction says (asyncio's is deprecated from 3.14 on)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return sys.version_info < (3, 14) and asyncio.iscoroutinefunction(fn)
+
+
 def add(a: int, b: int = 0) -> int:
     """Adds."""
     return a + b
@@ -50,7 +58,8 @@ async def test_sync_to_async_returns_result_with_args_and_kwargs() -> None:
 async def test_sync_to_async_is_a_coroutine_function_with_wrapped_metadata() -> None:
     wrapped = sync_to_async(add)
     assert inspect.iscoroutinefunction(wrapped)
-    assert asyncio.iscoroutinefunction(wrapped)
+    if sys.version_info < (3, 14):  # deprecated from 3.14 on
+        assert asyncio.iscoroutinefunction(wrapped)
     assert wrapped.__name__ == "add"
     assert wrapped.__doc__ == "Adds."
     assert wrapped.__wrapped__ is add  # type: ignore[attr-defined]
@@ -174,6 +183,19 @@ def test_sync_to_async_refuses_non_callables_and_async_functions() -> None:
 
     with pytest.raises(TypeError, match="async"):
         sync_to_async(coro)
+    with pytest.raises(TypeError, match="async"):  # marked the way asgiref marks its wrappers
+        sync_to_async(asgiref.sync.sync_to_async(add))
+
+
+def test_async_to_sync_drops_coroutine_markers_of_what_it_wraps() -> None:
+    def returns_awaitable() -> Awaitable[int]:
+        return asyncio.sleep(0, 5)
+
+    marked = asgiref.sync.markcoroutinefunction(returns_awaitable)
+    assert looks_async(marked)
+    wrapped = async_to_sync(marked)
+    assert not looks_async(wrapped)
+    assert wrapped() == 5
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +303,8 @@ def test_async_to_sync_refuses_non_callables() -> None:
 def test_async_to_sync_is_a_plain_function_even_for_marked_callables() -> None:
     wrapped = async_to_sync(sync_to_async(add))
     assert not inspect.iscoroutinefunction(wrapped)
-    assert not asyncio.iscoroutinefunction(wrapped)
+    if sys.version_info < (3, 14):  # deprecated from 3.14 on
+        assert not asyncio.iscoroutinefunction(wrapped)
     assert wrapped.__name__ == "add"
     assert wrapped(1, 2) == 3
 

@@ -31,6 +31,16 @@ R = TypeVar("R")
 # inspect's (3.12+). functools.wraps copies __dict__, so a sync wrapper of a marked callable
 # would inherit them and lie to iscoroutinefunction().
 _COROUTINE_MARKERS = ("_is_coroutine", "_is_coroutine_marker")
+# asyncio's marker object (what asyncio.iscoroutinefunction looks for on 3.11, and what
+# asgiref sets there). Read directly: asyncio.iscoroutinefunction is deprecated in 3.14.
+_ASYNCIO_MARKER = getattr(asyncio.coroutines, "_is_coroutine", None)
+
+
+def _is_async(fn: object) -> bool:
+    """True for an ``async def`` function or a callable marked as one (either marker)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return _ASYNCIO_MARKER is not None and getattr(fn, "_is_coroutine", None) is _ASYNCIO_MARKER
 
 
 @overload
@@ -88,7 +98,7 @@ def _wrap_sync(
 ) -> Callable[P, Coroutine[Any, Any, R]]:
     if not callable(fn):
         raise TypeError(f"sync_to_async() needs a callable, not {type(fn).__name__}")
-    if inspect.iscoroutinefunction(fn) or asyncio.iscoroutinefunction(fn):
+    if _is_async(fn):
         raise TypeError(f"sync_to_async() needs a sync function; {fn!r} is async")
     run_sync = _bridge.run_sync
     copy_back = _bridge.copy_back
