@@ -85,6 +85,19 @@ def hello_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return [HELLO]
 
 
+def fresh_streaming_app(chunks: int) -> WSGIApp:
+    """Like :func:`streaming_app`, but every chunk is a new object, as real bodies are:
+    what tracemalloc sees then includes every chunk the adapter keeps alive."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        size = len(CHUNK)
+        for _ in range(chunks):
+            yield b"x" * size
+
+    return app
+
+
 def streaming_app(chunks: int) -> WSGIApp:
     def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
@@ -228,7 +241,7 @@ def run_workloads(quick: bool) -> list[Row]:
 def streamed_peak(total: int, make_loop: Callable[[], asyncio.AbstractEventLoop]) -> float:
     """Peak traced memory (bytes) while crossgate streams ``total`` bytes."""
     chunks = total // len(CHUNK)
-    adapter = WsgiToAsgi(streaming_app(chunks))
+    adapter = WsgiToAsgi(fresh_streaming_app(chunks))
     loop = make_loop()
     try:
         gc.collect()
