@@ -12,6 +12,7 @@ import contextvars
 import gc
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -506,6 +507,47 @@ def test_call_in_loop_leaves_no_reference_cycles() -> None:
         assert len(gc.get_objects()) - before < 100
     finally:
         gc.enable()
+
+
+class Interrupted(Exception):
+    """Raised by a signal handler in the main thread, as KeyboardInterrupt would be."""
+
+
+def test_interrupted_caller_hands_later_sync_work_to_the_pool() -> None:
+    """A coroutine cancelled because its caller was interrupted can still clean up."""
+    portal = _bridge.get_portal()
+    started = threading.Event()
+    cleaned_up = threading.Event()
+    cleanup_thread: list[int] = []
+
+    async def coro() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cleanup_thread.append(await _bridge.run_sync(threading.get_ident))
+            cleaned_up.set()
+            raise
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    def send_signal() -> None:
+        if started.wait(LONG):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    sender = threading.Thread(target=send_signal)
+    try:
+        sender.start()
+        with pytest.raises(Interrupted):
+            _bridge.call_in_loop(portal.loop, coro)
+    finally:
+        sender.join(LONG)
+        signal.signal(signal.SIGUSR1, previous)
+    assert cleaned_up.wait(LONG)
+    assert cleanup_thread != [threading.get_ident()]
 
 
 def test_call_in_loop_runs_nested_sync_work_on_the_blocked_thread() -> None:

@@ -385,6 +385,19 @@ class _Mailbox:
             self.done = True
             self._notify()
 
+    def abandon(self) -> None:
+        """The waiting thread leaves early (an exception): later work goes to the pool.
+
+        Without this, sync work the (now cancelled) coroutine hands over while it cleans
+        up would wait forever for a thread that no longer serves this mailbox.
+        """
+        with self._lock:
+            self._open = False
+            jobs = list(self._jobs)
+            self._jobs.clear()
+        for job in jobs:
+            default_pool().submit(job)
+
     def wait(self, timeout: float | None) -> bool:
         """Serve posted jobs until done; False if ``timeout`` passed first."""
         deadline = None if timeout is None else _monotonic() + timeout
@@ -446,6 +459,7 @@ def call_in_loop(
     try:
         finished = mailbox.wait(timeout)
     except BaseException:
+        mailbox.abandon()
         _cancel_from_thread(loop, mailbox)
         raise
     if not finished:
