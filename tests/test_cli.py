@@ -6,6 +6,7 @@ The apps served by the subprocess tests live in this module (``tests.test_cli:..
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import json
@@ -429,3 +430,50 @@ def test_serve_with_a_factory_and_reload_on_uvicorn() -> None:
         assert answer["interface"] == "wsgi"
         assert answer["pid"] != os.getpid()
         assert "Started reloader process" in log.read_text()
+
+
+_VERSIONED = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"{version}"]
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_serve_reload_serves_the_changed_code(server: str, tmp_path: Path) -> None:
+    module = tmp_path / f"cg_reloadable_{server}.py"
+    module.write_text(_VERSIONED.format(version="v1"), encoding="utf-8")
+    port = free_port()
+    args = [f"{module.stem}:app", "--app-dir", str(tmp_path), "--server", server, "--reload"]
+    with _serve(args, port), httpx.Client(timeout=10) as client:
+        url = f"http://127.0.0.1:{port}/"
+        assert client.get(url).text == "v1"
+        module.write_text(_VERSIONED.format(version="v2"), encoding="utf-8")
+        deadline = time.monotonic() + 30
+        seen = "v1"
+        while seen != "v2" and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):  # the server swaps its worker
+                seen = client.get(url).text
+            time.sleep(0.1)
+        assert seen == "v2"
+
+
+def test_gunicorn_reload_reports_a_bad_module_in_one_line() -> None:
+    # With --reload the app is imported in a forked child, not in gunicorn's master.
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "crossgate", "serve", "tests.test_cli:nope"),
+            *("--server", "gunicorn", "--reload"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "crossgate serve: error: module 'tests.test_cli' has no attribute 'nope'\n"
+    )

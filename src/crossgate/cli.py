@@ -372,13 +372,9 @@ def _run_gunicorn(options: _Options, target: _Target) -> int:
                     self.cfg.set(key, value)
 
         def load(self) -> WSGIApp:
-            # In each worker after fork: a reloaded worker imports the app afresh.
+            # In each worker, after fork (with --reload, the first import of the app).
             return _as_wsgi(target)
 
-    if options.reload:
-        # The workers import the app: one imported here would be inherited stale.
-        global _loaded
-        _loaded = None
     Gunicorn().run()
     return 0
 
@@ -584,8 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(options: _Options, target: _Target, interface: Interface) -> None:
-    """Refuse, with a reason, what the chosen server cannot do."""
+def _check_server(options: _Options, target: _Target) -> None:
+    """Refuse, with a reason, what the chosen server cannot do (before importing APP)."""
     server = options.server
     if importlib.util.find_spec(server) is None:
         raise UsageError(f"--server {server}: {server} is not installed (pip install {server})")
@@ -606,16 +602,52 @@ def _check(options: _Options, target: _Target, interface: Interface) -> None:
         )
     if options.reload and options.workers > 1 and server != "gunicorn":
         raise UsageError(f"--reload runs one {server} worker; drop --workers")
-    if target.threads is not None:
-        if server == "wsgiref":
-            raise UsageError("--threads: wsgiref starts one thread per request, unbounded")
-        if server in _ASGI_SERVERS and interface == "asgi":
-            raise UsageError(
-                f"--threads sizes the thread pool that runs WSGI code; an ASGI app on "
-                f"{server} runs on the event loop and has none"
-            )
+    if target.threads is not None and server == "wsgiref":
+        raise UsageError("--threads: wsgiref starts one thread per request, unbounded")
     if target.root_path and not target.root_path.startswith("/"):
         raise UsageError(f"--root-path {target.root_path!r} must start with '/'")
+
+
+def _check_interface(options: _Options, target: _Target, interface: Interface) -> None:
+    """Refuse the options that make no sense for this kind of app on this server."""
+    if target.threads is not None and options.server in _ASGI_SERVERS and interface == "asgi":
+        raise UsageError(
+            f"--threads sizes the thread pool that runs WSGI code; an ASGI app on "
+            f"{options.server} runs on the event loop and has none"
+        )
+
+
+def _load_in_child(target: _Target) -> Interface:
+    """Import APP in a forked child and report its interface (or its one-line error).
+
+    For gunicorn with --reload: its master forks every worker, so an app imported in the
+    master would be inherited, and a worker restarted after a change would serve the old
+    code. Like gunicorn without --preload, the master never imports the app.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe, then vanishes
+        os.close(read_end)
+        answer: dict[str, str]
+        try:
+            answer = {"interface": _load(target)[1]}
+        except UsageError as exc:
+            answer = {"error": str(exc)}
+        except BaseException as exc:
+            answer = {"error": f"importing {target.spec!r} failed: {_describe(exc)}"}
+        with os.fdopen(write_end, "w", encoding="utf-8") as pipe:
+            pipe.write(json.dumps(answer))
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        raw = pipe.read()
+    os.waitpid(pid, 0)
+    report: dict[str, str] = (
+        json.loads(raw) if raw else {"error": f"importing {target.spec!r} failed"}
+    )
+    if "error" in report:
+        raise UsageError(report["error"])
+    return "asgi" if report["interface"] == "asgi" else "wsgi"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -635,10 +667,14 @@ def _serve(args: argparse.Namespace) -> int:
         root_path=args.root_path.rstrip("/"),
         log_level=args.log_level,
     )
-    # Imported here, in this process, so that a bad APP is one line and exit 2 before any
-    # server starts (worker processes import it again, each for itself).
-    _app, interface = _load(target)
-    _check(options, target, interface)
+    _check_server(options, target)
+    # APP is imported before any server starts, so that a bad one is one line and exit 2
+    # (worker processes import it again, each for itself).
+    if options.server == "gunicorn" and options.reload:
+        interface = _load_in_child(target)
+    else:
+        interface = _load(target)[1]
+    _check_interface(options, target, interface)
     _configure_logging(target.log_level)
     os.environ[_ENV] = target.to_env()
 
