@@ -211,11 +211,9 @@ class _Input:
         """The server owns the stream; closing it is a no-op."""
 
 
-# What a job hands back to the loop: a whole response, or _STREAMED (a consumer task sends
-# it) or _SENT (the job sent it itself, for pathsend and zerocopysend).
+# What the worker hands the loop through the request's channel: body chunks (bytes), or
+# one _Whole (status, headers, body) when the whole response was ready at once.
 _Whole = tuple[int, list[tuple[bytes, bytes]], "bytes | list[bytes]"]
-_STREAMED: Final = 1
-_SENT: Final = 2
 
 
 class _Request:
@@ -225,10 +223,8 @@ class _Request:
         "_lock",
         "_parked",
         "_space",
-        "aborted",
         "adapter",
         "channel",
-        "consumer",
         "disconnected",
         "headers",
         "headers_sent",
@@ -239,7 +235,7 @@ class _Request:
         "remaining",
         "scope",
         "send",
-        "send_error",
+        "sent_by_worker",
         "status",
         "too_large",
         "watcher",
@@ -262,11 +258,9 @@ class _Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
         self.remaining: int | None = None  # Content-Length still allowed on the wire
-        self.channel: ThreadToLoop[bytes] | None = None
-        self.consumer: asyncio.Task[None] | None = None
+        self.channel: ThreadToLoop[bytes | _Whole] = ThreadToLoop(loop, adapter.budget)
         self.watcher: asyncio.Task[None] | None = None
-        self.send_error: BaseException | None = None
-        self.aborted = False
+        self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
         # Request body state, touched on the loop only.
         self.more_body = True
         self.disconnected = False
@@ -322,10 +316,9 @@ class _Request:
             raise InvalidResponse("write() called before start_response()")
         if type(data) is not bytes:
             data = _as_bytes(data)
-        if self.channel is None:
-            # PEP 3333: headers go out "upon the application's first invocation of the
-            # write() callable", even an empty one.
-            self._open_stream()
+        # PEP 3333: headers go out "upon the application's first invocation of the write()
+        # callable", even an empty one.
+        self.headers_sent = True
         if data:
             self._emit(data)
 
@@ -342,30 +335,23 @@ class _Request:
             self.remaining = remaining - len(chunk)
             if not chunk:
                 return stop
-        channel = self.channel
-        if channel is None:
-            channel = self._open_stream()
-        channel.put(chunk, len(chunk))
+        # From the first chunk on, status and headers are committed: PEP 3333 "sent".
+        self.headers_sent = True
+        self.channel.put(chunk, len(chunk))
         return stop
 
-    def _open_stream(self) -> ThreadToLoop[bytes]:
-        channel = self.channel = ThreadToLoop(self.loop, self.adapter.budget)
-        # From here the status and headers are committed: PEP 3333 "headers sent".
-        self.headers_sent = True
-        call_in_loop(self.loop, self._start_consumer)
-        return channel
-
-    def run(self, app: WSGIApp, environ: Environ) -> _Whole | int:
-        """The worker job: call the app, collect or stream its body, always close it."""
+    def run(self, app: WSGIApp, environ: Environ) -> None:
+        """The worker job: call the app, hand its body to the loop, always close it."""
+        channel = self.channel
         try:
             iterable = app(environ, self.start_response)
             try:
-                if self.channel is None and type(iterable) in (list, tuple):
-                    outcome: _Whole | int = self._whole(iterable)  # type: ignore[arg-type]
-                elif self.channel is None and type(iterable) is FileWrapper:
-                    outcome = self._file(iterable)
+                if not self.headers_sent and type(iterable) in (list, tuple):
+                    self._whole(iterable)  # type: ignore[arg-type]
+                elif not self.headers_sent and type(iterable) is FileWrapper:
+                    self._file(iterable)
                 else:
-                    outcome = self._iterate(iterable)
+                    self._iterate(iterable)
             finally:
                 close = getattr(iterable, "close", None)
                 if close is not None:
@@ -379,48 +365,43 @@ class _Request:
                     except Exception:
                         logger.exception("crossgate: the WSGI iterable's close() raised")
         except Exception as exc:
-            outcome = self._failed(exc)
+            self._failed(exc)
         except BaseException as exc:
-            if self.channel is not None:
-                self.channel.close(exc)
+            channel.close(exc)
             raise
-        if self.channel is not None:
-            self.channel.close()
-        return outcome
+        channel.close()
 
-    def _whole(self, chunks: Sequence[bytes]) -> _Whole | int:
-        if self.status is None:
+    def _whole(self, chunks: Sequence[bytes]) -> None:
+        """A list or tuple body: the response goes to the loop in one piece."""
+        status = self.status
+        if status is None:
             raise InvalidResponse("the WSGI application returned without calling start_response()")
+        remaining = self.remaining
+        body: bytes | list[bytes]
         if len(chunks) == 1:
-            body = chunks[0]
-            if type(body) is not bytes:
-                body = _as_bytes(body)
+            body = chunks[0] if type(chunks[0]) is bytes else _as_bytes(chunks[0])
+            if remaining is not None and len(body) > remaining:
+                body = body[:remaining]
         else:
             parts = [chunk if type(chunk) is bytes else _as_bytes(chunk) for chunk in chunks]
-            if sum(map(len, parts)) > self.adapter.budget:
-                # Big and already in memory: send the chunks as they are rather than copy.
-                return self._whole_parts([part for part in parts if part])
-            body = b"".join(parts)
-        remaining = self.remaining
-        if remaining is not None and len(body) > remaining:
-            body = body[:remaining]
-        return self.status, self.headers, body
+            if sum(map(len, parts)) <= self.adapter.budget:
+                body = b"".join(parts)
+                if remaining is not None and len(body) > remaining:
+                    body = body[:remaining]
+            else:
+                # Big and already in memory: sent as they are rather than copied into one.
+                body = []
+                for part in parts:
+                    if remaining is not None:
+                        if len(part) >= remaining:
+                            body.append(part[:remaining])
+                            break
+                        remaining -= len(part)
+                    if part:
+                        body.append(part)
+        self.channel.put((status, self.headers, body), 0)
 
-    def _whole_parts(self, parts: list[bytes]) -> _Whole | int:
-        assert self.status is not None
-        remaining = self.remaining
-        if remaining is not None:
-            kept = []
-            for part in parts:
-                if len(part) >= remaining:
-                    kept.append(part[:remaining])
-                    break
-                kept.append(part)
-                remaining -= len(part)
-            parts = kept
-        return self.status, self.headers, parts
-
-    def _iterate(self, iterable: Iterable[bytes]) -> _Whole | int:
+    def _iterate(self, iterable: Iterable[bytes]) -> None:
         emit = self._emit
         put = None
         for item in iterable:
@@ -433,15 +414,12 @@ class _Request:
                 put(chunk, len(chunk))  # the hot loop: streaming, no Content-Length to keep
             elif emit(chunk):
                 break
-            elif self.remaining is None and self.channel is not None:
+            elif self.remaining is None:
                 put = self.channel.put
-        if self.channel is not None:
-            return _STREAMED
-        if self.status is None:
-            raise InvalidResponse("the WSGI application returned without calling start_response()")
-        return self.status, self.headers, b""
+        if not self.headers_sent:
+            self._whole(())
 
-    def _file(self, wrapper: FileWrapper) -> _Whole | int:
+    def _file(self, wrapper: FileWrapper) -> None:
         """Hand a file to the server when it can send it itself, else read it in blocks."""
         if self.status is None:
             raise InvalidResponse("the WSGI application returned without calling start_response()")
@@ -452,7 +430,8 @@ class _Request:
             offset = filelike.tell()
             size = os.fstat(fileno).st_size
         except (AttributeError, OSError, ValueError):
-            return self._iterate(wrapper)
+            self._iterate(wrapper)
+            return
         count = size - offset
         if self.remaining is not None:
             count = min(count, self.remaining)
@@ -475,32 +454,30 @@ class _Request:
                 or offset != 0
                 or count != size
             ):
-                return self._iterate(wrapper)
+                self._iterate(wrapper)
+                return
             # Extensions: "path (Unicode string) - The string representation of the
             # absolute path of the file to be sent."
             message = {"type": "http.response.pathsend", "path": path}
         self.headers_sent = True
         # Sent from here, so that close() (the finally in run) comes after the server took it.
         call_in_loop(self.loop, self._send_file, message)
-        return _SENT
+        self.sent_by_worker = True
 
-    def _failed(self, exc: Exception) -> _Whole | int:
+    def _failed(self, exc: Exception) -> None:
         channel = self.channel
-        if channel is not None:
-            if channel.closed:  # closed by the loop side: the client left, a quiet stop
-                logger.debug("crossgate: WSGI response stopped: %r", exc)
-            else:
-                # After the headers went out: abort the response, the server sees the error.
-                channel.close(exc)
-            return _STREAMED
-        if self.headers_sent:  # pathsend/zerocopysend failed after the start message
-            raise exc
-        if isinstance(exc, ClientDisconnected) and self.disconnected:
-            logger.info("crossgate: client disconnected while the WSGI application read the body")
+        if channel.closed:  # closed by the loop side: the client left, a quiet stop
+            logger.debug("crossgate: WSGI response stopped: %r", exc)
+        elif self.headers_sent:
+            # After the headers went out: abort the response, the server sees the error.
+            channel.close(exc)
         else:
-            # Before the headers: a 500 replaces the response, the traceback goes to the log.
-            logger.error("crossgate: the WSGI application raised", exc_info=exc)
-        return _plain_response(500, _ERROR_BODY)
+            if isinstance(exc, ClientDisconnected) and self.disconnected:
+                logger.info("crossgate: the client left while the WSGI app read the body")
+            else:
+                # Before the headers: a 500 replaces the response, the traceback is logged.
+                logger.error("crossgate: the WSGI application raised", exc_info=exc)
+            channel.put(_plain_response(500, _ERROR_BODY), 0)
 
     # ------------------------------------------------------------------------ loop side
 
@@ -565,17 +542,9 @@ class _Request:
 
     def _disconnect(self) -> None:
         self.disconnected = True
-        channel = self.channel
-        if channel is not None:
-            channel.close(ClientDisconnected("the client disconnected"))
-
-    async def _start_consumer(self) -> None:
-        if self.aborted or self.disconnected:
-            error = ClientDisconnected("the client disconnected before the response started")
-            assert self.channel is not None
-            self.channel.close(error)
-            raise error
-        self.consumer = self.loop.create_task(self._consume())
+        # Nobody is left to answer: the worker's next put() (a chunk, or the whole response)
+        # raises, so a generator stops and its close() runs.
+        self.channel.close(ClientDisconnected("the client disconnected"))
 
     async def _watch(self) -> None:
         """Listen for http.disconnect while the response streams.
@@ -613,10 +582,9 @@ class _Request:
         parked = self._parked
         return parked is not None and bool(parked.get("more_body", False))
 
-    async def _consume(self) -> None:
-        """Send what the worker streams: the start message with the first chunk."""
+    async def respond(self) -> None:
+        """Send what the worker hands over: a whole response, or chunks as they come."""
         channel = self.channel
-        assert channel is not None
         started = False
         while True:
             if started and self.watcher is None and not channel.closed and not self.disconnected:
@@ -625,25 +593,42 @@ class _Request:
                 # iterator, has closed the channel by now and needs no watcher task.)
                 self.watcher = self.loop.create_task(self._watch())
             try:
-                chunks = await channel.get()
+                items = await channel.get()
             except ClientDisconnected:
                 return  # the client left; the worker stops at its next chunk
             # Any other error is the application's, after the headers: it aborts the
             # response and propagates to the server (no final more_body=False goes out).
-            if not chunks:
+            if not items:
                 break
+            first = items[0]
+            if type(first) is tuple:  # the whole response, the only item there is
+                status, headers, body = first
+                if type(body) is bytes:
+                    messages: list[Message] = [
+                        {"type": "http.response.start", "status": status, "headers": headers},
+                        {"type": "http.response.body", "body": body},
+                    ]
+                else:
+                    messages = [
+                        {"type": "http.response.start", "status": status, "headers": headers},
+                        *(
+                            {"type": "http.response.body", "body": part, "more_body": True}
+                            for part in body
+                        ),
+                        {"type": "http.response.body", "body": b""},
+                    ]
+                await self._send_all(messages)
+                return
+            chunks: list[bytes] = items  # type: ignore[assignment]
             if len(chunks) > 1 and sum(map(len, chunks)) <= _JOIN_BELOW:
                 chunks = [b"".join(chunks)]
-            messages: list[Message] = [
-                {"type": "http.response.body", "body": chunk, "more_body": True} for chunk in chunks
-            ]
-            if not started:
-                started = True
-                messages.insert(0, self._start_message())
-            if not await self._send_all(messages):
+            if not await self._send_chunks(chunks, not started):
                 return
+            started = True
+        if self.sent_by_worker:
+            return
         final: list[Message] = [{"type": "http.response.body", "body": b"", "more_body": False}]
-        if not started:
+        if not started:  # write(b"") and nothing else: the headers are due all the same
             final.insert(0, self._start_message())
         await self._send_all(final)
 
@@ -656,46 +641,57 @@ class _Request:
         try:
             for message in messages:
                 await send(message)
-        except BaseException as exc:
-            # ASGI: send() after a disconnect raises an OSError; a send that raises anything
-            # is a disconnect to the worker, which must stop rather than wait forever.
-            assert self.channel is not None
+        except OSError:
+            # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
+            # than wait forever for a consumer: its next put() raises.
+            self.disconnected = True
             self.channel.close(ClientDisconnected("send() failed: the client is gone"))
-            if isinstance(exc, OSError):
-                self.disconnected = True
-                return False
-            self.send_error = exc
+            return False
+        except BaseException:
+            self.channel.close(ClientDisconnected("send() failed"))
+            raise
+        return True
+
+    async def _send_chunks(self, chunks: list[bytes], start: bool) -> bool:
+        """:meth:`_send_all` for body chunks (the streaming hot loop), after the start."""
+        send = self.send
+        try:
+            if start:
+                await send(self._start_message())
+            for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except OSError:
+            self.disconnected = True
+            self.channel.close(ClientDisconnected("send() failed: the client is gone"))
+            return False
+        except BaseException:
+            self.channel.close(ClientDisconnected("send() failed"))
             raise
         return True
 
     async def _send_file(self, message: Message) -> None:
-        await self.send(self._start_message())
-        await self.send(message)
+        try:
+            await self.send(self._start_message())
+            await self.send(message)
+        except OSError:
+            self.disconnected = True
 
     def abort(self) -> None:
-        """The request task is gone (cancelled): release the worker, stop the tasks."""
-        self.aborted = True
-        if self.channel is not None:
-            self.channel.close(ClientDisconnected("the request was cancelled"))
-        for task in (self.consumer, self.watcher):
-            if task is not None:
-                task.cancel()
+        """The request task is gone (cancelled) or failed: release the worker."""
+        self.channel.close(ClientDisconnected("the request was cancelled"))
+        if self.watcher is not None:
+            self.watcher.cancel()
 
-    async def finish_stream(self) -> None:
-        """After a streaming job: wait for the last chunk to go out, stop the watcher."""
-        try:
-            if self.consumer is not None:
-                await self.consumer
-        finally:
-            watcher = self.watcher
-            if watcher is not None and not watcher.done():
-                watcher.cancel()
-                try:
-                    await watcher
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise  # we are cancelled too, not only the watcher
+    async def stop_watching(self) -> None:
+        watcher = self.watcher
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are cancelled too, not only the watcher
 
 
 def _as_bytes(data: object) -> bytes:
@@ -788,34 +784,27 @@ class WsgiToAsgi:
             await send({"type": "http.response.start", "status": code, "headers": fields})
             await send({"type": "http.response.body", "body": text})
             return
-        request = _Request(self, asyncio.get_running_loop(), scope, receive, send)
+        loop = asyncio.get_running_loop()
+        request = _Request(self, loop, scope, receive, send)
         environ = build_environ(scope)
         environ.update(self._environ_extra)
         environ["wsgi.input"] = _Input(request)
         environ["asgi.scope"] = scope
+        # The job runs on a worker; what it produces comes back through request.channel,
+        # which this coroutine drains, so a stream needs no extra hop to start. The task
+        # only carries the job (pool.run sets the origin loop and copies the context).
+        job = loop.create_task(self.pool.run(request.run, self.app, environ))
         try:
-            outcome = await self.pool.run(request.run, self.app, environ)
+            try:
+                await request.respond()
+            finally:
+                await request.stop_watching()
+            await job
         except BaseException:
             request.abort()
+            if not job.done():
+                job.cancel()  # a job still queued is skipped; a running one stops at its put
             raise
-        if type(outcome) is tuple:
-            status, headers, parts = outcome
-            try:
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                if type(parts) is bytes:
-                    await send({"type": "http.response.body", "body": parts})
-                else:
-                    for part in parts:
-                        await send({"type": "http.response.body", "body": part, "more_body": True})
-                    await send({"type": "http.response.body", "body": b""})
-            except OSError:
-                pass  # ASGI: send() raises OSError once the client is gone; nothing to stop
-        elif outcome == _STREAMED:
-            try:
-                await request.finish_stream()
-            except BaseException:
-                request.abort()
-                raise
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
