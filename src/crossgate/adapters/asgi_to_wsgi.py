@@ -936,7 +936,11 @@ class AsgiToWsgi:
             file = open(path, "rb")  # noqa: SIM115 - closed by the iterable's close()
         except OSError as exc:
             return self._failed(exc, environ, start_response)
-        start_response(head.status, head.headers)
+        try:
+            start_response(head.status, head.headers)
+        except BaseException:
+            file.close()
+            raise
         # PEP 3333 (Optional Platform-Specific File Handling): "wsgi.file_wrapper [...] a
         # callable that accepts one required positional parameter, and one optional
         # positional parameter" (the block size); the server may then send it with
