@@ -834,6 +834,25 @@ def test_response_does_not_wait_for_background_tasks(wrap: Callable[..., AsgiToW
     assert events == ["startup", "background done", "shutdown"]
 
 
+def test_nothing_starts_before_the_first_request() -> None:
+    """A pre-fork server (gunicorn --preload, Passenger) imports the app in its master: no
+    thread or loop may exist there, or the forked workers would inherit a dead copy."""
+    script = """
+import threading
+from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
+
+async def app(scope, receive, send):
+    pass
+
+wrapper = asgi_to_wsgi(app)
+print(threading.active_count(), wrapper.state)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.split() == ["1", "None"]
+
+
 def test_interpreter_exit_runs_the_shutdown() -> None:
     script = """
 import io, wsgiref.util
