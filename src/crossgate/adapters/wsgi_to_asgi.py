@@ -1,11 +1,15 @@
 """Run a PEP 3333 (WSGI) application on any ASGI 3 server.
 
 One request is one job in a bounded worker pool: the job calls the application, iterates its
-body and calls ``close()``, all on the same worker thread. A list or tuple body comes back to
-the loop with the job's result (one thread hop per request); any other iterable streams to
-the loop through a byte-budgeted :class:`~crossgate.adapters._bridge.ThreadToLoop` channel
-while a watcher listens for ``http.disconnect``. ``wsgi.input`` pulls from ``receive()`` on
-demand. Translation (scope -> environ, status and header checks) is ``environ.py``'s.
+body and calls ``close()``, all on the same worker thread. What it produces crosses to the
+loop through the request's byte-budgeted :class:`~crossgate.adapters._bridge.ThreadToLoop`
+channel, which the request coroutine drains itself: a list or tuple body crosses as one
+item (one hop: start and body go out together), any other iterable chunk by chunk, in
+batches, the worker blocking once the budget is in flight. A stream that outlives its first
+batch gets a watcher for ``http.disconnect``; a disconnect, or a ``send()`` that raises,
+closes the channel, so the worker's next put raises and the iterable is closed.
+``wsgi.input`` pulls from ``receive()`` on demand, sharing it with the watcher.
+Translation (scope -> environ, status and header checks) is ``environ.py``'s.
 
 Specifications quoted beside the code:
 
@@ -18,12 +22,18 @@ Specifications quoted beside the code:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final
 
-from crossgate._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
+from crossgate._errors import (
+    BridgeClosed,
+    ClientDisconnected,
+    InvalidResponse,
+    RequestBodyTooLarge,
+)
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
 from crossgate.adapters._bridge import (
     DEFAULT_BUDGET,
@@ -285,8 +295,8 @@ class _Request:
                 if self.headers_sent:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
-                # PEP 3333: "the application must not [keep] a reference to the traceback
-                # [...] to avoid creating a circular reference"; the same holds here.
+                # As PEP 3333's example gateway does: "exc_info = None  # avoid dangling
+                # circular ref" (frame -> traceback -> frame).
                 exc_info = None
             # PEP 3333: "If exc_info is supplied, and no HTTP headers have been output yet,
             # start_response should replace the currently-stored HTTP response headers with
@@ -394,7 +404,8 @@ class _Request:
                 for part in parts:
                     if remaining is not None:
                         if len(part) >= remaining:
-                            body.append(part[:remaining])
+                            if remaining:
+                                body.append(part[:remaining])
                             break
                         remaining -= len(part)
                     if part:
@@ -477,7 +488,8 @@ class _Request:
             else:
                 # Before the headers: a 500 replaces the response, the traceback is logged.
                 logger.error("crossgate: the WSGI application raised", exc_info=exc)
-            channel.put(_plain_response(500, _ERROR_BODY), 0)
+            with contextlib.suppress(ClientDisconnected, BridgeClosed):  # the client left
+                channel.put(_plain_response(500, _ERROR_BODY), 0)
 
     # ------------------------------------------------------------------------ loop side
 
