@@ -450,13 +450,15 @@ def test_serve_reload_serves_the_changed_code(server: str, tmp_path: Path) -> No
     with _serve(args, port), httpx.Client(timeout=10) as client:
         url = f"http://127.0.0.1:{port}/"
         assert client.get(url).text == "v1"
-        module.write_text(_VERSIONED.format(version="v2"), encoding="utf-8")
         deadline = time.monotonic() + 30
         seen = "v1"
         while seen != "v2" and time.monotonic() < deadline:
+            # Written again on every round: a reloader that polls takes the mtimes it
+            # first sees as its baseline, and its first scan may come after one write.
+            module.write_text(_VERSIONED.format(version="v2"), encoding="utf-8")
+            time.sleep(0.2)
             with contextlib.suppress(httpx.TransportError):  # the server swaps its worker
                 seen = client.get(url).text
-            time.sleep(0.1)
         assert seen == "v2"
 
 
