@@ -346,11 +346,18 @@ def test_portal_close_runs_hooks_in_reverse_and_cancels_leftovers() -> None:
     portal.close()  # idempotent
 
 
-def test_get_portal_replaces_a_closed_portal() -> None:
-    """A closed per-process portal is rebuilt on next use (tests close private ones)."""
-    first = _bridge.get_portal()
-    assert first.call(where)[0] is first.loop
-    assert _bridge.get_portal() is first
+def test_get_portal_replaces_a_closed_portal(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = Portal(name="closed-portal")
+    closed.close()
+    monkeypatch.setattr(_bridge, "_portal", closed)  # restored after the test
+    fresh = _bridge.get_portal()
+    try:
+        assert fresh is not closed
+        assert not fresh.closed
+        assert fresh.call(where)[0] is fresh.loop
+        assert _bridge.get_portal() is fresh
+    finally:
+        fresh.close()
 
 
 def in_forked_child(check: Callable[[], bool]) -> int:
