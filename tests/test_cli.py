@@ -104,6 +104,26 @@ class WsgiInstance:
         return wsgi_app(environ, start_response)
 
 
+class WsgiClass:
+    """PEP 3333 allows a class as the application: calling it makes the iterable."""
+
+    def __init__(self, environ: Environ, start_response: StartResponse) -> None:
+        self.chunks = wsgi_app(environ, start_response)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+
+class Asgi2Class:
+    """An ASGI 2 "double callable": made with the scope, then called with receive, send."""
+
+    def __init__(self, scope: Message) -> None:
+        self.scope = scope
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        await asgi_app(self.scope, receive, send)
+
+
 def make_wsgi_app() -> WsgiInstance:
     """A factory, for --factory."""
     return WsgiInstance()
@@ -241,7 +261,8 @@ def _fastapi_app() -> object:
         pytest.param(lambda: functools.partial(asgi_app), "asgi", id="partial-of-async"),
         pytest.param(AsgiInstance, "asgi", id="async-call-instance"),
         pytest.param(WsgiInstance, "wsgi", id="sync-call-instance"),
-        pytest.param(lambda: AsgiInstance, "wsgi", id="class-is-a-constructor"),
+        pytest.param(lambda: WsgiClass, "wsgi", id="pep3333-class"),
+        pytest.param(lambda: Asgi2Class, "asgi", id="asgi2-double-callable-class"),
         pytest.param(lambda: wsgi_to_asgi(wsgi_app), "asgi", id="WsgiToAsgi"),
         pytest.param(lambda: asgi_to_wsgi(asgi_app), "wsgi", id="AsgiToWsgi"),
         pytest.param(_flask_app, "wsgi", id="flask"),
@@ -251,6 +272,13 @@ def _fastapi_app() -> object:
 )
 def test_detect_interface(make: Any, expected: str) -> None:
     assert detect_interface(make()) == expected
+
+
+def test_detect_interface_does_not_guess() -> None:
+    def takes_four(a: object, b: object, c: object, d: object) -> None: ...
+
+    with pytest.raises(UsageError, match="say which with --interface asgi or --interface wsgi"):
+        detect_interface(takes_four, "mod:takes_four")
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,16 +420,27 @@ def test_serve_runs_an_asgi_app_and_its_lifespan_on(server: str, tmp_path: Path)
 
 @pytest.mark.integration
 @pytest.mark.timeout(60)
-def test_serve_defaults_to_uvicorn_and_logs_no_error_for_an_app_without_lifespan() -> None:
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_serve_logs_nothing_about_lifespan_for_an_asgi_app_without_one(server: str) -> None:
     port = free_port()
-    with _serve(["tests.test_cli:asgi_without_lifespan"], port) as log:
+    with _serve(["tests.test_cli:asgi_without_lifespan", "--server", server], port) as log:
         response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert response.text == "no lifespan here"
         text = log.read_text()
-    assert "on uvicorn at" in text
-    assert "ASGI 'lifespan' protocol appears unsupported." in text
-    assert "ERROR" not in text
-    assert "Traceback" not in text
+    # with_lifespan answers the lifespan scope for the app, which raises on it.
+    assert "unsupported" not in text
+    assert "Lifespan error" not in text
+    for level in ("WARNING", "ERROR", "Traceback"):
+        assert level not in text
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_serve_defaults_to_uvicorn() -> None:
+    port = free_port()
+    with _serve(["tests.test_cli:wsgi_app"], port) as log:
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).json()["interface"] == "wsgi"
+        assert "on uvicorn at" in log.read_text()
 
 
 @pytest.mark.integration
@@ -479,3 +518,15 @@ def test_gunicorn_reload_reports_a_bad_module_in_one_line() -> None:
     assert result.stderr == (
         "crossgate serve: error: module 'tests.test_cli' has no attribute 'nope'\n"
     )
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", ["uvicorn", "waitress"])
+def test_serve_runs_an_asgi2_double_callable_on(server: str) -> None:
+    port = free_port()
+    with _serve(["tests.test_cli:Asgi2Class", "--server", server], port):
+        answer = httpx.get(f"http://127.0.0.1:{port}/two", timeout=10).json()
+        assert answer["interface"] == "asgi"
+        assert answer["path"] == "/two"
+        assert answer["started"]

@@ -7,8 +7,9 @@ wrapped for ASGI servers, with the database migrations run as its lifespan start
 
 Run: ``python -m examples.django_on_uvicorn [--port N]`` and open http://127.0.0.1:8000/ ,
 or ``crossgate serve examples.django_on_uvicorn:app``. For comparison, ``django_asgi`` is
-Django's own ASGI handler, which has no lifespan support (``crossgate serve
-examples.django_on_uvicorn:django_asgi`` serves it with uvicorn's lifespan "auto" mode).
+Django's own ASGI handler, which raises on the lifespan scope (``crossgate serve
+examples.django_on_uvicorn:django_asgi`` wraps it in ``crossgate.with_lifespan``, so the
+server logs no lifespan complaint).
 """
 
 from __future__ import annotations

@@ -4,11 +4,16 @@ The application is imported (the current directory first on ``sys.path``, as uvi
 detected as WSGI or ASGI, wrapped for the server's side (``wsgi_to_asgi`` for uvicorn and
 hypercorn, ``asgi_to_wsgi`` for gunicorn, waitress and wsgiref) and served. ``--workers N``
 scales out through the server's own process manager (uvicorn's supervisor, hypercorn's,
-gunicorn's arbiter); crossgate never forks processes of its own.
+gunicorn's arbiter); crossgate manages no processes of its own.
 
 Worker processes that the server starts itself (uvicorn and hypercorn spawn them fresh)
 import :func:`_served_app` by name and read what to serve from the ``CROSSGATE_SERVE``
 environment variable, so each one imports and wraps the application in its own process.
+
+On uvicorn and hypercorn an ASGI app runs inside :func:`~crossgate.with_lifespan`, so an app
+that raises on the lifespan scope (Django's ``ASGIHandler``) starts without a lifespan
+warning or error in the log; on the WSGI servers ``asgi_to_wsgi`` runs the lifespan once
+per process, before the first request (gunicorn: in each worker after fork).
 
 A bad ``module:app`` or an option the server cannot honour is one line on stderr
 (``crossgate serve: error: ...``) and exit status 2, never a traceback.
@@ -19,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import inspect
 import json
 import logging
 import os
@@ -36,7 +40,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from crossgate._types import ASGIApp, Environ, StartResponse, WSGIApp
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
-from crossgate.adapters.wsgi_to_asgi import wsgi_to_asgi
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
+from crossgate.middleware.dispatch import Dispatcher, is_asgi_app, is_wsgi_app
+from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __all__ = ["main"]
 
@@ -49,6 +55,8 @@ _DEFAULT_THREADS: Final = 4
 #: Where worker processes started by the server find what to serve (a JSON `_Target`).
 _ENV: Final = "CROSSGATE_SERVE"
 _PROG: Final = "crossgate serve"
+#: crossgate's own ASGI apps, which answer the lifespan scope themselves.
+_ANSWERS_LIFESPAN: Final = (WsgiToAsgi, LifespanShim, Dispatcher)
 
 logger = logging.getLogger("crossgate")
 
@@ -167,25 +175,19 @@ def import_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> objec
     return obj
 
 
-def detect_interface(app: object) -> Interface:
-    """``"asgi"`` for a coroutine function, an object whose ``__call__`` is one, or one
-    asgiref marks as ASGI; ``"wsgi"`` for any other callable.
-
-    A class is taken as WSGI (PEP 3333 allows a class as the application); an ASGI 2
-    double callable, or an ASGI callable that is not ``async def``, needs
-    ``--interface asgi``.
+def detect_interface(app: object, name: str = "the app") -> Interface:
+    """``"asgi"`` or ``"wsgi"`` as :func:`crossgate.is_asgi_app` and
+    :func:`crossgate.is_wsgi_app` tell (an async callable is ASGI 3, a sync callable of two
+    arguments WSGI, of one an ASGI 2 double callable); :class:`UsageError` when neither can.
     """
-    # TODO: use crossgate.middleware.dispatch.is_asgi_app once the dispatcher lands.
-    if getattr(app, "_asgi_single_callable", False) or getattr(app, "_asgi_double_callable", False):
+    if is_asgi_app(app):
         return "asgi"
-    if inspect.iscoroutinefunction(app):
-        return "asgi"
-    # An instance whose class defines `async def __call__` (Starlette, FastAPI, Django's
-    # ASGIHandler); a class itself is a constructor, whatever its __call__ is.
-    call = getattr(type(app), "__call__", None)  # noqa: B004 - the method, not callability
-    if not inspect.isclass(app) and inspect.iscoroutinefunction(call):
-        return "asgi"
-    return "wsgi"
+    if is_wsgi_app(app):
+        return "wsgi"
+    raise UsageError(
+        f"cannot tell whether {name} (a {type(app).__name__}) is an ASGI or a WSGI "
+        "application; say which with --interface asgi or --interface wsgi"
+    )
 
 
 # Per process: the application loaded once (the factory must not run twice), and the
@@ -199,7 +201,10 @@ def _load(target: _Target) -> tuple[object, Interface]:
     if _loaded is not None and _loaded[0] == os.getpid() and _loaded[1] == target:
         return _loaded[2], _loaded[3]
     app = import_app(target.spec, app_dir=target.app_dir, factory=target.factory)
-    interface = detect_interface(app) if target.interface == "auto" else target.interface
+    if target.interface == "auto":
+        interface = detect_interface(app, target.spec)
+    else:
+        interface = target.interface
     _loaded = (os.getpid(), target, app, interface)
     return app, interface
 
@@ -212,7 +217,13 @@ def _as_asgi(target: _Target) -> ASGIApp:
         if target.threads is not None:
             options["workers"] = target.threads
         return wsgi_to_asgi(cast(WSGIApp, app), **options)
-    return _asgi3(app)
+    if isinstance(app, _ANSWERS_LIFESPAN):
+        return app
+    # Apps that raise on the lifespan scope (Django's ASGIHandler) cost a line in the log
+    # of every start: INFO "ASGI 'lifespan' protocol appears unsupported." on uvicorn, a
+    # WARNING on hypercorn. The shim answers the lifespan itself and runs the app's own,
+    # when it has one, inside; with no startup timeout, as the servers set none.
+    return with_lifespan(_asgi3(app), startup_timeout=None)
 
 
 def _asgi3(app: object) -> ASGIApp:
@@ -309,9 +320,7 @@ def _run_uvicorn(options: _Options, target: _Target) -> int:
         reload=options.reload,
         reload_dirs=[target.app_dir] if options.reload else None,
         root_path=target.root_path,
-        # "auto": an ASGI app without lifespan support (Django's ASGIHandler raises on the
-        # lifespan scope) costs one INFO line, "ASGI 'lifespan' protocol appears
-        # unsupported.", and no error.
+        # Every app handed over answers the lifespan scope (WsgiToAsgi, with_lifespan).
         lifespan="auto",
         log_level=target.log_level,
     )
