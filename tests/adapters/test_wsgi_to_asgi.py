@@ -702,6 +702,21 @@ async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WsgiT
     assert probe["receives"] == 2
 
 
+async def test_client_gone_before_the_request_is_handled(make: Callable[..., WsgiToAsgi]) -> None:
+    called: list[bool] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        called.append(True)
+        start_response("200 OK", [])
+        return []
+
+    ex = Exchange(cut=True)
+    ex.receives = 1  # the first receive() already reports the disconnect
+    await ex.run(make(app))
+    assert ex.messages == []
+    assert not called
+
+
 async def test_declared_body_over_the_limit_is_413_without_the_app(
     make: Callable[..., WsgiToAsgi],
 ) -> None:

@@ -128,12 +128,20 @@ class _Input:
     without moving the tail, so consuming a body in small reads stays linear.
     """
 
-    __slots__ = ("_buf", "_eof", "_request")
+    __slots__ = ("_buf", "_eof", "_head", "_request")
 
-    def __init__(self, request: _Request) -> None:
+    def __init__(self, request: _Request, head: bytes = b"", eof: bool = False) -> None:
         self._request = request
         self._buf = bytearray()
-        self._eof = False
+        # The first body message, received on the loop before the app started: a body
+        # that fits in it (most requests) is read with no trip to the loop at all.
+        self._head = head
+        self._eof = eof
+
+    def _unhead(self) -> None:
+        if self._head:
+            self._buf += self._head
+            self._head = b""
 
     def _fill(self, want: int, line: bool) -> list[bytes]:
         request = self._request
@@ -143,6 +151,12 @@ class _Input:
         return chunks
 
     def read(self, size: int | None = -1) -> bytes:
+        head = self._head
+        if head:
+            if self._eof and (size is None or size < 0 or size >= len(head)):
+                self._head = b""
+                return head  # the whole body came in the first message
+            self._unhead()
         buf = self._buf
         if size is None or size < 0:
             if self._eof:
@@ -177,6 +191,7 @@ class _Input:
         return data
 
     def readline(self, size: int | None = -1) -> bytes:
+        self._unhead()
         buf = self._buf
         limit = -1 if size is None or size < 0 else size
         start = 0
@@ -798,9 +813,26 @@ class WsgiToAsgi:
             return
         loop = asyncio.get_running_loop()
         request = _Request(self, loop, scope, receive, send)
+        # The first request message is received here, before the app runs (the one message
+        # of read-ahead the body allows): a GET's empty body, or a small POST's whole one,
+        # then costs the worker no trip back to the loop.
+        message = await receive()
+        kind = message["type"]
+        head = b""
+        if kind == "http.disconnect":
+            return  # the client left before its request was handled: nobody to answer
+        if kind == "http.request":
+            head = message.get("body", b"")
+            request.more_body = bool(message.get("more_body", False))
+            request.received = len(head)
+            if limit is not None and len(head) > limit:
+                request.too_large = True
+                head = b""
         environ = build_environ(scope)
         environ.update(self._environ_extra)
-        environ["wsgi.input"] = _Input(request)
+        environ["wsgi.input"] = _Input(
+            request, head, not request.more_body and not request.too_large
+        )
         environ["asgi.scope"] = scope
         # The job runs on a worker; what it produces comes back through request.channel,
         # which this coroutine drains, so a stream needs no extra hop to start. The task
