@@ -516,6 +516,21 @@ def test_call_in_loop_leaves_no_reference_cycles() -> None:
         gc.enable()
 
 
+async def test_call_in_loop_reports_a_failing_task_factory() -> None:
+    """The error reaches the caller, and no coroutine is left un-awaited (a warning)."""
+    loop = asyncio.get_running_loop()
+
+    def refuse(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        raise RuntimeError("no more tasks")
+
+    loop.set_task_factory(refuse)
+    try:
+        with pytest.raises(RuntimeError, match="no more tasks"):
+            await asyncio.to_thread(_bridge.call_in_loop, loop, where)
+    finally:
+        loop.set_task_factory(None)
+
+
 class Interrupted(Exception):
     """Raised by a signal handler in the main thread, as KeyboardInterrupt would be."""
 

@@ -486,8 +486,16 @@ def _start(
     """On the loop: call ``fn`` in ``ctx`` and start the task that awaits its result."""
     try:
         awaitable = ctx.run(_enter, mailbox, fn, args)  # one ctx.run, not two
-        task = _create_task(loop, _drive(mailbox, awaitable), ctx)
     except BaseException as exc:
+        mailbox.fail(exc)
+        return
+    coro = _drive(mailbox, awaitable)
+    try:
+        task = _create_task(loop, coro, ctx)
+    except BaseException as exc:  # a task factory that failed: no "never awaited" warnings
+        coro.close()
+        if isinstance(awaitable, Coroutine):
+            awaitable.close()
         mailbox.fail(exc)
         return
     if not task.done():  # done: it ran eagerly to its end, nothing left to cancel
@@ -525,10 +533,9 @@ async def _drive(mailbox: _Mailbox, awaitable: Awaitable[Any]) -> None:
     """Await ``awaitable`` and hand its outcome to the blocked thread from inside the task.
 
     Doing it here rather than in a done callback saves a loop iteration per call (done
-    callbacks run one iteration later) and leaves no task <-> mailbox reference cycle.
-    The outcome is swallowed: it belongs to the blocked thread, so the task neither logs
-    "exception was never retrieved" nor, for SystemExit or KeyboardInterrupt, stops the
-    loop (the portal) that other callers share.
+    callbacks run one iteration later). The outcome is swallowed: it belongs to the
+    blocked thread, so the task neither logs "exception was never retrieved" nor, for
+    SystemExit or KeyboardInterrupt, stops the loop (the portal) that other callers share.
     """
     try:
         result = await awaitable
