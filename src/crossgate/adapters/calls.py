@@ -74,7 +74,9 @@ def sync_to_async(
       skipped, and its context changes are not copied back;
     * when the caller is itself running inside :func:`async_to_sync`, ``fn`` runs on the
       thread blocked in that call instead of taking a second one, so nesting both ways
-      cannot exhaust the pool;
+      cannot exhaust the pool. Such calls run there one at a time: functions that wait
+      for each other must not be started concurrently (``gather``) from inside one
+      :func:`async_to_sync` call;
     * ``fn`` gets no particular thread. This is **not** asgiref's ``thread_sensitive``
       mode: code that must always run on the same thread (the Django ORM and other code
       holding per-thread connections, called from async views) needs
