@@ -184,7 +184,7 @@ def _main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_calls")
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
     args = parser.parse_args(argv)
-    number, rounds = (50, 3) if args.quick else (2000, 7)
+    number, rounds = (50, 3) if args.quick else (3000, 9)
     slow_number = max(10, number // 10)  # asgiref's async_to_sync costs ~0.5 ms a call
 
     samples = [ping_pong_us(number) for _ in range(rounds)]
