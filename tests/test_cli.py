@@ -10,6 +10,7 @@ import contextlib
 import functools
 import importlib.metadata
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crossgate import asgi_to_wsgi, wsgi_to_asgi
+from crossgate import AsgiToWsgi, LifespanShim, WsgiToAsgi, asgi_to_wsgi, cli, wsgi_to_asgi
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from crossgate.cli import UsageError, detect_interface, import_app, main
 from tests.integration.support import REPO, free_port, serve
@@ -352,6 +353,129 @@ def test_python_m_crossgate_reports_a_bad_module_in_one_line() -> None:
         "no module named 'crossgate_no_such_module'\n"
     )
     assert result.stdout == ""
+
+
+# --------------------------------------------------------------------------------------------
+# The command line, in process, with each server's entry point replaced by a recorder
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo what a successful `main()` leaves behind: the env var, logger set-up, caches."""
+    monkeypatch.delenv(cli._ENV, raising=False)
+    monkeypatch.setattr(cli, "_loaded", None)
+    monkeypatch.setattr(cli, "_adapter", None)
+    saved = {}
+    for name in ("crossgate", "waitress"):
+        log = logging.getLogger(name)
+        saved[name] = (list(log.handlers), log.propagate, log.level)
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        log = logging.getLogger(name)
+        log.handlers[:] = handlers
+        log.propagate = propagate
+        log.setLevel(level)
+
+
+@pytest.mark.usefixtures("in_process")
+def test_uvicorn_gets_a_factory_import_string_and_its_own_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    args = ["tests.test_cli:wsgi_app", "--server", "uvicorn", "--workers", "3"]
+    assert main(["serve", *args, "--threads", "7", "--root-path", "/r/", "--port", "9"]) == 0
+    ((target, options),) = calls
+    assert target == "crossgate.cli:_served_app"
+    assert options["factory"] is True
+    assert options["workers"] == 3
+    assert (options["host"], options["port"], options["root_path"]) == ("127.0.0.1", 9, "/r")
+    assert options["lifespan"] == "auto"
+    # What each worker process serves: the WSGI app wrapped, with --threads as its pool.
+    served = cli._served_app()
+    assert isinstance(served, WsgiToAsgi)
+    assert served.app is wsgi_app
+    assert served.workers == 7
+
+
+@pytest.mark.usefixtures("in_process")
+def test_an_asgi_app_on_an_asgi_server_runs_inside_with_lifespan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    assert main(["serve", "tests.test_cli:asgi_without_lifespan", "--server", "uvicorn"]) == 0
+    served = cli._served_app()
+    assert isinstance(served, LifespanShim)
+    assert served.app is asgi_without_lifespan
+    # crossgate's own wrappers answer the lifespan already: served as they are.
+    wrapped = wsgi_to_asgi(wsgi_app)
+    monkeypatch.setattr(cli, "_loaded", (os.getpid(), cli._Target.from_env(), wrapped, "asgi"))
+    assert cli._served_app() is wrapped
+
+
+@pytest.mark.usefixtures("in_process")
+def test_hypercorn_serves_in_process_for_one_worker_and_spawns_for_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hypercorn.run  # noqa: PLC0415
+
+    configs: list[Any] = []
+
+    def run(config: Any) -> int:
+        configs.append(config)
+        return 0
+
+    monkeypatch.setattr(hypercorn.run, "run", run)
+    for workers in ("1", "2"):
+        args = ["tests.test_cli:asgi_app", "--server", "hypercorn", "--workers", workers]
+        assert main(["serve", *args, "--host", "::1", "--port", "9"]) == 0
+    one, two = configs
+    assert one.application_path == "asgi:crossgate.cli:_served_app()"
+    assert one.bind == ["[::1]:9"]
+    assert (one.workers, two.workers) == (0, 2)
+
+
+@pytest.mark.usefixtures("in_process")
+def test_gunicorn_gets_gthread_workers_and_serves_asgi_through_asgi_to_wsgi(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gunicorn.app.base import BaseApplication  # noqa: PLC0415
+
+    apps: list[Any] = []
+
+    def run(self: Any) -> None:
+        apps.append(self)
+
+    monkeypatch.setattr(BaseApplication, "run", run)
+    args = ["tests.test_cli:asgi_app", "--server", "gunicorn", "--workers", "2", "--port", "9"]
+    assert main(["serve", *args, "--root-path", "/api"]) == 0
+    (application,) = apps
+    cfg = application.cfg
+    assert (cfg.workers, cfg.worker_class_str, cfg.threads) == (2, "gthread", 4)
+    assert cfg.bind == ["127.0.0.1:9"]
+    assert cfg.post_worker_init is cli._gunicorn_post_worker_init
+    wsgi = application.load()  # what each worker serves, after fork
+    assert isinstance(wsgi, cli._ScriptName)
+    assert isinstance(wsgi.app, AsgiToWsgi)
+    assert wsgi.app.app is asgi_app
+    assert cli._adapter is wsgi.app
+
+
+def test_script_name_prefixes_the_root_path_in_pep3333_native_strings() -> None:
+    seen: dict[str, str] = {}
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        seen.update(script=environ["SCRIPT_NAME"], path=environ["PATH_INFO"])
+        return []
+
+    environ = {"SCRIPT_NAME": "/mount", "PATH_INFO": "/x"}
+    cli._ScriptName(app, "/café")(environ, lambda *args: lambda data: None)
+    assert seen == {"script": "/café".encode().decode("latin-1") + "/mount", "path": "/x"}
 
 
 # --------------------------------------------------------------------------------------------
