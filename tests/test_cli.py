@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -464,6 +465,33 @@ def test_gunicorn_gets_gthread_workers_and_serves_asgi_through_asgi_to_wsgi(
     assert isinstance(wsgi.app, AsgiToWsgi)
     assert wsgi.app.app is asgi_app
     assert cli._adapter is wsgi.app
+
+
+@pytest.mark.parametrize("server", ["waitress", "wsgiref"])
+def test_a_port_in_use_is_one_line_and_status_1(server: str) -> None:
+    # In a subprocess: waitress leaks its sockets when it cannot bind (a ResourceWarning).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "crossgate", "serve", "tests.test_cli:wsgi_app"),
+                *("--server", server, "--port", str(port)),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    # After the startup line, the error is the last line, and the only other one.
+    startup, error = result.stderr.splitlines()
+    assert f"on {server} at http://127.0.0.1:{port}/" in startup
+    assert error == f"crossgate serve: error: {server} cannot listen on 127.0.0.1:{port}: " + (
+        "Address already in use"
+    )
 
 
 def test_script_name_prefixes_the_root_path_in_pep3333_native_strings() -> None:

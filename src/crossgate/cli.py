@@ -65,6 +65,15 @@ class UsageError(Exception):
     """A mistake on the command line: shown as one line, exit status 2."""
 
 
+class _BindError(Exception):
+    """The server could not listen: shown as one line, exit status 1 (as uvicorn's)."""
+
+
+def _bind_error(options: _Options, exc: OSError) -> _BindError:
+    where = _netloc(options.host, options.port)
+    return _BindError(f"{options.server} cannot listen on {where}: {exc.strerror or exc}")
+
+
 @dataclass(frozen=True)
 class _Target:
     """What to serve and how to wrap it; travels to worker processes as JSON."""
@@ -392,13 +401,16 @@ def _run_waitress(options: _Options, target: _Target) -> int:
     from waitress import create_server  # noqa: PLC0415
 
     app = _as_wsgi(target)
-    server = create_server(
-        app,
-        host=options.host,
-        port=options.port,
-        threads=target.threads or _DEFAULT_THREADS,
-        ident="crossgate",
-    )
+    try:
+        server = create_server(
+            app,
+            host=options.host,
+            port=options.port,
+            threads=target.threads or _DEFAULT_THREADS,
+            ident="crossgate",
+        )
+    except OSError as exc:
+        raise _bind_error(options, exc) from exc
     signal.signal(signal.SIGTERM, _raise_exit)
     _start_adapter()
     try:
@@ -427,7 +439,10 @@ def _run_wsgiref(options: _Options, target: _Target) -> int:
         daemon_threads = True
         allow_reuse_address = True
 
-    server = make_server(options.host, options.port, app, Server, _Handler)
+    try:
+        server = make_server(options.host, options.port, app, Server, _Handler)
+    except OSError as exc:
+        raise _bind_error(options, exc) from exc
     signal.signal(signal.SIGTERM, _raise_exit)
     _start_adapter()
     try:
@@ -715,3 +730,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{_PROG}: error: {exc}\n")
         return 2
+    except _BindError as exc:
+        sys.stderr.write(f"{_PROG}: error: {exc}\n")
+        return 1
