@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -332,6 +333,19 @@ def test_serve_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["serve", "tests.test_cli:wsgi_app", "--workers", "0"])
     assert caught.value.code == 2
     assert "--workers: 0 is not at least 1" in capsys.readouterr().err
+
+
+def test_without_uvicorn_the_default_server_is_the_standard_librarys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    assert cli._default_server() == "uvicorn"
+
+    def find_spec(name: str, package: str | None = None) -> Any:
+        return None if name == "uvicorn" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert cli._default_server() == "wsgiref"
 
 
 def test_the_console_script_is_crossgate_cli_main() -> None:
