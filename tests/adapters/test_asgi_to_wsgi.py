@@ -383,6 +383,7 @@ def test_after_the_body_receive_waits_for_the_response_then_disconnects(
     wrap: Callable[..., AsgiToWsgi],
 ) -> None:
     order: list[str] = []
+    finished = threading.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
@@ -397,8 +398,12 @@ def test_after_the_body_receive_waits_for_the_response_then_disconnects(
         await send(START)
         await send({"type": "http.response.body", "body": b"done"})
         await listener
+        finished.set()
 
     assert call(wrap(app, lifespan="off")).body == b"done"
+    # The response ends with the last body message; the app's listener gets its
+    # http.disconnect only then, on the portal loop, after the server has its response.
+    assert finished.wait(10)
     assert order == ["sending", "http.disconnect"]
 
 
