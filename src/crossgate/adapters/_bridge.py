@@ -730,6 +730,18 @@ class _Channel(Generic[Item]):
         """Bytes queued and not yet taken by the consumer."""
         return self._bytes
 
+    def _mark_closed(self, error: BaseException | None) -> bool:  # with self._lock held
+        """Close; an ``error`` (the consumer abandoning) drops what is queued. False if
+        the channel was closed already."""
+        if self.closed:
+            return False
+        self.closed = True
+        if error is not None:
+            self._error = error
+            self._items.clear()
+            self._bytes = 0
+        return True
+
     def _take(self) -> list[Item]:  # with self._lock held
         items, self._items = self._items, []
         self._bytes = 0
@@ -813,13 +825,8 @@ class ThreadToLoop(_Channel[Item]):
     def close(self, error: BaseException | None = None) -> None:
         """End the stream (producer) or abandon it (consumer, with ``error``), from any side."""
         with self._lock:
-            if self.closed:
+            if not self._mark_closed(error):
                 return
-            self.closed = True
-            if error is not None:
-                self._error = error
-                self._items.clear()
-                self._bytes = 0
             self._wake_consumer()
             if self._producer_waiting:
                 self._producer_waiting = False
@@ -934,13 +941,8 @@ class LoopToThread(_Channel[Item]):
         Pending :meth:`ask` calls fail with ``error`` (or :class:`BridgeClosed`).
         """
         with self._lock:
-            if self.closed:
+            if not self._mark_closed(error):
                 return
-            self.closed = True
-            if error is not None:
-                self._error = error
-                self._items.clear()
-                self._bytes = 0
             calls, self._calls = self._calls, []
             self._wake_consumer()
             producer, self._producer = self._producer, None
