@@ -992,6 +992,27 @@ async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WsgiToA
     assert finished == ["request", "hook"]
 
 
+async def test_shutdown_gives_up_waiting_after_the_timeout(
+    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+    running = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        running.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return []
+
+    adapter = make(app, shutdown_timeout=0.05)
+    request = asyncio.ensure_future(Exchange().run(adapter))
+    await asyncio.to_thread(running.wait, 5)
+    assert await LifespanServer("lifespan.shutdown").run(adapter) == ["lifespan.shutdown.complete"]
+    assert "still running" in caplog.text
+    release.set()
+    await request  # the stuck request still completes on its (now shut down) pool
+
+
 async def test_websocket_is_refused(make: Callable[..., WsgiToAsgi]) -> None:
     sent: list[Message] = []
 
