@@ -687,6 +687,30 @@ async def test_nothing_is_read_ahead(make: Callable[..., WsgiToAsgi]) -> None:
     assert probe["receives"] == 2  # two messages hold 3 bytes; the third was never asked for
 
 
+async def test_streaming_without_reading_the_body_reads_no_further(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """The first body message was received before the app ran: the disconnect watcher must
+    not receive a second one while the app has not asked for the body."""
+    gate = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first"
+        gate.wait(5)
+        yield b"second"
+
+    ex = Exchange([b"a", b"b", b"c"], method="POST")
+    task = asyncio.ensure_future(ex.run(make(validator(app))))
+    await ex.started.wait()
+    for _ in range(20):  # let the response loop start its watcher and the watcher run
+        await asyncio.sleep(0)
+    assert ex.receives == 1
+    gate.set()
+    await task
+    assert ex.body_bytes == b"firstsecond"
+
+
 async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WsgiToAsgi]) -> None:
     ex = Exchange([b"ab", b"c\nd", b"ef\n", b"gh"], method="POST")
     probe: dict[str, int] = {}

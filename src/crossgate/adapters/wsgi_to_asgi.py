@@ -251,6 +251,7 @@ class _Request:
         "adapter",
         "channel",
         "disconnected",
+        "head_unread",
         "headers",
         "headers_sent",
         "loop",
@@ -293,6 +294,9 @@ class _Request:
         self.received = 0
         self._lock: asyncio.Lock | None = None
         self._parked: Message | None = None
+        # The first body message (received before the app ran) has more after it and the
+        # app has not asked for more yet: it counts as the one message read ahead.
+        self.head_unread = False
         self._space: asyncio.Event | None = None
 
     # ---------------------------------------------------------------- worker thread side
@@ -512,6 +516,10 @@ class _Request:
         """Receive body chunks for ``wsgi.input``: ``want`` bytes (-1: all), or up to a
         chunk holding a newline when ``line``; returns them and whether more may follow.
         """
+        if self.head_unread:
+            self.head_unread = False
+            if self._space is not None:
+                self._space.set()
         if self.too_large:
             raise self._too_large()
         if self._parked is None:
@@ -607,7 +615,9 @@ class _Request:
     def _parked_holds_more(self) -> bool:
         # A method, not an inline test: the state changes while the watcher awaits.
         parked = self._parked
-        return parked is not None and bool(parked.get("more_body", False))
+        if parked is None:
+            return self.head_unread
+        return bool(parked.get("more_body", False))
 
     async def respond(self) -> None:
         """Send what the worker hands over: a whole response, or chunks as they come."""
@@ -823,7 +833,7 @@ class WsgiToAsgi:
             return  # the client left before its request was handled: nobody to answer
         if kind == "http.request":
             head = message.get("body", b"")
-            request.more_body = bool(message.get("more_body", False))
+            request.more_body = request.head_unread = bool(message.get("more_body", False))
             request.received = len(head)
             if limit is not None and len(head) > limit:
                 request.too_large = True
