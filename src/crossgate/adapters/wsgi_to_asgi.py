@@ -678,15 +678,8 @@ class _Request:
         try:
             for message in messages:
                 await send(message)
-        except OSError:
-            # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
-            # than wait forever for a consumer: its next put() raises.
-            self.disconnected = True
-            self.channel.close(ClientDisconnected("send() failed: the client is gone"))
-            return False
-        except BaseException:
-            self.channel.close(ClientDisconnected("send() failed"))
-            raise
+        except BaseException as exc:
+            return self._send_failed(exc)
         return True
 
     async def _send_chunks(self, chunks: list[bytes], start: bool) -> bool:
@@ -697,14 +690,21 @@ class _Request:
                 await send(self._start_message())
             for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except OSError:
+        except BaseException as exc:
+            return self._send_failed(exc)
+        return True
+
+    def _send_failed(self, exc: BaseException) -> bool:
+        """Release the worker after ``send()`` raised ``exc``: False for a client gone
+        (an OSError), else re-raise."""
+        if isinstance(exc, OSError):
+            # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
+            # than wait forever for a consumer: its next put() raises.
             self.disconnected = True
             self.channel.close(ClientDisconnected("send() failed: the client is gone"))
             return False
-        except BaseException:
-            self.channel.close(ClientDisconnected("send() failed"))
-            raise
-        return True
+        self.channel.close(ClientDisconnected("send() failed"))
+        raise exc
 
     async def _send_file(self, message: Message) -> None:
         try:
