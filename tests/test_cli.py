@@ -348,20 +348,25 @@ def test_without_uvicorn_the_default_server_is_the_standard_librarys(
     assert cli._default_server() == "wsgiref"
 
 
-def test_the_console_script_is_crossgate_cli_main() -> None:
-    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="crossgate")
-    assert entry.load() is main
-
-
-def test_python_m_crossgate_reports_a_bad_module_in_one_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "crossgate", "serve", "crossgate_no_such_module:app"],
+def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m crossgate serve *args`` in a subprocess that must end by itself."""
+    return subprocess.run(
+        [sys.executable, "-m", "crossgate", "serve", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_the_console_script_is_crossgate_cli_main() -> None:
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="crossgate")
+    assert entry.load() is main
+
+
+def test_python_m_crossgate_reports_a_bad_module_in_one_line() -> None:
+    result = run_serve("crossgate_no_such_module:app")
     assert result.returncode == 2
     assert result.stderr == (
         "crossgate serve: error: cannot import 'crossgate_no_such_module': "
@@ -488,17 +493,7 @@ def test_a_port_in_use_is_one_line_and_status_1(server: str) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "crossgate", "serve", "tests.test_cli:wsgi_app"),
-                *("--server", server, "--port", str(port)),
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_serve("tests.test_cli:wsgi_app", "--server", server, "--port", str(port))
     assert result.returncode == 1
     # After the startup line, the error is the last line, and the only other one.
     startup, error = result.stderr.splitlines()
@@ -669,17 +664,7 @@ def test_serve_reload_serves_the_changed_code(server: str, tmp_path: Path) -> No
 
 def test_gunicorn_reload_reports_a_bad_module_in_one_line() -> None:
     # With --reload the app is imported in a forked child, not in gunicorn's master.
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "crossgate", "serve", "tests.test_cli:nope"),
-            *("--server", "gunicorn", "--reload"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_serve("tests.test_cli:nope", "--server", "gunicorn", "--reload")
     assert result.returncode == 2
     assert result.stderr == (
         "crossgate serve: error: module 'tests.test_cli' has no attribute 'nope'\n"
