@@ -229,6 +229,7 @@ class _Exchange:
         "channel",
         "complete",
         "disconnected",
+        "error",
         "failed",
         "grace",
         "head_sent",
@@ -277,6 +278,7 @@ class _Exchange:
         self.head_sent = False
         self.complete = False
         self.failed = False
+        self.error: BaseException | None = None  # what failed the response
         self.disconnected = False
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -313,7 +315,12 @@ class _Exchange:
             logger.debug("crossgate: ASGI app ended after the client left: %r", exc)
         elif self.complete:
             logger.error("crossgate: ASGI app failed after its response was sent", exc_info=exc)
-        elif not self.failed:
+        elif self.failed:
+            # The response already failed with `self.error` (logged by the server thread).
+            # Anything else the app raises afterwards would be lost without this.
+            if exc is not self.error and not isinstance(exc, asyncio.CancelledError):
+                logger.error("crossgate: ASGI app raised after its response failed", exc_info=exc)
+        else:
             if isinstance(exc, asyncio.CancelledError):
                 # Not ours: the loop is going away (portal closing at exit). The server
                 # thread gets an ordinary error (500 or an aborted response), not a
@@ -326,6 +333,7 @@ class _Exchange:
     def _fail(self, exc: BaseException) -> None:
         """End the exchange with ``exc``: the server thread raises it (or answers 500)."""
         self.failed = True
+        self.error = exc
         self.channel.close(exc)
         self._wake_receiver()
 
@@ -423,7 +431,12 @@ class _Exchange:
         return {"type": "http.request", "body": data, "more_body": True}
 
     async def send(self, message: Message) -> None:
-        kind = message.get("type")
+        try:
+            kind = message.get("type")
+        except AttributeError:
+            # ASGI: "Messages [...] are dicts"; refused like any other invalid message, so
+            # the response fails instead of carrying on after an app that swallowed it.
+            self._invalid(f"ASGI message must be a dict, not {type(message).__name__}")
         if kind == "http.response.body":
             if (
                 self.head_sent

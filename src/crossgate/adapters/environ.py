@@ -580,7 +580,7 @@ def encode_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[by
     result: list[tuple[bytes, bytes]] = []
     append = result.append
     names = _ENCODED_NAMES
-    for item in headers:
+    for item in _iterate(headers, "WSGI"):
         if type(item) is tuple and len(item) == 2:
             name, value = item
         else:
@@ -608,7 +608,7 @@ def decode_response_headers(headers: Iterable[Iterable[bytes]]) -> list[tuple[st
     result: list[tuple[str, str]] = []
     append = result.append
     names = _DECODED_NAMES
-    for item in headers:
+    for item in _iterate(headers, "ASGI"):
         # ASGI: "headers (Iterable[[byte string, byte string]]) -- An iterable of [name, value]
         # two-item iterables". A bare bytes item would unpack into two ints.
         if (type(item) is tuple or type(item) is list) and len(item) == 2:
@@ -631,6 +631,20 @@ def decode_response_headers(headers: Iterable[Iterable[bytes]]) -> list[tuple[st
             )
         append((decoded_name, value.decode("latin-1")))
     return result
+
+
+def _iterate(headers: Iterable[Any], side: str) -> Iterable[Any]:
+    """``headers`` itself (lists and tuples, the usual case) or an iterator over it;
+    InvalidHeader, not TypeError, when it is not iterable at all."""
+    if type(headers) is list or type(headers) is tuple:
+        return headers
+    try:
+        return iter(headers)
+    except TypeError:
+        raise InvalidHeader(
+            f"{side} headers must be an iterable of (name, value) pairs, "
+            f"got {type(headers).__name__}: {headers!r}"
+        ) from None
 
 
 def _check_pair(item: object, kind: type | None, expected: str) -> tuple[Any, Any]:
