@@ -434,8 +434,9 @@ class _Exchange:
         try:
             kind = message.get("type")
         except AttributeError:
-            # ASGI: "Messages [...] are dicts"; refused like any other invalid message, so
-            # the response fails instead of carrying on after an app that swallowed it.
+            # ASGI (specs/main.html): "Each event is a dict with a top-level type key".
+            # Refused like any other invalid message, so the response fails instead of
+            # carrying on after an app that swallowed the error.
             self._invalid(f"ASGI message must be a dict, not {type(message).__name__}")
         if kind == "http.response.body":
             if (
