@@ -191,6 +191,43 @@ async def test_pool_job_sees_its_origin_loop(pool: WorkerPool) -> None:
     assert await pool.run(_bridge.origin_loop) is asyncio.get_running_loop()
 
 
+async def test_pool_start_runs_in_a_copy_of_the_context_with_the_origin_loop(
+    pool: WorkerPool,
+) -> None:
+    loop = asyncio.get_running_loop()
+    var.set("caller")
+    done: asyncio.Future[tuple[str, asyncio.AbstractEventLoop | None]] = loop.create_future()
+
+    def job(tag: str) -> None:
+        seen = var.get()
+        var.set("job")  # a copy: the caller's value stays
+        _bridge.resolve_threadsafe(done, (f"{tag}:{seen}", _bridge.origin_loop()))
+
+    pool.start(job, "t", loop=loop)
+    assert await asyncio.wait_for(done, 10) == ("t:caller", loop)
+    assert var.get() == "caller"
+
+
+async def test_pool_start_logs_an_escaping_error_and_keeps_the_thread(
+    pool: WorkerPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail() -> None:
+        raise RuntimeError("job broke its contract")
+
+    pool.start(fail, loop=asyncio.get_running_loop())
+    assert await pool.drain(10)
+    assert "uncaught error in a worker job" in caplog.text
+    assert await pool.run(lambda: 7) == 7  # the worker survived
+
+
+async def test_resolve_threadsafe_after_the_loop_closed_is_a_no_op() -> None:
+    other = asyncio.new_event_loop()
+    fut = other.create_future()
+    other.close()
+    _bridge.resolve_threadsafe(fut, 1)  # must not raise: nobody is left to tell
+    assert not fut.done()
+
+
 async def test_cancelled_caller_returns_at_once_and_queued_job_is_skipped() -> None:
     single = WorkerPool(1, name="cancel-pool")
     started = threading.Event()

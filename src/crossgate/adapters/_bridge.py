@@ -144,6 +144,25 @@ def _make_job(
     return job
 
 
+def resolve_threadsafe(fut: asyncio.Future[T], value: T) -> None:
+    """Set ``fut``'s result from any thread (nothing happens once its loop is closed)."""
+    _post(fut.get_loop(), _set_result, fut, value)
+
+
+def _start_job(
+    loop: asyncio.AbstractEventLoop,
+    ctx: contextvars.Context,
+    fn: Callable[..., object],
+    args: tuple[Any, ...],
+) -> None:
+    previous = _origin.loop
+    _origin.loop = loop
+    try:
+        ctx.run(fn, *args)
+    finally:
+        _origin.loop = previous
+
+
 def _run_job(job: Job) -> None:
     """Run ``job`` and its delivery on this thread (how a blocked caller serves work)."""
     deliver = job()
@@ -250,6 +269,24 @@ class WorkerPool:
         ctx = contextvars.copy_context() if context is None else context
         self.submit(_make_job(loop, fut, ctx, fn, args))
         return await fut
+
+    def start(
+        self,
+        fn: Callable[..., object],
+        /,
+        *args: Any,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Run ``fn(*args)`` in a worker thread, in ``context`` (default: a copy of the
+        caller's), with ``loop`` as the thread's origin loop; nothing is delivered back.
+
+        For a job that reports through a channel of its own: it spares the future, the
+        task that awaits it and the wake-up of the loop that delivers its result. ``fn``
+        must handle its errors (one that escapes is logged and dropped).
+        """
+        ctx = contextvars.copy_context() if context is None else context
+        self.submit(functools.partial(_start_job, loop, ctx, fn, args))
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until no job runs or waits; True if that happened within ``timeout``."""

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final
 
@@ -41,6 +42,7 @@ from crossgate.adapters._bridge import (
     ThreadToLoop,
     WorkerPool,
     call_in_loop,
+    resolve_threadsafe,
 )
 from crossgate.adapters.environ import build_environ, check_status, encode_response_headers
 
@@ -245,12 +247,15 @@ class _Request:
     """One HTTP request: the WSGI side (worker thread) and its ASGI side (loop)."""
 
     __slots__ = (
+        "_done",
         "_lock",
         "_parked",
         "_space",
         "adapter",
         "channel",
         "disconnected",
+        "finished",
+        "finished_lock",
         "head_unread",
         "headers",
         "headers_sent",
@@ -287,6 +292,12 @@ class _Request:
         self.channel: ThreadToLoop[bytes | _Whole] = ThreadToLoop(loop, adapter.budget)
         self.watcher: asyncio.Task[None] | None = None
         self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
+        # Set by the worker once the app and its close() are done; the loop waits on _done
+        # only when it gets there first (an early exit), so the usual request needs no
+        # second wake-up of the loop.
+        self.finished = False
+        self.finished_lock = threading.Lock()
+        self._done: asyncio.Future[None] | None = None
         # Request body state, touched on the loop only.
         self.more_body = True
         self.disconnected = False
@@ -372,6 +383,11 @@ class _Request:
     def run(self, app: WSGIApp, environ: Environ) -> None:
         """The worker job: call the app, hand its body to the loop, always close it."""
         channel = self.channel
+        if channel.closed:
+            # The request was abandoned (its task cancelled) while this job was queued.
+            self._finish()
+            return
+        error: BaseException | None = None
         try:
             iterable = app(environ, self.start_response)
             try:
@@ -395,10 +411,19 @@ class _Request:
                         logger.exception("crossgate: the WSGI iterable's close() raised")
         except Exception as exc:
             self._failed(exc)
-        except BaseException as exc:
-            channel.close(exc)
-            raise
-        channel.close()
+        except BaseException as exc:  # SystemExit and the like: the server's to handle
+            error = exc
+        # Finished before the channel ends: the loop, woken by the end, then finds the
+        # work done and need not be woken a second time.
+        self._finish()
+        channel.close(error)
+
+    def _finish(self) -> None:
+        with self.finished_lock:
+            self.finished = True
+            done = self._done
+        if done is not None:
+            resolve_threadsafe(done, None)
 
     def _whole(self, chunks: Sequence[bytes]) -> None:
         """A list or tuple body: the response goes to the loop in one piece."""
@@ -713,6 +738,14 @@ class _Request:
         except OSError:
             self.disconnected = True
 
+    async def wait_finished(self) -> None:
+        """Return once the worker is done with the app (and its ``close()``)."""
+        with self.finished_lock:
+            if self.finished:
+                return
+            done = self._done = self.loop.create_future()
+        await done
+
     def abort(self) -> None:
         """The request task is gone (cancelled) or failed: release the worker."""
         self.channel.close(ClientDisconnected("the request was cancelled"))
@@ -847,17 +880,15 @@ class WsgiToAsgi:
         # The job runs on a worker; what it produces comes back through request.channel,
         # which this coroutine drains, so a stream needs no extra hop to start. The task
         # only carries the job (pool.run sets the origin loop and copies the context).
-        job = loop.create_task(self.pool.run(request.run, self.app, environ))
+        self.pool.start(request.run, self.app, environ, loop=loop)
         try:
             try:
                 await request.respond()
             finally:
                 await request.stop_watching()
-            await job
+            await request.wait_finished()
         except BaseException:
-            request.abort()
-            if not job.done():
-                job.cancel()  # a job still queued is skipped; a running one stops at its put
+            request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
