@@ -131,7 +131,7 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
 
 
 def echo(request: HttpRequest, rest: str) -> JsonResponse:
-    return JsonResponse(
+    response = JsonResponse(
         {
             "rest": rest,
             "path": request.path,
@@ -142,8 +142,12 @@ def echo(request: HttpRequest, rest: str) -> JsonResponse:
             # The request target as sent, as gunicorn and crossgate both give it.
             "raw_uri": request.META.get("RAW_URI"),
             "query": sorted((k, v) for k, values in request.GET.lists() for v in values),
+            "x_echo": request.headers.get("X-Echo"),
         }
     )
+    # Back as a response header: a non-ASCII value travels as latin-1 (PEP 3333).
+    response["X-Echo"] = request.headers.get("X-Echo", "")
+    return response
 
 
 urlpatterns = [

@@ -134,7 +134,7 @@ def stream() -> StreamingResponse:
 
 @app.get("/echo/{rest:path}")
 def echo(request: Request, rest: str) -> JSONResponse:
-    return JSONResponse(
+    response = JSONResponse(
         {
             "rest": rest,
             "path": request.url.path,
@@ -142,8 +142,12 @@ def echo(request: Request, rest: str) -> JSONResponse:
             "raw_path": request.scope["raw_path"].decode("latin-1"),
             "url": str(request.url),
             "query": sorted(request.query_params.multi_items()),
+            "x_echo": request.headers.get("X-Echo"),
         }
     )
+    # Back as a response header: Starlette encodes a non-ASCII value as latin-1.
+    response.headers["X-Echo"] = request.headers.get("X-Echo", "")
+    return response
 
 
 # StaticFiles is how a Starlette app serves files with conditional requests (304) and ranges.

@@ -100,7 +100,7 @@ def stream() -> Response:
 
 @app.get("/echo/<path:rest>")
 def echo(rest: str) -> Response:
-    return jsonify(
+    response = jsonify(
         {
             "rest": rest,
             "path": request.path,
@@ -110,8 +110,12 @@ def echo(rest: str) -> Response:
             # The request target as sent, as gunicorn and crossgate both give it.
             "raw_uri": request.environ.get("RAW_URI"),
             "args": sorted(request.args.items(multi=True)),
+            "x_echo": request.headers.get("X-Echo"),
         }
     )
+    # Back as a response header: a non-ASCII value travels as latin-1 (PEP 3333).
+    response.headers["X-Echo"] = request.headers.get("X-Echo", "")
+    return response
 
 
 asgi = wsgi_to_asgi(app)
