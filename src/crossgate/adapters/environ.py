@@ -90,17 +90,10 @@ _DEFAULT_PORTS: Final[dict[str, str]] = {"https": "443", "wss": "443"}
 # Everything else, "%" and "?" included, is percent-encoded.
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"
 
-# Percent-decoding tables (RFC 3986 2.1 "pct-encoded = "%" HEXDIG HEXDIG"). The second one
-# keeps an encoded slash as the three characters "%2F" so that PATH_INFO can tell "/a%2Fb"
-# (one segment) from "/a/b" (two): a server decoding it would merge the two.
+# Percent-decoding table (RFC 3986 2.1 "pct-encoded = "%" HEXDIG HEXDIG").
 _HEX: Final = "0123456789abcdefABCDEF"
 _UNQUOTE_ALL: Final[dict[bytes, bytes]] = {
     (hi + lo).encode("ascii"): bytes((int(hi + lo, 16),)) for hi in _HEX for lo in _HEX
-}
-_UNQUOTE_KEEP_SLASH: Final[dict[bytes, bytes]] = {
-    **_UNQUOTE_ALL,
-    b"2F": b"%2F",
-    b"2f": b"%2F",
 }
 
 # Request header name (bytes) -> environ key; "" means "drop this header".
@@ -293,8 +286,11 @@ def _raw_path_info(
         # Stale: something rewrote `path` (a prefix-stripping middleware, say) and left
         # raw_path behind. `path` is what the application is meant to see.
         return None, None
+    # PATH_INFO is decoded in full, "%2F" too, as gunicorn, waitress and uWSGI decode it:
+    # an app must see the path it sees on a WSGI server (RAW_URI keeps the bytes as sent).
+    # raw_path matters here only for bytes that are not UTF-8, which `path` cannot carry.
     # When root_path does not line up with raw_path, `path` decides (None).
-    return raw, _below_root(_unquote(raw, _UNQUOTE_KEEP_SLASH), root)
+    return raw, _below_root(decoded, root)
 
 
 def _below_root(path: bytes, root: bytes) -> bytes | None:
