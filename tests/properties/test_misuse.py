@@ -19,10 +19,12 @@ Specs: PEP 3333 (https://peps.python.org/pep-3333/) and the ASGI HTTP spec
 
 from __future__ import annotations
 
+import asyncio
 import http
 import io
 import logging
 import re
+import sys
 import threading
 import wsgiref.util
 import wsgiref.validate
@@ -42,7 +44,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from crossgate import AsgiToWsgi, CrossgateError, InvalidHeader, InvalidResponse
+from crossgate import AsgiToWsgi, CrossgateError, InvalidHeader, InvalidResponse, WsgiToAsgi
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from crossgate.adapters.environ import decode_response_headers, encode_response_headers
 
@@ -716,3 +718,583 @@ def test_an_exception_after_the_response_failed_is_logged(records: Records) -> N
     finally:
         adapter.close()
     assert seen.calls[0][0] == "500 Internal Server Error"
+
+
+# ============================================================================================
+# (b) A misbehaving WSGI app under WsgiToAsgi, driven by an ASGI server simulation
+# ============================================================================================
+
+
+@dataclass
+class Act:
+    """One thing the WSGI app does: ``start`` (start_response), ``write``, ``yield`` (from
+    its iterable) or ``raise``. ``ok`` is the model's verdict on the arguments alone."""
+
+    kind: str
+    status: Any = None
+    headers: Any = None
+    exc: bool = False  # start_response with a real sys.exc_info()
+    data: Any = None
+    ok: bool = True
+    code: int = 0
+    encoded: list[tuple[bytes, bytes]] = field(default_factory=list)
+    length: int | None = None  # Content-Length
+    chunk: bytes = b""
+
+
+# PEP 3333: 'a string consisting of a Status-Code and a Reason-Phrase, in that order and
+# separated by a single space [...] The string must not contain control characters'; RFC
+# 9112 4 allows an empty reason, HTAB and obs-text in it.
+GOOD_STATUSES = ["200 OK", "201 Created", "404 Not Found", "599 ", "200 Fine\tthanks"]
+GOOD_STATUSES += ["500 caf\xe9", "418 I'm a teapot", "301 Moved Permanently"]
+BAD_STATUSES: list[Any] = ["200", "20 OK", "2000 OK", "099 Low", "200 OK\r\n", "200\tOK"]
+BAD_STATUSES += [b"200 OK", 200, None, "abc OK", " 200 OK", "200 OK\x00", "200 \u20ac"]
+
+wsgi_values = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=10
+) | st.just("a\tb")
+
+
+@st.composite
+def good_headers(draw: st.DrawFn) -> list[tuple[str, str]]:
+    headers = draw(st.lists(st.tuples(token_names, wsgi_values), max_size=3))
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(headers)))
+        headers.insert(at, ("Content-Length", str(draw(st.integers(0, 40)))))
+    return headers
+
+
+# PEP 3333: "response_headers argument is a list of (header_name, header_value) tuples",
+# "Each header_name must be a valid HTTP header field-name", "Each header_value must not
+# include *any* control characters"; strings "must either be ISO-8859-1 characters, or use
+# RFC 2047 MIME encoding".
+BAD_HEADERS: list[Any] = [
+    [("Bad Name", "v")],
+    [("X-A", "v\r\nX-Injected: 1")],
+    [("X-A", "\x00")],
+    [(b"X-A", b"v")],
+    [("X-A", 5)],
+    [("Content-Length", "abc")],
+    [("Content-Length", "-1")],
+    [("X-A", "\u20ac")],
+    [["X-A", "v"]],
+    [("X-A",)],
+    None,
+    "X-A: v",
+]
+
+
+def start_act(status: Any, headers: Any, exc: bool, ok: bool) -> Act:
+    act = Act("start", status=status, headers=headers, exc=exc, ok=ok)
+    if ok:
+        act.code = int(status[:3])
+        act.encoded = [(n.lower().encode("ascii"), v.encode("latin-1")) for n, v in headers]
+        lengths = [int(v) for n, v in headers if n.lower() == "content-length"]
+        act.length = lengths[0] if lengths else None
+    return act
+
+
+def _view(raw: bytes) -> memoryview:
+    return memoryview(raw)
+
+
+# PEP 3333 asks for bytes; crossgate also takes the other buffers, copied.
+good_data = st.one_of(
+    st.binary(max_size=50),
+    st.binary(max_size=50).map(bytearray),
+    st.binary(max_size=50).map(_view),
+)
+# PEP 3333: the iterable yields "zero or more bytestrings", write() takes a bytestring.
+BAD_DATA: list[Any] = ["text", 5, None]
+
+
+def data_act(kind: str, data: Any) -> Act:
+    ok = isinstance(data, (bytes, bytearray, memoryview))
+    return Act(kind, data=data, ok=ok, chunk=bytes(data) if ok else b"")
+
+
+@dataclass
+class Program:
+    pre: list[Act] = field(default_factory=list)  # in the application call
+    body: list[Act] = field(default_factory=list)  # while its iterable is iterated
+    returns: str = "generator"  # "list", "tuple", "generator", "none", "int"
+    close: str = "ok"  # the iterable's close(): "none" (no method), "ok", "raise"
+
+
+class _Escape(Exception):
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.source = source  # "app": the app's own exception; "crossgate": a refusal
+
+
+@dataclass
+class WsgiExpected:
+    outcome: str  # "valid", "500" or "aborted"
+    code: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    source: str = ""  # who raised, for "500" and "aborted"
+    closes: int = 0
+
+
+def expect_wsgi(program: Program) -> WsgiExpected:
+    """The model: PEP 3333's start_response and iterable rules, plus crossgate's choices
+    (headers go out with the first non-empty chunk, a body is cut at Content-Length)."""
+    code = 0
+    headers: list[tuple[bytes, bytes]] = []
+    remaining: int | None = None
+    started = sent = False
+    emitted: list[bytes] = []
+
+    def start(act: Act) -> None:
+        nonlocal code, headers, remaining, started
+        if act.exc:
+            if sent:
+                # PEP 3333: "if exc_info is provided, and the HTTP headers have already been
+                # sent, start_response must raise an error, and should re-raise using the
+                # exc_info tuple."
+                raise _Escape("app")
+        elif started:
+            # PEP 3333: "it is a fatal error to call start_response without the exc_info
+            # argument if start_response has already been called"
+            raise _Escape("crossgate")
+        if not act.ok:
+            raise _Escape("crossgate")
+        code, headers, remaining, started = act.code, act.encoded, act.length, True
+
+    def emit(chunk: bytes) -> bool:
+        nonlocal remaining, sent
+        if not started:
+            # PEP 3333: "the application must invoke the start_response() callable before
+            # the iterable yields its first body bytestring"
+            raise _Escape("crossgate")
+        stop = False
+        if remaining is not None:
+            # A body longer than its Content-Length is cut there.
+            if len(chunk) >= remaining:
+                chunk, stop = chunk[:remaining], True
+            remaining -= len(chunk)
+            if not chunk:
+                return stop
+        sent = True
+        emitted.append(chunk)
+        return stop
+
+    def act_out(act: Act) -> None:
+        nonlocal sent
+        if act.kind == "raise":
+            raise _Escape("app")
+        if act.kind == "start":
+            start(act)
+        elif act.kind == "write":
+            if not act.ok:
+                raise _Escape("crossgate")
+            # PEP 3333: write() sends the headers, even with nothing to write.
+            sent = True
+            if act.chunk:
+                emit(act.chunk)
+
+    closes = int(program.returns == "generator" and program.close != "none")
+    try:
+        try:
+            for act in program.pre:
+                act_out(act)
+        except _Escape:
+            closes = 0  # the application call raised: there is no iterable to close
+            raise
+        if program.returns in ("none", "int"):
+            raise _Escape("crossgate")  # not iterable
+        yields = [act for act in program.body if act.kind == "yield"]
+        if program.returns in ("list", "tuple") and not sent:
+            if not started or not all(act.ok for act in yields):
+                raise _Escape("crossgate")
+            body = b"".join(act.chunk for act in yields)
+            if remaining is not None:
+                body = body[:remaining]
+            return WsgiExpected("valid", code, headers, body, closes=closes)
+        for act in program.body if program.returns == "generator" else yields:
+            if act.kind != "yield":
+                act_out(act)
+            elif not act.ok:
+                raise _Escape("crossgate")
+            elif act.chunk and emit(act.chunk):
+                break  # Content-Length reached: the rest is never asked for
+        if not started:
+            raise _Escape("crossgate")  # PEP 3333: start_response must have been called
+        return WsgiExpected("valid", code, headers, b"".join(emitted), closes=closes)
+    except _Escape as escape:
+        if sent:
+            return WsgiExpected("aborted", code, headers, b"".join(emitted), escape.source, closes)
+        return WsgiExpected("500", source=escape.source, closes=closes)
+
+
+class WsgiScript:
+    """The WSGI app: plays a program, recording what escaped and how often close() ran."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.escaped: BaseException | None = None
+        self.closes = 0
+        self.close_error: CloseError | None = None
+
+    def _do(self, act: Act, start_response: StartResponse, write: list[Any]) -> None:
+        if act.kind == "raise":
+            raise AppError("raised by the application")
+        if act.kind == "start":
+            if act.exc:
+                try:
+                    raise AppError("handled by the application")
+                except AppError:
+                    write[:] = [start_response(act.status, act.headers, sys.exc_info())]
+            else:
+                write[:] = [start_response(act.status, act.headers)]
+        elif act.kind == "write":
+            write[0](act.data)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
+        program = self.program
+        write: list[Any] = []
+        try:
+            for act in program.pre:
+                self._do(act, start_response, write)
+        except Exception as exc:
+            self.escaped = exc
+            raise
+        if program.returns == "none":
+            return None
+        if program.returns == "int":
+            return 5
+        yields = [act.data for act in program.body if act.kind == "yield"]
+        if program.returns == "list":
+            return yields
+        if program.returns == "tuple":
+            return tuple(yields)
+
+        def generate() -> Iterator[Any]:
+            try:
+                for act in program.body:
+                    if act.kind == "yield":
+                        yield act.data
+                    else:
+                        self._do(act, start_response, write)
+            except Exception as exc:  # not GeneratorExit: stopping early is no escape
+                self.escaped = exc
+                raise
+
+        if program.close == "none":
+            return _Iterable(generate)
+        return _Closing(generate, self)
+
+
+class _Iterable:
+    """An iterable without close()."""
+
+    def __init__(self, generate: Callable[[], Iterator[Any]]) -> None:
+        self.generate = generate
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.generate()
+
+
+class _Closing(_Iterable):
+    def __init__(self, generate: Callable[[], Iterator[Any]], script: WsgiScript) -> None:
+        super().__init__(generate)
+        self.script = script
+
+    def close(self) -> None:
+        script = self.script
+        script.closes += 1
+        if script.program.close == "raise":
+            script.close_error = CloseError("close() failed")
+            raise script.close_error
+
+
+@dataclass
+class AsgiSeen:
+    messages: list[Message] = field(default_factory=list)
+    error: BaseException | None = None  # what the app call raised into the server
+
+
+async def serve_asgi(adapter: WsgiToAsgi) -> AsgiSeen:
+    """A correct ASGI server for one GET: the body, then a disconnect once it is over."""
+    seen = AsgiSeen()
+    over = asyncio.Event()
+    receives = 0
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/misuse",
+        "raw_path": b"/misuse",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+    }
+
+    async def receive() -> Message:
+        nonlocal receives
+        receives += 1
+        if receives == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        # ASGI: http.disconnect is "Sent to the application if receive is called after a
+        # response has been sent or after the HTTP connection has been closed".
+        await over.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        seen.messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            over.set()
+
+    try:
+        await adapter(scope, receive, send)
+    except Exception as exc:
+        seen.error = exc
+    return seen
+
+
+def check_asgi_messages(messages: list[Message], finished: bool) -> list[str]:
+    """ASGI's order: one start, then bodies; the last (and only the last) has more_body
+    False when the response finished; none has it when aborted."""
+    problems = []
+    if not messages:
+        return [] if not finished else ["no response"]
+    start_message, *bodies = messages
+    if start_message.get("type") != "http.response.start":
+        problems.append(f"first message is not a start: {start_message!r}")
+    status = start_message.get("status")
+    if type(status) is not int or not 100 <= status <= 999:
+        problems.append(f"bad status {status!r}")
+    for pair in start_message.get("headers", []):
+        name, value = pair
+        if type(name) is not bytes or type(value) is not bytes:
+            problems.append(f"header is not bytes: {pair!r}")
+        elif not TOKEN.fullmatch(name.decode("latin-1")) or name != name.lower():
+            problems.append(f"header name is not a lower-case token: {name!r}")
+        elif CTL_BUT_TAB.search(value.decode("latin-1")):
+            problems.append(f"header value has a control character: {value!r}")
+    for index, message in enumerate(bodies):
+        if message.get("type") != "http.response.body":
+            problems.append(f"not a body message: {message!r}")
+        if type(message.get("body", b"")) is not bytes:
+            problems.append(f"body is not bytes: {message!r}")
+        last = index == len(bodies) - 1
+        if bool(message.get("more_body", False)) != (not last or not finished):
+            problems.append(f"wrong more_body at message {index + 1}: {message!r}")
+    if finished and not bodies:
+        problems.append("no final body message")
+    return problems
+
+
+def check_wsgi_run(
+    adapter: WsgiToAsgi, loop: asyncio.AbstractEventLoop, program: Program, records: Records
+) -> None:
+    expected = expect_wsgi(program)
+    event(f"WSGI app -> {expected.outcome} ({expected.source or 'no error'})")
+    script = WsgiScript(program)
+    adapter.app = script
+    records.take()
+    try:
+        seen = loop.run_until_complete(asyncio.wait_for(serve_asgi(adapter), BOUND))
+    except TimeoutError:
+        pytest.fail(f"hang: the run did not end within {BOUND} s")
+    exceptions = records.exceptions()
+    logged = records.take()
+
+    assert script.closes == expected.closes
+    if expected.outcome == "aborted":
+        assert not check_asgi_messages(seen.messages, False), seen.messages
+    else:
+        assert not check_asgi_messages(seen.messages, True), seen.messages
+    body = b"".join(m.get("body", b"") for m in seen.messages[1:])
+    start_message = seen.messages[0] if seen.messages else {}
+
+    if expected.outcome == "valid":
+        assert seen.error is None, seen.error
+        assert (start_message["status"], start_message["headers"], body) == (
+            expected.code,
+            expected.headers,
+            expected.body,
+        )
+    elif expected.outcome == "500":
+        assert seen.error is None, seen.error
+        assert start_message["status"] == 500
+        assert body == b"Internal Server Error"
+        # The error that became the 500 is logged with its traceback.
+        assert script.escaped is None or any(exc is script.escaped for exc in exceptions)
+        assert any(isinstance(exc, (AppError, CrossgateError, TypeError)) for exc in exceptions), (
+            exceptions
+        )
+    else:
+        # Aborted: the error reaches the server, after the start and (a prefix of) the body,
+        # or before anything when what was queued had not reached the loop yet (the server
+        # then answers 500 itself).
+        assert seen.error is not None
+        if seen.messages:
+            assert (start_message["status"], start_message["headers"]) == (
+                expected.code,
+                expected.headers,
+            )
+        assert expected.body.startswith(body)
+    if expected.outcome != "valid":
+        if expected.source == "app":
+            assert isinstance(script.escaped, AppError)
+        error = seen.error if expected.outcome == "aborted" else script.escaped
+        if expected.source == "app":
+            assert error is script.escaped
+        elif error is not None:
+            assert isinstance(error, (CrossgateError, TypeError)), error
+            assert not isinstance(error, AppError)
+
+    if script.close_error is not None:
+        assert any(exc is script.close_error for exc in exceptions)
+    elif expected.outcome == "valid":
+        assert not logged, [r.getMessage() for r in logged]
+
+
+class WsgiMisuse(RuleBasedStateMachine):
+    """Rules build what the WSGI app does; ``serve`` plays it and checks."""
+
+    def __init__(
+        self, adapter: WsgiToAsgi, loop: asyncio.AbstractEventLoop, records: Records
+    ) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.loop = loop
+        self.records = records
+        self.program = Program()
+        self.misuse = 0
+        self.misused = 0
+
+    @initialize(
+        status=st.sampled_from(GOOD_STATUSES),
+        headers=good_headers(),
+        begin=st.sampled_from([True, True, False]),  # without: the body comes first
+        misuse=st.integers(0, 2),
+        returns=st.sampled_from(["list", "tuple", "generator"]),
+    )
+    def begin(
+        self, status: str, headers: list[tuple[str, str]], begin: bool, misuse: int, returns: str
+    ) -> None:
+        if begin:
+            self.program.pre.append(start_act(status, headers, False, True))
+        self.program.returns = returns
+        self.misuse = misuse
+
+    def _may_misuse(self) -> bool:
+        return self.misused < self.misuse
+
+    @rule(
+        status=st.sampled_from(GOOD_STATUSES),
+        headers=good_headers(),
+        exc=st.booleans(),
+        late=st.booleans(),
+    )
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc: bool, late: bool
+    ) -> None:
+        """start_response in the call, or from the iterable (late): after the first chunk
+        it is "headers after body"; without exc_info a second call is an error."""
+        if not exc and self._started_anywhere():
+            if self._may_misuse():
+                self.misused += 1
+            else:
+                exc = True  # a second call without exc_info is misuse; the budget is spent
+        where = self.program.body if late else self.program.pre
+        where.append(start_act(status, headers, exc, True))
+
+    def _started_anywhere(self) -> bool:
+        return any(act.kind == "start" for act in [*self.program.pre, *self.program.body])
+
+    def _started(self) -> bool:
+        # write() is what start_response returned: an app has none before calling it.
+        return any(act.kind == "start" for act in self.program.pre)
+
+    @precondition(_started)
+    @rule(data=good_data, late=st.booleans())
+    def write(self, data: Any, late: bool) -> None:
+        (self.program.body if late else self.program.pre).append(data_act("write", data))
+
+    @rule(data=good_data)
+    def yield_chunk(self, data: Any) -> None:
+        self.program.body.append(data_act("yield", data))
+
+    @rule(data=st.binary(min_size=1, max_size=50))
+    def yield_bytes(self, data: bytes) -> None:
+        self.program.body.append(data_act("yield", data))
+
+    @rule(close=st.sampled_from(["none", "ok"]))
+    def closing(self, close: str) -> None:
+        self.program.close = close
+
+    @precondition(_may_misuse)
+    @rule(
+        how=st.sampled_from(["status", "headers", "write", "yield", "raise", "return", "close"]),
+        status=st.sampled_from(BAD_STATUSES),
+        headers=st.sampled_from(BAD_HEADERS),
+        data=st.sampled_from(BAD_DATA),
+        exc=st.booleans(),
+        late=st.booleans(),
+        returns=st.sampled_from(["none", "int"]),
+    )
+    def misbehave(
+        self, how: str, status: Any, headers: Any, data: Any, exc: bool, late: bool, returns: str
+    ) -> None:
+        self.misused += 1
+        where = self.program.body if late else self.program.pre
+        if how == "status":
+            where.append(start_act(status, [("Content-Type", "text/plain")], exc, False))
+        elif how == "headers":
+            where.append(start_act("200 OK", headers, exc, False))
+        elif how == "write" and self._started():
+            where.append(data_act("write", data))
+        elif how in ("yield", "write"):
+            self.program.body.append(data_act("yield", data))
+        elif how == "raise":
+            where.append(Act("raise"))
+        elif how == "return":
+            self.program.returns = returns
+        else:
+            self.program.returns, self.program.close = "generator", "raise"
+
+    @rule()
+    def serve(self) -> None:
+        check_wsgi_run(self.adapter, self.loop, self.program, self.records)
+
+    def teardown(self) -> None:
+        check_wsgi_run(self.adapter, self.loop, self.program, self.records)
+
+
+def test_misbehaving_wsgi_app_gets_a_valid_response_a_500_or_an_abort(records: Records) -> None:
+    """Any misuse of start_response, write() and the iterable: the ASGI server sees a valid
+    message sequence (the model's response, a 500, or an abort raising into it), close()
+    runs once, errors are logged, and nothing hangs."""
+    adapter = WsgiToAsgi(WsgiScript(Program()), workers=2, budget=64)
+    loop = asyncio.new_event_loop()
+    try:
+        run_state_machine_as_test(
+            lambda: WsgiMisuse(adapter, loop, records),  # type: ignore[arg-type]
+            settings=MACHINE_SETTINGS,
+        )
+    finally:
+        adapter.pool.shutdown()
+        loop.close()
+
+
+def test_a_chunk_yielded_before_start_response_is_a_500(records: Records) -> None:
+    """A generator that yields before calling start_response sent the server a start
+    message with status None (fixed in wsgi_to_asgi.py)."""
+    script = WsgiScript(Program(body=[data_act("yield", b"early")]))
+    adapter = WsgiToAsgi(script, workers=1)
+    try:
+        seen = asyncio.run(asyncio.wait_for(serve_asgi(adapter), BOUND))
+    finally:
+        adapter.pool.shutdown()
+    assert [m.get("status") for m in seen.messages[:1]] == [500]
+    assert any(isinstance(exc, InvalidResponse) for exc in records.exceptions())

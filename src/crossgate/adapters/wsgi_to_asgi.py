@@ -364,6 +364,11 @@ class _Request:
 
     def _emit(self, chunk: bytes) -> bool:
         """Queue a non-empty chunk; True once the declared Content-Length is reached."""
+        if self.status is None:
+            # PEP 3333: "the application must invoke the start_response() callable before
+            # the iterable yields its first body bytestring". Without this, a start message
+            # with no status would reach the server.
+            raise InvalidResponse("the WSGI iterable yielded body data before start_response()")
         remaining = self.remaining
         stop = False
         if remaining is not None:
