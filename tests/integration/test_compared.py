@@ -282,7 +282,8 @@ CASES: dict[str, list[Step]] = {
     "non-ascii-path": [
         get("/echo/café/über uns?q=é&q=ß&r=%E2%82%AC&bad=%FF", headers={"X-Echo": LATIN_1})
     ],
-    # An encoded slash: every WSGI server decodes it in PATH_INFO (CGI's "not URL-encoded").
+    # An encoded slash: WSGI servers decode it in PATH_INFO (RFC 3875 4.1.5: "Unlike a URI
+    # path, the PATH_INFO is not URL-encoded"), and so must crossgate (fixed in 0a2aff8).
     "encoded-slash-path": [get("/echo/caf%C3%A9/a%2Fb")],
     # A percent sign: PATH_INFO is decoded once, never twice ("/a%2Fb", not "/a/b").
     "percent-literal-path": [get("/echo/a%252Fb%25")],
@@ -464,29 +465,14 @@ CHECKS: dict[str, Check] = {
 }
 
 
-# Differences that are crossgate's, until fixed: (framework, case) -> reason.
-KNOWN_BUGS = {
-    (framework, "encoded-slash-path"): (
-        "crossgate bug: wsgi_to_asgi keeps %2F encoded in PATH_INFO (environ._raw_path_info),"
-        " so the app sees a different path than on any WSGI server and %2F collides with %252F"
-    )
-    for framework in ("flask", "django")
-}
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_same_answer_natively_and_through_crossgate(
-    pair: Pair, case: str, request: pytest.FixtureRequest
-) -> None:
+def test_same_answer_natively_and_through_crossgate(pair: Pair, case: str) -> None:
+    """The case's requests get the same answers through crossgate as natively."""
     steps = CASES[case]
     native = run(steps, pair.native)
     for step, (response, _) in zip(steps, native, strict=True):
         assert response.status_code == step.expected(pair.framework), (step, response.text)
     if case in CHECKS:
         CHECKS[case]([response for response, _ in native])
-    bug = KNOWN_BUGS.get((pair.framework, case))
-    if bug is not None:
-        # Only the comparison is expected to fail: the native answer is checked above.
-        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
     through_crossgate = run(steps, pair.crossgate)
     assert [a for _, a in through_crossgate] == [a for _, a in native]
