@@ -1,0 +1,397 @@
+"""Round trips through both adapters, checked with Hypothesis.
+
+For any generated request and app:
+
+* ``asgi_to_wsgi(wsgi_to_asgi(app))`` answers as the WSGI ``app`` does, and
+  ``wsgi_to_asgi(asgi_to_wsgi(app))`` as the ASGI ``app`` does: status, headers (names
+  compared in any case), body bytes, and whether the response completed, failed before it
+  started (500) or was aborted after it started;
+* the inner app observes what the outer one was given: the environ's CGI variables or the
+  scope's request fields, and the request body it read;
+* each single direction answers as a spec-conforming server says the wrapped app must.
+
+What is not byte-identical by design is normalised in :func:`converted_environ`,
+:func:`converted_scope` and :func:`canonical`, each rule with the spec sentence that allows
+it; the README lists them under "What changes across a conversion".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from crossgate import ASGIApp, WSGIApp, asgi_to_wsgi, wsgi_to_asgi
+from crossgate._types import Environ, Receive, Send, StartResponse
+from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.testing import Request, Response, call_asgi, call_wsgi
+from crossgate.testing.strategies import (
+    Outcome,
+    ScriptedAsgiApp,
+    ScriptedWsgiApp,
+    asgi_apps,
+    requests,
+    wsgi_apps,
+)
+
+# Generated apps fail on purpose; the adapters log each failure with its traceback.
+pytestmark = pytest.mark.filterwarnings("error")
+
+# CROSSGATE_EXAMPLES=2000 for a long local hunt; CI keeps to a budget of seconds.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CROSSGATE_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+Scope = MutableMapping[str, Any]
+
+# Known adapter bug (test_*_app_failing_after_a_body_byte_is_aborted_not_500 below): a
+# failure after body bytes were handed over drops those not yet taken (the channel's
+# close(error) clears its queue), so the client may get a shorter aborted body, or a 500
+# instead of the aborted response. Until it is fixed, both stand in for the abort.
+ABORT_MAY_BECOME_500 = True
+
+
+@pytest.fixture(autouse=True)
+def _quiet_crossgate(caplog: pytest.LogCaptureFixture) -> None:
+    # Hundreds of failing apps would fill the report with expected tracebacks.
+    caplog.set_level(logging.CRITICAL, logger="crossgate")
+
+
+@contextmanager
+def wsgi_round_trip(app: WSGIApp) -> Iterator[AsgiToWsgi]:
+    inner = wsgi_to_asgi(app, workers=2)
+    outer = asgi_to_wsgi(inner, lifespan="off")
+    try:
+        yield outer
+    finally:
+        outer.close()
+        inner.pool.shutdown()
+
+
+@contextmanager
+def asgi_round_trip(app: ASGIApp) -> Iterator[WsgiToAsgi]:
+    inner = asgi_to_wsgi(app, lifespan="off")
+    outer = wsgi_to_asgi(inner, workers=2)
+    try:
+        yield outer
+    finally:
+        outer.pool.shutdown()
+        inner.close()
+
+
+# -------------------------------------------------------------------------- normalisations
+
+
+def canonical(outcome: Outcome | Response) -> dict[str, Any]:
+    """The comparable part of an outcome or a response.
+
+    An abort before any body byte is a 500: PEP 3333 lets an empty ``write()`` commit the
+    headers, but an ASGI server holds ``http.response.start`` "until the first Response
+    Body event is processed" (ASGI spec), so nothing went out yet and a 500 can still be
+    sent. Header names are compared lower-cased (RFC 9110 5.1: "Field names are
+    case-insensitive"; ASGI: "Header names must be lowercased").
+    """
+    kind: str
+    status: int | None
+    if isinstance(outcome, Outcome):
+        kind, status = outcome.kind, outcome.status
+    else:
+        kind, status = ("aborted" if outcome.aborted else "complete"), outcome.status
+    if kind == "aborted" and not outcome.body:
+        kind = "error"
+    if kind == "error":
+        return {"kind": "error"}
+    return {
+        "kind": kind,
+        "status": status,
+        "headers": [(name.lower(), value) for name, value in outcome.headers],
+        "body": outcome.body,
+    }
+
+
+def same_answer(expected: Outcome, response: Response, *, converted: bool) -> None:
+    """``response`` is what a server must answer for ``expected``. A 500 is a 500 whoever
+    wrote its headers and body (the driver, or an adapter)."""
+    want = canonical(expected)
+    got = canonical(response)
+    if want["kind"] == "error":
+        assert got["kind"] == "error" or (got["kind"] == "complete" and got["status"] == 500)
+        # Unconverted, the driver itself answered the 500 and kept the app's exception.
+        assert converted or response.error is not None
+        return
+    if converted and ABORT_MAY_BECOME_500 and want["kind"] == "aborted":
+        if got["kind"] == "complete" and got["status"] == 500:
+            return  # everything was dropped: nothing had gone out, a 500 went instead
+        if got["kind"] == "aborted" and want["body"].startswith(got["body"]):
+            got["body"] = want["body"]  # the chunks not taken yet were dropped
+    assert got == want
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def converted_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    """The CGI variables a WSGI app sees after WSGI -> ASGI -> WSGI."""
+    # PEP 3333 CONTENT_TYPE, CONTENT_LENGTH: "May be empty or absent": empty is absent.
+    return {k: v for k, v in environ.items() if v or k not in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+
+
+def converted_scope(scope: dict[str, Any]) -> dict[str, Any]:
+    """The request fields an ASGI app sees after ASGI -> WSGI -> ASGI."""
+    result = dict(scope)
+    joined: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if b"_" in name:
+            # Dropped: "X_Id" and "X-Id" would both be HTTP_X_ID in the environ (PEP 3333
+            # HTTP_ variables), letting a client spoof a header a proxy sets.
+            continue
+        if name in joined:
+            # RFC 9110 5.3: field lines of one name may be combined "by appending each
+            # subsequent field line value to the initial field line value in order,
+            # separated by a comma"; RFC 9113 8.2.3: Cookie with "; ".
+            joined[name] += (b"; " if name == b"cookie" else b",") + value
+        else:
+            joined[name] = value
+    # PEP 3333 CONTENT_TYPE, CONTENT_LENGTH: "May be empty or absent": empty is absent.
+    result["headers"] = [
+        (name, value)
+        for name, value in joined.items()
+        if value or name not in (b"content-type", b"content-length")
+    ]
+    return result
+
+
+def _disconnects(received: list[str]) -> list[str]:
+    # How the body is cut into http.request messages is the server's choice (ASGI: "If
+    # more_body is set, treat as start of body and concatenate on further chunks").
+    return [kind for kind in received if kind != "http.request"]
+
+
+# ------------------------------------------------------------------------------ properties
+
+
+@SETTINGS
+@given(request=requests(), app=wsgi_apps())
+def test_wsgi_round_trip_answers_as_the_wsgi_app(request: Request, app: ScriptedWsgiApp) -> None:
+    """asgi_to_wsgi(wsgi_to_asgi(app)) answers as app does, and app sees the same request."""
+    expected = app.behaviour.expected(request)
+    direct = call_wsgi(app, request, raise_app_exceptions=False)
+    with wsgi_round_trip(app) as wrapped:
+        through = call_wsgi(wrapped, request, raise_app_exceptions=False)
+    same_answer(expected, direct, converted=False)
+    same_answer(expected, through, converted=True)
+    first, second = app.calls
+    want = converted_environ(first.environ)
+    if not _utf8(unquote_to_bytes(request.raw_path)):
+        # Known bug (test_non_utf8_path_survives_a_wsgi_round_trip): PATH_INFO and
+        # RAW_URI come back double-encoded.
+        for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
+            want.pop(key)
+            second.environ.pop(key)
+    assert second.environ == want
+    assert second.body == first.body
+
+
+@SETTINGS
+@given(request=requests(), app=wsgi_apps())
+def test_wsgi_to_asgi_answers_as_the_wsgi_app(request: Request, app: ScriptedWsgiApp) -> None:
+    """wsgi_to_asgi(app) under an ASGI server answers as app under a WSGI server."""
+    expected = app.behaviour.expected(request)
+    adapter = wsgi_to_asgi(app, workers=2)
+    try:
+        response = asyncio.run(call_asgi(adapter, request, raise_app_exceptions=False))
+    finally:
+        adapter.pool.shutdown()
+    same_answer(expected, response, converted=True)
+    (call,) = app.calls
+    assert call.body == (request.content if app.behaviour.read != "none" else b"")
+
+
+@SETTINGS
+@given(request=requests(), app=asgi_apps(hop_by_hop=True))
+def test_asgi_round_trip_answers_as_the_asgi_app(request: Request, app: ScriptedAsgiApp) -> None:
+    """wsgi_to_asgi(asgi_to_wsgi(app)) answers as app does, and app sees the same request."""
+    expected = app.behaviour.expected(request)
+    direct = asyncio.run(call_asgi(app, request, raise_app_exceptions=False))
+    with asgi_round_trip(app) as wrapped:
+        through = asyncio.run(call_asgi(wrapped, request, raise_app_exceptions=False))
+    same_answer(expected, direct, converted=False)
+    same_answer(_without_hop_by_hop(expected), through, converted=True)
+    first, second = app.calls
+    want = converted_scope(first.scope)
+    if not _utf8(unquote_to_bytes(request.raw_path)):
+        # Known bug (test_non_utf8_path_survives_an_asgi_round_trip): the path comes back
+        # as the latin-1 reading of its bytes.
+        want.pop("path")
+        second.scope.pop("path")
+    assert second.scope == want
+    if app.behaviour.read == "first":
+        # One message: how much of the body it holds is up to the server.
+        assert request.content.startswith(first.body)
+        assert request.content.startswith(second.body)
+    else:
+        assert second.body == first.body
+    if app.behaviour.read == "all":
+        # Known bug (test_receive_after_the_response_says_disconnect): with the body left
+        # unread, receive() after the response gives the body instead of http.disconnect.
+        assert _disconnects(second.received) == _disconnects(first.received)
+
+
+@SETTINGS
+@given(request=requests(), app=asgi_apps(hop_by_hop=True))
+def test_asgi_to_wsgi_answers_as_the_asgi_app(request: Request, app: ScriptedAsgiApp) -> None:
+    """asgi_to_wsgi(app) under a WSGI server answers as app under an ASGI server."""
+    expected = app.behaviour.expected(request)
+    adapter = asgi_to_wsgi(app, lifespan="off")
+    try:
+        response = call_wsgi(adapter, request, raise_app_exceptions=False)
+    finally:
+        adapter.close()
+    same_answer(_without_hop_by_hop(expected), response, converted=True)
+    (call,) = app.calls
+    if app.behaviour.read == "all":
+        assert call.body == request.content
+
+
+def _without_hop_by_hop(outcome: Outcome) -> Outcome:
+    # PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1 "hop-by-hop"
+    # features or headers"; ASGI lets an app send them, so asgi_to_wsgi drops them.
+    headers = tuple(pair for pair in outcome.headers if pair[0].lower() != "connection")
+    return Outcome(outcome.kind, outcome.status, headers, outcome.body)
+
+
+# ------------------------------------------------------------------ adapter bugs they found
+
+
+def _path_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["PATH_INFO"].encode("latin-1"), b" ", environ["RAW_URI"].encode("latin-1")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossgate bug: build_scope reads non-UTF-8 path bytes as latin-1, "
+    "build_environ then takes raw_path as stale and re-encodes the path",
+)
+def test_non_utf8_path_survives_a_wsgi_round_trip() -> None:
+    """A path whose bytes are not UTF-8 (``%FF``) reaches the app with the same PATH_INFO
+    and RAW_URI through WSGI -> ASGI -> WSGI."""
+    request = Request("GET", "/caf%C3%A9/%FF")
+    direct = call_wsgi(_path_app, request)
+    inner = wsgi_to_asgi(_path_app, workers=1)
+    outer = asgi_to_wsgi(inner, lifespan="off")
+    try:
+        through = call_wsgi(outer, request)
+    finally:
+        outer.close()
+        inner.pool.shutdown()
+    assert direct.body == b"/caf\xc3\xa9/\xff /caf%C3%A9/%FF"
+    assert through.body == direct.body
+
+
+async def _path_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["path"].encode("utf-8")})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossgate bug: build_scope reads non-UTF-8 path bytes as latin-1 instead of "
+    "decoding them with U+FFFD as ASGI servers do",
+)
+def test_non_utf8_path_survives_an_asgi_round_trip() -> None:
+    """An ASGI app sees the same ``path`` through ASGI -> WSGI -> ASGI, for bytes that are
+    not UTF-8 too (servers decode them to U+FFFD; raw_path keeps the bytes)."""
+    request = Request("GET", "/caf%C3%A9/%FF")
+    direct = asyncio.run(call_asgi(_path_echo, request))
+    with asgi_round_trip(_path_echo) as wrapped:
+        through = asyncio.run(call_asgi(wrapped, request))
+    assert direct.body == "/café/\ufffd".encode()
+    assert through.body == direct.body
+
+
+async def _fails_after_a_body_byte(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+    raise RuntimeError("fails after its first body byte")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossgate bug: AsgiToWsgi's _Exchange._fail closes the channel with the error, "
+    "which drops the body message already sent (queued for the server thread)",
+)
+def test_asgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
+    """ASGI: a server "must flush any data passed to them into the send buffer before
+    returning from a send call"; once a byte went out, a failure aborts the response."""
+    adapter = asgi_to_wsgi(_fails_after_a_body_byte, lifespan="off")
+    try:
+        response = call_wsgi(adapter, Request(), raise_app_exceptions=False)
+    finally:
+        adapter.close()
+    assert (response.status, response.aborted, response.body) == (200, True, b"partial")
+
+
+def _yields_then_fails(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"partial"
+    raise RuntimeError("fails after its first body byte")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossgate bug: WsgiToAsgi._failed closes the channel with the error, which "
+    "drops the chunks the loop has not taken yet",
+)
+def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
+    """PEP 3333: once a non-empty chunk was yielded the headers are sent, so a later error
+    aborts the response. The chunk is lost only when the loop has not taken it yet, a race:
+    20 tries, every one must be aborted with the chunk."""
+    outcomes = []
+    for _ in range(20):
+        adapter = wsgi_to_asgi(_yields_then_fails, workers=1)
+        try:
+            response = asyncio.run(call_asgi(adapter, Request(), raise_app_exceptions=False))
+        finally:
+            adapter.pool.shutdown()
+        outcomes.append((response.status, response.aborted, response.body))
+    assert outcomes == [(200, True, b"partial")] * 20
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossgate bug: AsgiToWsgi's _Exchange.receive hands out a prefetched body "
+    "after the response completed, instead of http.disconnect",
+)
+def test_receive_after_the_response_says_disconnect() -> None:
+    """ASGI: "http.disconnect -- Sent to the application if receive is called after a
+    response has been sent", a request body left unread or not (a streamed one already
+    gets http.disconnect)."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+        seen.append((await receive())["type"])
+
+    adapter = asgi_to_wsgi(app, lifespan="off")
+    try:
+        call_wsgi(adapter, Request("POST", "/", body=b"never read"))
+    finally:
+        adapter.close()  # waits for the app to finish
+    assert seen == ["http.disconnect"]
