@@ -18,7 +18,7 @@ Each app's ``behaviour.expected(request)`` is what a spec-conforming server answ
         response = call_wsgi(my_middleware(app), request, raise_app_exceptions=False)
         assert app.behaviour.expected(request).matches(response)
 
-Everything shrinks towards ``GET /`` answered ``200 OK`` with ``hello``.
+Everything shrinks towards ``GET /`` answered ``200 OK`` with an empty list body.
 """
 
 from __future__ import annotations
