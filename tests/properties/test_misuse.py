@@ -527,10 +527,19 @@ def check_asgi_run(
     assert len(script.refused) == expected.refused, script.refused
     assert all(isinstance(exc, CrossgateError) for exc in script.refused), script.refused
     assert (script.escaped is not None) == expected.escapes
+    request = {"type": "http.request", "body": REQUEST_BODY, "more_body": False}
+    disconnect = {"type": "http.disconnect"}
     for message in script.received[:1]:
-        assert message == {"type": "http.request", "body": REQUEST_BODY, "more_body": False}
+        # ASGI: http.disconnect is "Sent to the application if receive is called after a
+        # response has been sent": once the model's response is complete, either is right
+        # for the first receive (crossgate still hands out the body it read up front).
+        receive_at = next(i for i, step in enumerate(steps) if step.kind == "receive")
+        if expect_asgi(steps[:receive_at], file_body).complete:
+            assert message in (request, disconnect)
+        else:
+            assert message == request
     for message in script.received[1:]:  # only asked once the response ended or failed
-        assert message == {"type": "http.disconnect"}
+        assert message == disconnect
 
     body = b"".join(seen.chunks)
     assert len(seen.calls) == 1, seen.calls
