@@ -26,6 +26,7 @@ import logging
 import re
 import sys
 import threading
+import time
 import wsgiref.util
 import wsgiref.validate
 from collections.abc import Callable, Iterable, Iterator
@@ -108,11 +109,10 @@ class Records(logging.Handler):
 
     def wait_for(self, exc: BaseException) -> bool:
         """Whether ``exc`` is (or gets, within the bound) logged with its traceback."""
-        deadline = threading.Event()
         for _ in range(int(BOUND / 0.01)):
             if any(logged is exc for logged in self.exceptions()):
                 return True
-            deadline.wait(0.01)
+            time.sleep(0.01)
         return False
 
 
