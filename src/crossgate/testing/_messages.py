@@ -132,7 +132,10 @@ class Request:
             if _VALUE_CTL.search(value_bytes):
                 raise ValueError(f"header value {value_bytes!r} holds a control character")
             pairs.append((name_bytes, value_bytes))
-        chunks = (bytes(body),) if isinstance(body, (bytes, bytearray)) else tuple(body)
+        if isinstance(body, (bytes, bytearray)):
+            chunks: tuple[bytes, ...] = (bytes(body),) if body else ()
+        else:
+            chunks = tuple(body)
         if not all(isinstance(chunk, bytes) for chunk in chunks):
             raise TypeError("body must be bytes or an iterable of bytes")
         size = sum(map(len, chunks))
