@@ -738,6 +738,24 @@ async def test_thread_to_loop_error_close_drops_queued_items() -> None:
         await channel.get()
 
 
+async def test_thread_to_loop_error_close_with_keep_delivers_queued_items_first() -> None:
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop())
+    channel.put(b"sent", 4)
+    channel.close(RuntimeError("app failed"), keep=True)
+    assert await channel.get() == [b"sent"]
+    with pytest.raises(RuntimeError, match="app failed"):
+        await channel.get()
+
+
+async def test_loop_to_thread_error_close_with_keep_delivers_queued_items_first() -> None:
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop())
+    assert channel.put_nowait(b"sent", 4)
+    channel.close(RuntimeError("app failed"), keep=True)
+    assert channel.get(timeout=5) == [b"sent"]
+    with pytest.raises(RuntimeError, match="app failed"):
+        channel.get(timeout=5)
+
+
 async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:
     channel: ThreadToLoop[int] = ThreadToLoop(asyncio.get_running_loop())
     getter = asyncio.create_task(channel.get())

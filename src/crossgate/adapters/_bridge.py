@@ -767,16 +767,17 @@ class _Channel(Generic[Item]):
         """Bytes queued and not yet taken by the consumer."""
         return self._bytes
 
-    def _mark_closed(self, error: BaseException | None) -> bool:  # with self._lock held
-        """Close; an ``error`` (the consumer abandoning) drops what is queued. False if
-        the channel was closed already."""
+    def _mark_closed(self, error: BaseException | None, keep: bool) -> bool:  # lock held
+        """Close; an ``error`` drops what is queued unless ``keep`` (then the consumer
+        takes it first and meets the error after). False if closed already."""
         if self.closed:
             return False
         self.closed = True
         if error is not None:
             self._error = error
-            self._items.clear()
-            self._bytes = 0
+            if not keep:
+                self._items.clear()
+                self._bytes = 0
         return True
 
     def _take(self) -> list[Item]:  # with self._lock held
@@ -859,10 +860,14 @@ class ThreadToLoop(_Channel[Item]):
                     self._consumer = None
                 raise
 
-    def close(self, error: BaseException | None = None) -> None:
-        """End the stream (producer) or abandon it (consumer, with ``error``), from any side."""
+    def close(self, error: BaseException | None = None, *, keep: bool = False) -> None:
+        """End the stream (producer) or abandon it (consumer, with ``error``), from any side.
+
+        ``keep``: the producer failing after it queued data that must still be delivered;
+        the consumer gets what is queued, then ``error``.
+        """
         with self._lock:
-            if not self._mark_closed(error):
+            if not self._mark_closed(error, keep):
                 return
             self._wake_consumer()
             if self._producer_waiting:
@@ -972,13 +977,14 @@ class LoopToThread(_Channel[Item]):
                         raise TimeoutError(f"nothing arrived within {timeout} s")
                 self._wake.acquire()
 
-    def close(self, error: BaseException | None = None) -> None:
+    def close(self, error: BaseException | None = None, *, keep: bool = False) -> None:
         """End the stream (producer) or abandon it (consumer, with ``error``), from any side.
 
-        Pending :meth:`ask` calls fail with ``error`` (or :class:`BridgeClosed`).
+        ``keep`` as for :meth:`ThreadToLoop.close`. Pending :meth:`ask` calls fail with
+        ``error`` (or :class:`BridgeClosed`).
         """
         with self._lock:
-            if not self._mark_closed(error):
+            if not self._mark_closed(error, keep):
                 return
             calls, self._calls = self._calls, []
             self._wake_consumer()

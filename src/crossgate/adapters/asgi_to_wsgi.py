@@ -334,7 +334,10 @@ class _Exchange:
         """End the exchange with ``exc``: the server thread raises it (or answers 500)."""
         self.failed = True
         self.error = exc
-        self.channel.close(exc)
+        # Body already sent stays sent: ASGI servers "must flush any data passed to them
+        # into the send buffer before returning from a send call", so the server thread
+        # gets it, then the error (an aborted response, not a 500 in its place).
+        self.channel.close(exc, keep=self.head_sent)
         self._wake_receiver()
 
     def _wake_receiver(self) -> None:
@@ -344,7 +347,7 @@ class _Exchange:
 
     async def receive(self) -> Message:
         body = self.body
-        if body is not None and not self.disconnected:
+        if body is not None and not (self.disconnected or self.complete):
             self.body = None
             if self.input_lost:
                 # Shorter than Content-Length: what came is delivered as an unfinished body,

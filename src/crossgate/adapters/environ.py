@@ -419,7 +419,9 @@ def build_scope(
         raw_path = quote_from_bytes(path_bytes, _PATH_SAFE).encode("ascii") or b"/"
 
     root_path = _utf8_text(script_name)
-    path = root_path + _utf8_text(info_bytes.decode("latin-1")) or "/"
+    # Bytes that are not UTF-8 become U+FFFD, as ASGI servers decode them (uvicorn and
+    # hypercorn both do); raw_path keeps the bytes for an app that needs them.
+    path = root_path + info_bytes.decode("utf-8", "replace") or "/"
 
     query: str = environ.get("QUERY_STRING") or ""
     protocol: str = environ.get("SERVER_PROTOCOL") or ""

@@ -421,7 +421,7 @@ class _Request:
         # Finished before the channel ends: the loop, woken by the end, then finds the
         # work done and need not be woken a second time.
         self._finish()
-        channel.close(error)
+        channel.close(error, keep=True)
 
     def _finish(self) -> None:
         with self.finished_lock:
@@ -529,8 +529,10 @@ class _Request:
         if channel.closed:  # closed by the loop side: the client left, a quiet stop
             logger.debug("crossgate: WSGI response stopped: %r", exc)
         elif self.headers_sent:
-            # After the headers went out: abort the response, the server sees the error.
-            channel.close(exc)
+            # After the headers went out: abort the response, the server sees the error
+            # once it has sent the chunks the app produced before it (PEP 3333 counts them
+            # as sent; dropping them would turn an aborted response into a 500).
+            channel.close(exc, keep=True)
         else:
             if isinstance(exc, ClientDisconnected) and self.disconnected:
                 logger.info("crossgate: the client left while the WSGI app read the body")
