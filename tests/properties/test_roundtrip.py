@@ -23,7 +23,6 @@ import os
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -53,12 +52,6 @@ SETTINGS = settings(
 )
 
 Scope = MutableMapping[str, Any]
-
-# Known adapter bug (test_*_app_failing_after_a_body_byte_is_aborted_not_500 below): a
-# failure after body bytes were handed over drops those not yet taken (the channel's
-# close(error) clears its queue), so the client may get a shorter aborted body, or a 500
-# instead of the aborted response. Until it is fixed, both stand in for the abort.
-ABORT_MAY_BECOME_500 = True
 
 
 @pytest.fixture(autouse=True)
@@ -129,20 +122,7 @@ def same_answer(expected: Outcome, response: Response, *, converted: bool) -> No
         # Unconverted, the driver itself answered the 500 and kept the app's exception.
         assert converted or response.error is not None
         return
-    if converted and ABORT_MAY_BECOME_500 and want["kind"] == "aborted":
-        if got["kind"] == "complete" and got["status"] == 500:
-            return  # everything was dropped: nothing had gone out, a 500 went instead
-        if got["kind"] == "aborted" and want["body"].startswith(got["body"]):
-            got["body"] = want["body"]  # the chunks not taken yet were dropped
     assert got == want
-
-
-def _utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def converted_environ(environ: dict[str, Any]) -> dict[str, Any]:
@@ -197,12 +177,6 @@ def test_wsgi_round_trip_answers_as_the_wsgi_app(request: Request, app: Scripted
     same_answer(expected, through, converted=True)
     first, second = app.calls
     want = converted_environ(first.environ)
-    if not _utf8(unquote_to_bytes(request.raw_path)):
-        # Known bug (test_non_utf8_path_survives_a_wsgi_round_trip): PATH_INFO and
-        # RAW_URI come back double-encoded.
-        for key in ("PATH_INFO", "RAW_URI", "REQUEST_URI"):
-            want.pop(key)
-            second.environ.pop(key)
     assert second.environ == want
     assert second.body == first.body
 
@@ -234,11 +208,6 @@ def test_asgi_round_trip_answers_as_the_asgi_app(request: Request, app: Scripted
     same_answer(_without_hop_by_hop(expected), through, converted=True)
     first, second = app.calls
     want = converted_scope(first.scope)
-    if not _utf8(unquote_to_bytes(request.raw_path)):
-        # Known bug (test_non_utf8_path_survives_an_asgi_round_trip): the path comes back
-        # as the latin-1 reading of its bytes.
-        want.pop("path")
-        second.scope.pop("path")
     assert second.scope == want
     if app.behaviour.read == "first":
         # One message: how much of the body it holds is up to the server.
@@ -246,10 +215,7 @@ def test_asgi_round_trip_answers_as_the_asgi_app(request: Request, app: Scripted
         assert request.content.startswith(second.body)
     else:
         assert second.body == first.body
-    if app.behaviour.read == "all":
-        # Known bug (test_receive_after_the_response_says_disconnect): with the body left
-        # unread, receive() after the response gives the body instead of http.disconnect.
-        assert _disconnects(second.received) == _disconnects(first.received)
+    assert _disconnects(second.received) == _disconnects(first.received)
 
 
 @SETTINGS
@@ -275,7 +241,7 @@ def _without_hop_by_hop(outcome: Outcome) -> Outcome:
     return Outcome(outcome.kind, outcome.status, headers, outcome.body)
 
 
-# ------------------------------------------------------------------ adapter bugs they found
+# --------------------------------------------- the adapter bugs they found, kept as examples
 
 
 def _path_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -283,11 +249,6 @@ def _path_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return [environ["PATH_INFO"].encode("latin-1"), b" ", environ["RAW_URI"].encode("latin-1")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossgate bug: build_scope reads non-UTF-8 path bytes as latin-1, "
-    "build_environ then takes raw_path as stale and re-encodes the path",
-)
 def test_non_utf8_path_survives_a_wsgi_round_trip() -> None:
     """A path whose bytes are not UTF-8 (``%FF``) reaches the app with the same PATH_INFO
     and RAW_URI through WSGI -> ASGI -> WSGI."""
@@ -309,11 +270,6 @@ async def _path_echo(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": scope["path"].encode("utf-8")})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossgate bug: build_scope reads non-UTF-8 path bytes as latin-1 instead of "
-    "decoding them with U+FFFD as ASGI servers do",
-)
 def test_non_utf8_path_survives_an_asgi_round_trip() -> None:
     """An ASGI app sees the same ``path`` through ASGI -> WSGI -> ASGI, for bytes that are
     not UTF-8 too (servers decode them to U+FFFD; raw_path keeps the bytes)."""
@@ -331,11 +287,6 @@ async def _fails_after_a_body_byte(scope: Scope, receive: Receive, send: Send) -
     raise RuntimeError("fails after its first body byte")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossgate bug: AsgiToWsgi's _Exchange._fail closes the channel with the error, "
-    "which drops the body message already sent (queued for the server thread)",
-)
 def test_asgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
     """ASGI: a server "must flush any data passed to them into the send buffer before
     returning from a send call"; once a byte went out, a failure aborts the response."""
@@ -353,11 +304,6 @@ def _yields_then_fails(environ: Environ, start_response: StartResponse) -> Itera
     raise RuntimeError("fails after its first body byte")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossgate bug: WsgiToAsgi._failed closes the channel with the error, which "
-    "drops the chunks the loop has not taken yet",
-)
 def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
     """PEP 3333: once a non-empty chunk was yielded the headers are sent, so a later error
     aborts the response. The chunk is lost only when the loop has not taken it yet, a race:
@@ -373,11 +319,6 @@ def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
     assert outcomes == [(200, True, b"partial")] * 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossgate bug: AsgiToWsgi's _Exchange.receive hands out a prefetched body "
-    "after the response completed, instead of http.disconnect",
-)
 def test_receive_after_the_response_says_disconnect() -> None:
     """ASGI: "http.disconnect -- Sent to the application if receive is called after a
     response has been sent", a request body left unread or not (a streamed one already

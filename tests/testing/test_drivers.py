@@ -223,6 +223,19 @@ def test_body_shorter_than_content_length_is_aborted() -> None:
     assert call_wsgi(app, Request("HEAD", "/")).complete  # HEAD has no body to fall short
 
 
+def test_a_failure_after_the_whole_content_length_leaves_the_response_whole() -> None:
+    """The client has every byte it was promised: a later error is reported, not an abort."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Length", "2")])
+        write(b"ab")
+        raise Boom
+
+    response = call_wsgi(app, raise_app_exceptions=False)
+    assert (response.complete, response.body) == (True, b"ab")
+    assert isinstance(response.error, Boom)
+
+
 def test_headers_wait_for_the_first_non_empty_chunk() -> None:
     """PEP 3333: the headers go out with "the first iteration of the application return
     value that yields a non-empty bytestring": an error before that is still a 500."""
@@ -570,6 +583,16 @@ async def test_messages_the_spec_forbids_raise_from_send(messages: tuple[Message
     response = await call_asgi(app, raise_app_exceptions=False)
     assert len(errors) == 1
     assert response.error is errors[0]
+
+
+@pytest.mark.anyio
+async def test_a_failure_after_the_whole_content_length_is_not_an_abort() -> None:
+    """The client has every byte it was promised: a later error is reported, not an abort."""
+    start = {**START, "headers": [(b"content-length", b"2")]}
+    app = _asgi(start, _body(b"ab", True), fail=Boom())
+    response = await call_asgi(app, raise_app_exceptions=False)
+    assert (response.complete, response.body) == (True, b"ab")
+    assert isinstance(response.error, Boom)
 
 
 @pytest.mark.anyio

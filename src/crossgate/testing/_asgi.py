@@ -239,7 +239,10 @@ async def call_asgi(
     if exchange.delivered is not None:
         status = exchange.delivered
         headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in exchange.headers)
-        if (not exchange.ended or exchange.short) and not gone:
+        # Cut before its end, unless the body reached its content-length: then the client
+        # has all it was promised, whatever the app did next.
+        whole = exchange.ended or exchange.remaining == 0
+        if (not whole or exchange.short) and not gone:
             aborted = True
             if error is None:
                 error = InvalidResponse("the ASGI app returned without finishing its response")

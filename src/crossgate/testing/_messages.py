@@ -185,7 +185,7 @@ class Response:
       them over (empty ones too);
     * ``aborted``: the response started but did not end properly (the app failed after
       its first body byte, or sent less than its Content-Length): the client sees a cut
-      connection;
+      connection. A body that reached its Content-Length is whole, whatever came after;
     * ``disconnected``: the client left (``Request.truncated`` or ``disconnect_after``);
     * ``error``: what the application raised to the server, or the protocol rule it broke;
     * ``received``: the request body bytes the application took;

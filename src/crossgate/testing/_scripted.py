@@ -173,7 +173,9 @@ class WsgiBehaviour:
         code = int(self.status[:3])
         if stop is not None:
             if sent:
-                return Outcome("aborted", code, tuple(headers), body)
+                # The client has all it was promised once Content-Length is reached.
+                whole = limit is not None and len(body) == limit
+                return Outcome("complete" if whole else "aborted", code, tuple(headers), body)
             if self.failure == "in_body":
                 return Outcome("error")
             return Outcome("complete", int(RECOVERY_STATUS[:3]), RECOVERY_HEADERS, RECOVERY_BODY)
@@ -400,7 +402,9 @@ class AsgiBehaviour:
             sent = b"".join(m["body"] for m in self.messages[: self.fail_at])
             if not sent:
                 return Outcome("error")
-            return Outcome("aborted", self.status, headers, sent)
+            # The client has all it was promised once Content-Length is reached.
+            whole = self.content_length == "exact" and sent == b"".join(self.body)
+            return Outcome("complete" if whole else "aborted", self.status, headers, sent)
         return Outcome("complete", self.status, headers, b"".join(self.body))
 
 

@@ -391,7 +391,9 @@ def call_wsgi(
     if delivered is not None:
         status, reason = int(delivered[:3]), delivered[4:]
         headers = tuple(exchange.headers)
-        if not exchange.finished and not gone:
+        if not exchange.finished and not gone and not exchange.full:
+            # Cut before its end, unless the body reached its Content-Length: then the
+            # client has all it was promised, whatever the app did next.
             aborted = True
         elif error is None and not gone and exchange.short():
             aborted = True
