@@ -598,7 +598,11 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "rounds": len(rounds),
     }
     if not summary["valid"]:
-        summary["reason"] = next((r.get("reason", "") for r in rounds if not r.get("valid")), "")
+        failed = next(r for r in rounds if not r.get("valid"))
+        summary["reason"] = failed.get("reason", "")
+        if failed.get("server_log"):
+            # The last line a server logs about a failure is the exception, usually.
+            summary["server_said"] = failed["server_log"].splitlines()[-1]
         return summary
     summary["rps"] = round(statistics.median(r["rps"] for r in valid), 1)
     summary["p99_ms"] = round(statistics.median(r["p99_ms"] for r in valid), 3)
@@ -638,9 +642,12 @@ def run(
         shift = index * len(groups) // max(1, settings.rounds)
         for contender, workers, group in groups[shift:] + groups[:shift]:
             try:
-                with running_server(contender, workers) as (port, pid, _log):
+                with running_server(contender, workers) as (port, pid, server_log):
                     for cell in group:
+                        seen = server_log.stat().st_size
                         record = measure(cell, port, pid, settings)
+                        if not record["valid"]:
+                            record["server_log"] = _log_tail(server_log, seen)
                         rounds[cell.id].append(record)
                         log(_line(cell, index, record))
             except (RuntimeError, TimeoutError, OSError) as exc:
@@ -669,9 +676,20 @@ def run(
     return results
 
 
+def _log_tail(path: Path, offset: int, lines: int = 4) -> str:
+    """The last lines the server logged since ``offset``: why its cell failed, usually."""
+    with path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
 def _line(cell: Cell, index: int, record: dict[str, Any]) -> str:
     if not record.get("valid"):
-        return f"{cell.id:<52} r{index + 1}  INVALID: {record.get('reason', '')}"
+        text = f"{cell.id:<52} r{index + 1}  INVALID: {record.get('reason', '')}"
+        if record.get("server_log"):
+            text += "\n    " + record["server_log"].replace("\n", "\n    ")
+        return text
     return (
         f"{cell.id:<52} r{index + 1}  {record['rps']:>9,.0f} req/s  "
         f"p99 {record['p99_ms']:>8.2f} ms  rss {record['peak_rss_kib'] / 1024:>6.1f} MiB"
@@ -939,7 +957,10 @@ def _panel_table(results: dict[str, Any], panel: Panel, medians: dict[str, Any])
             if summary is not None and summary["valid"]:
                 values[member] = summary["rps"]
             elif summary is not None:
-                invalid.append(f"`{key}`: {summary.get('reason', '')}")
+                said = (
+                    f" (server log: `{summary['server_said']}`)" if "server_said" in summary else ""
+                )
+                invalid.append(f"`{key}`: {summary.get('reason', '')}{said}")
             texts.append(f"**{text}**" if member.role == OURS and summary else text)
         ours = values.get(panel.ours)
         peers = [(v, m.label) for m, v in values.items() if m.role == PEER]
