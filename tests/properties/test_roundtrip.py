@@ -18,6 +18,7 @@ it; the README lists them under "What changes across a conversion".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator, MutableMapping
@@ -37,8 +38,10 @@ from crossgate.testing.strategies import (
     ScriptedAsgiApp,
     ScriptedWsgiApp,
     asgi_apps,
+    asgi_behaviours,
     requests,
     wsgi_apps,
+    wsgi_behaviours,
 )
 
 # Generated apps fail on purpose; the adapters log each failure with its traceback.
@@ -336,3 +339,54 @@ def test_receive_after_the_response_says_disconnect() -> None:
     finally:
         adapter.close()  # waits for the app to finish
     assert seen == ["http.disconnect"]
+
+
+# -------------------------------------------------------------- clients that leave mid-upload
+
+_UPLOADS = requests(truncated=True).filter(lambda request: request.truncated)
+
+
+def _reading(mode: str) -> Any:
+    return lambda behaviour: dataclasses.replace(behaviour, read=mode)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    request=_UPLOADS,
+    app=wsgi_behaviours(failures=False).map(_reading("read")).map(ScriptedWsgiApp),
+)
+def test_a_truncated_upload_raises_in_the_wsgi_app_through_a_round_trip(
+    request: Request, app: ScriptedWsgiApp
+) -> None:
+    """DESIGN: "A truncated upload raises in the app (an OSError subclass), it is never a
+    short read", directly and after WSGI -> ASGI -> WSGI."""
+    direct = call_wsgi(app, request, raise_app_exceptions=False)
+    with wsgi_round_trip(app) as wrapped:
+        through = call_wsgi(wrapped, request, raise_app_exceptions=False)
+    assert (direct.status, direct.disconnected) == (None, True)
+    assert (through.status, through.disconnected) == (None, True)
+    # The inner app may not be called at all: when the first read of wsgi.input already
+    # fails, the ASGI side sees http.disconnect before any request message, and there is
+    # nobody to answer.
+    assert len(app.calls) in (1, 2)
+    for call in app.calls:
+        assert isinstance(call.read_error, OSError)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    request=_UPLOADS, app=asgi_behaviours(failures=False).map(_reading("all")).map(ScriptedAsgiApp)
+)
+def test_a_truncated_upload_ends_in_disconnect_for_the_asgi_app_through_a_round_trip(
+    request: Request, app: ScriptedAsgiApp
+) -> None:
+    """ASGI: http.disconnect is "Sent to the application if receive is called [...] after
+    the HTTP connection has been closed", directly and after ASGI -> WSGI -> ASGI."""
+    direct = asyncio.run(call_asgi(app, request, raise_app_exceptions=False))
+    with asgi_round_trip(app) as wrapped:
+        through = asyncio.run(call_asgi(wrapped, request, raise_app_exceptions=False))
+    assert direct.disconnected
+    assert through.disconnected
+    for call in app.calls:
+        assert call.received[-1] == "http.disconnect"
+        assert request.content.startswith(call.body)

@@ -59,13 +59,14 @@ class Request:
       ``raw_path``: the path as sent (the ASGI ``raw_path``, gunicorn's ``RAW_URI``);
     * ``query``: the query string as sent, bytes;
     * ``headers``: ``(name, value)`` byte pairs in order, case kept, repeats allowed;
-      ``content-length`` is added when there is a body and neither ``content-length`` nor
-      ``transfer-encoding`` was given;
+      ``content-length`` is added when there is a (whole) body and neither
+      ``content-length`` nor ``transfer-encoding`` was given;
     * ``body``: the body in the chunks it arrives in (empty chunks too), ``content``
       the whole of it;
     * ``root_path``: where the app is mounted (the ASGI ``root_path``, WSGI
       ``SCRIPT_NAME``); ``path`` must be inside it;
-    * ``truncated``: the client disconnects after sending ``body``, before its end.
+    * ``truncated``: the client disconnects after sending ``body``, before its end (a
+      ``content-length``, if given, must be larger than what is sent).
 
     >>> request = Request("POST", "/caf\\u00e9/a%2Fb?x=1", body=[b"he", b"", b"llo"])
     >>> request.path, request.raw_path, request.query, request.content
@@ -140,8 +141,14 @@ class Request:
             raise TypeError("body must be bytes or an iterable of bytes")
         size = sum(map(len, chunks))
         framed = {name.lower() for name, _ in pairs} & {b"content-length", b"transfer-encoding"}
-        if size and not framed:
+        if size and not framed and not truncated:
             pairs.append((b"content-length", str(size).encode("ascii")))
+        declared = next((v for n, v in pairs if n.lower() == b"content-length"), None)
+        if truncated and declared is not None and declared.isdigit() and int(declared) <= size:
+            raise ValueError(
+                f"a truncated body must fall short of its content-length ({declared!r}), "
+                f"but all {size} bytes are sent"
+            )
         set_ = object.__setattr__
         set_(self, "method", method)
         set_(self, "path", decoded.decode("utf-8", "replace"))

@@ -89,11 +89,13 @@ def _body_due(method: str, status: int) -> bool:
 @dataclass
 class WsgiCall:
     """What one call of a scripted WSGI app observed: the CGI variables of its environ
-    (keys without a dot, plus ``wsgi.url_scheme``), the request body it read, and whether
-    its iterable was closed (None for list bodies, which cannot tell)."""
+    (keys without a dot, plus ``wsgi.url_scheme``), the request body it read, what reading
+    it raised (a client gone mid-upload), and whether its iterable was closed (None for
+    list bodies, which cannot tell)."""
 
     environ: dict[str, Any]
     body: bytes = b""
+    read_error: BaseException | None = None
     closed: bool | None = None
 
 
@@ -159,13 +161,14 @@ class WsgiBehaviour:
         stop = self._fails_at()
         chunks = self.body if stop is None else self.body[:stop]
         writes = {"write": len(chunks), "write+list": len(self.body) // 2}.get(self.body_kind, 0)
-        sent = False
+        sent = touched = False  # headers committed; a body byte handed over
         body = b""
         for index, chunk in enumerate(chunks):
             # PEP 3333: headers go out with "the first iteration of the application return
             # value that yields a non-empty bytestring, or upon the application's first
             # invocation of the write() callable".
             sent = sent or bool(chunk) or index < writes
+            touched = touched or bool(chunk)
             body += chunk if limit is None else chunk[: limit - len(body)]
             if limit is not None and len(body) == limit and sent and index >= writes:
                 stop = None  # the server stops iterating at Content-Length: no failure
@@ -174,7 +177,7 @@ class WsgiBehaviour:
         if stop is not None:
             if sent:
                 # The client has all it was promised once Content-Length is reached.
-                whole = limit is not None and len(body) == limit
+                whole = touched and limit is not None and len(body) == limit
                 return Outcome("complete" if whole else "aborted", code, tuple(headers), body)
             if self.failure == "in_body":
                 return Outcome("error")
@@ -222,7 +225,11 @@ class ScriptedWsgiApp:
             {k: v for k, v in environ.items() if "." not in k or k == "wsgi.url_scheme"}
         )
         self.calls.append(call)
-        call.body = _read(environ, plan.read, plan.read_size)
+        try:
+            call.body = _read(environ, plan.read, plan.read_size)
+        except Exception as exc:
+            call.read_error = exc
+            raise
         if plan.failure == "before_start":
             raise ScriptError("before start_response")
         write = start_response(plan.status, plan.response_headers)

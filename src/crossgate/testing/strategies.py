@@ -186,7 +186,17 @@ def requests(
     path = draw(paths())
     headers = draw(header_lists())
     body = draw(bodies())
-    if any(body) and draw(st.booleans()):
+    cut = draw(st.booleans()) if truncated else False
+    if cut:
+        # The client leaves before the end its framing announces: chunked, or short of a
+        # Content-Length, or (with neither) before the end of the stream.
+        size = sum(map(len, body))
+        framing = draw(st.sampled_from(("content-length", "chunked", "none")))
+        if framing == "content-length":
+            headers.append(("Content-Length", str(size + draw(st.integers(1, 100)))))
+        elif framing == "chunked":
+            headers.append(("Transfer-Encoding", "chunked"))
+    elif any(body) and draw(st.booleans()):
         headers.append(("Transfer-Encoding", "chunked"))
     return Request(
         method,
@@ -197,7 +207,7 @@ def requests(
         root_path=root_path,
         scheme=draw(st.sampled_from(("http", "https"))),
         http_version=draw(st.sampled_from(("1.1", "1.0", "2"))),
-        truncated=draw(st.booleans()) if truncated else False,
+        truncated=cut,
     )
 
 
