@@ -970,10 +970,40 @@ def _panel_table(results: dict[str, Any], panel: Panel, medians: dict[str, Any])
         vs_native = f"{ours / native:.2f}x" if ours and native else "—"
         label = WORKLOADS[workload].label
         lines.append("| " + " | ".join([label, str(workers), *texts, vs_peer, vs_native]) + " |")
+    scaling = _scaling(results, panel, medians)
+    if scaling:
+        lines += ["", "Scaling from 1 to 2 workers (requests/s, w2 / w1): " + "; ".join(scaling)]
     if invalid:
-        lines.append("")
-        lines.append("Invalid cells (no speed published): " + "; ".join(invalid))
+        lines += ["", "Invalid cells (no speed published): " + "; ".join(invalid)]
     return lines
+
+
+def _scaling(results: dict[str, Any], panel: Panel, medians: dict[str, Any]) -> list[str]:
+    """``workload: member ratio, ...`` for each workload measured with 1 and 2 workers."""
+    out = []
+    rows = set(_rows(results, panel))
+    for workload in APP_WORKLOADS[panel.app]:
+        if (workload, 1) not in rows or (workload, 2) not in rows:
+            continue
+        ratios = []
+        for member in panel.members:
+            one = _rps(medians, f"{member.contender}/{workload}/w1")
+            two = _rps(medians, f"{member.contender}/{workload}/w2")
+            if one and two:
+                ratios.append(f"{member.label} {two / one:.2f}x")
+        if ratios:
+            out.append(f"{WORKLOADS[workload].label}: " + ", ".join(ratios))
+    return out
+
+
+def noise(results: dict[str, Any]) -> float | None:
+    """Median over valid cells of (max - min) / median of their rounds' requests/s."""
+    spreads = []
+    for cell in results["cells"]:
+        values = [r["rps"] for r in cell["rounds"] if r.get("valid")]
+        if len(values) > 1 and len(values) == len(cell["rounds"]):
+            spreads.append((max(values) - min(values)) / statistics.median(values))
+    return statistics.median(spreads) if spreads else None
 
 
 def render_markdown(results: dict[str, Any], chart_name: str = "benchmarks.png") -> str:
@@ -1019,6 +1049,12 @@ def render_markdown(results: dict[str, Any], chart_name: str = "benchmarks.png")
         f"{_load(cond.get('loadavg_start'))} and {_load(cond.get('loadavg_end'))}; "
         f"the run took {cond.get('elapsed_s', '?')} s.",
     ]
+    spread = noise(results)
+    if spread is not None:
+        out.append(
+            f"- Noise: the rounds of one cell differ by {spread:.0%} (the median over cells of "
+            "(max - min) / median requests/s): ratios nearer 1.00x than that are a draw."
+        )
     if cond.get("note"):
         out.append(f"- {cond['note']}")
     out += [
@@ -1032,6 +1068,9 @@ def render_markdown(results: dict[str, Any], chart_name: str = "benchmarks.png")
         "- The real apps render the same 20-row template: Flask (Jinja) and Django behind "
         "the WSGI adapters; FastAPI (Jinja) and Django's ASGI handler behind the ASGI ones. "
         "Flask has no ASGI form and FastAPI no WSGI form, so those rows have no ceiling.",
+        "- hypercorn's WSGI wrapper answers 400 to request bodies over 64 KiB by default "
+        "(it buffers the whole body); it is given `max_body_size=2 MiB` so that it can take "
+        "the 1 MiB upload.",
         "- A cell is invalid (no speed published) when the check of one response's body "
         "failed, or wrk saw a socket error, a timeout or a status >= 400 in any round.",
         "",

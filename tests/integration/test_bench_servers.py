@@ -202,6 +202,10 @@ def test_docs_render_a_table_per_panel_and_a_png_chart(tmp_path: Path) -> None:
     assert hello.endswith("| 0.40x |")
     assert "`uvicorn/asgiref_wsgi_to_asgi/hello/w1`: wrk errors: status 7" in text
     assert "| **FAIL** |" in text
+    # Every fake cell's rounds are its value x 0.9 and x 1.1: a spread of 20%.
+    assert "the rounds of one cell differ by 20%" in text
+    # crossgate's hello-world: 10,000/s with 1 worker, 1,000/s (the default) with 2.
+    assert "hello-world: crossgate 0.10x, a2wsgi 0.25x" in text
 
 
 def test_bench_refuses_server_options_without_servers(capsys: pytest.CaptureFixture[str]) -> None:
