@@ -20,6 +20,7 @@ from crossgate._errors import LifespanError
 from crossgate._types import Message, Receive, Send
 from crossgate.adapters.lifespan import LifespanManager, lifespan
 from crossgate.middleware.lifespan import LifespanShim, with_lifespan
+from crossgate.testing import call_asgi
 
 pytestmark = pytest.mark.anyio
 
@@ -36,21 +37,10 @@ async def no_lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def get(app: Any, state: dict[str, Any] | None = None) -> tuple[int, bytes]:
-    """One GET through ``app``; the scope carries ``state`` as a server would."""
-    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/", "headers": []}
-    if state is not None:
-        scope["state"] = dict(state)
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+async def get(app: Any, state: dict[str, Any] | None = None) -> tuple[int | None, bytes]:
+    """One GET through ``app``; the scope carries a copy of ``state`` as a server's would."""
+    response = await call_asgi(app, state=state)
+    return response.status, response.body
 
 
 def recording_starlette(events: list[str]) -> Starlette:

@@ -637,6 +637,22 @@ async def test_a_client_gone_at_once_gets_nothing() -> None:
 
 
 @pytest.mark.anyio
+async def test_state_reaches_the_scope_as_a_copy() -> None:
+    """ASGI: "state [...] A copy of the namespace passed into the lifespan"."""
+    state = {"pool": "pool-1"}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"]["written by the request"] = True
+        await send(START)
+        await send(_body(repr(sorted(scope["state"])).encode()))
+
+    response = await call_asgi(app, state=state)
+    assert response.body == b"['pool', 'written by the request']"
+    assert state == {"pool": "pool-1"}
+    assert "state" not in asgi_scope(Request())
+
+
+@pytest.mark.anyio
 async def test_every_message_sent_is_kept() -> None:
     messages = (START, _body(b"a", True), {"type": "http.response.body"})
     response = await call_asgi(_asgi(*messages))

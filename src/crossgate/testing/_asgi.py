@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse
@@ -193,6 +193,7 @@ async def call_asgi(
     disconnect_after: int | None = None,
     raise_app_exceptions: bool = True,
     timeout: float | None = 30.0,
+    state: Mapping[str, Any] | None = None,
 ) -> Response:
     """Serve ``request`` (default: ``GET /``) with the ASGI application ``app``.
 
@@ -205,7 +206,8 @@ async def call_asgi(
     the app has returned. ``disconnect_after=n`` makes the client leave after ``n``
     non-empty body messages (0: before any; ``send()`` then raises an ``OSError``). An app
     still running after ``timeout`` seconds is cancelled and ``TimeoutError`` raised.
-    Lifespan is not run: wrap the call in ``crossgate.lifespan(app)`` if the app needs it.
+    Lifespan is not run: wrap the call in ``crossgate.lifespan(app)`` and pass the state
+    it yields as ``state``, which the scope gets a shallow copy of, as servers do.
 
     >>> import asyncio
     >>> async def app(scope, receive, send):
@@ -222,6 +224,10 @@ async def call_asgi(
         raise ValueError(f"disconnect_after must be None or >= 0, not {disconnect_after!r}")
     exchange = _Exchange(request, disconnect_after)
     scope: MutableMapping[str, Any] = asgi_scope(request)
+    if state is not None:
+        # ASGI: "state [...] A copy of the namespace passed into the lifespan corresponding
+        # to this request." (a shallow copy, says the lifespan spec).
+        scope["state"] = dict(state)
     error: BaseException | None = None
     async with asyncio.timeout(timeout) as deadline:
         try:
