@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crossgate.testing
@@ -131,7 +131,8 @@ def _echo(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [body]
 
 
-@settings(max_examples=40, deadline=None)
+@pytest.mark.timeout(180)  # generous: a loaded machine runs Hypothesis several times slower
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(request=requests(methods=methods(custom=False)))
 def test_environ_and_calls_pass_wsgiref_validate(request: Request) -> None:
     """wsgiref.validate checks the environ, the input, start_response and the iteration;
@@ -381,7 +382,8 @@ def test_truncated_body_raises_from_the_read_past_what_was_sent() -> None:
     assert (response.status, response.disconnected, response.received) == (None, True, b"ab")
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.timeout(180)  # generous: a loaded machine runs Hypothesis several times slower
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"\n")),
     ops=st.lists(

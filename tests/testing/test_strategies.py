@@ -9,7 +9,7 @@ import importlib
 import sys
 
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 
 from crossgate import lifespan
 from crossgate.testing import Request, Response, asgi_scope, call_asgi, call_wsgi, wsgi_environ
@@ -28,10 +28,11 @@ from crossgate.testing.strategies import (
     wsgi_behaviours,
 )
 
-# Scripted apps are cheap: no adapter, no thread, so many examples fit in the budget.
-SETTINGS = settings(max_examples=150, deadline=None)
+# Scripted apps under the drivers alone are cheap: no adapter, no thread.
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.timeout(180)  # generous: a loaded machine runs Hypothesis several times slower
 @SETTINGS
 @given(request=requests(truncated=True), app=wsgi_apps())
 def test_call_wsgi_answers_as_the_wsgi_behaviour_says(
@@ -52,6 +53,7 @@ def test_call_wsgi_answers_as_the_wsgi_behaviour_says(
         assert call.closed
 
 
+@pytest.mark.timeout(180)  # generous: a loaded machine runs Hypothesis several times slower
 @SETTINGS
 @given(request=requests(truncated=True), app=asgi_apps())
 def test_call_asgi_answers_as_the_asgi_behaviour_says(
