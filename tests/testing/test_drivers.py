@@ -504,7 +504,7 @@ async def test_receive_waits_for_the_end_of_the_response() -> None:
         await receive()
         await receive()  # nothing left to say until the response ends: waits for ever
 
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.2 s"):
         await call_asgi(app, timeout=0.2)
 
 
@@ -565,6 +565,7 @@ async def test_returning_before_the_end_is_an_error(
         pytest.param((START, {"type": "http.response.pathsend", "path": "/"}), id="not-offered"),
         pytest.param((START, {**_body(b""), "body": "text"}), id="str-body"),
         pytest.param((START, _body(b"x"), _body(b"y")), id="after-the-end"),
+        pytest.param((["http.response.start", 200],), id="not-a-dict"),
         pytest.param(
             ({**START, "headers": [(b"content-length", b"1")]}, _body(b"ab")), id="too-long"
         ),

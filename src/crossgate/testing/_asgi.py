@@ -95,6 +95,11 @@ class _Exchange:
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
+        value: object = message  # typed as a mapping, but an app can send anything
+        if not isinstance(value, Mapping):
+            # ASGI: "Messages [...] are dicts" (the spec's Overview).
+            self.fault = self.fault or InvalidResponse(f"a message must be a dict: {message!r}")
+            raise self.fault
         self.messages.append(dict(message))
         if self.gone:
             # ASGI (Disconnected Client): "If send() is called on a closed connection the
@@ -229,13 +234,17 @@ async def call_asgi(
         # to this request." (a shallow copy, says the lifespan spec).
         scope["state"] = dict(state)
     error: BaseException | None = None
-    async with asyncio.timeout(timeout) as deadline:
-        try:
-            await app(scope, exchange.receive, exchange.send)
-        except Exception as exc:
-            error = exc
+    late = TimeoutError(f"the ASGI app did not finish within {timeout} s")
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            try:
+                await app(scope, exchange.receive, exchange.send)
+            except Exception as exc:
+                error = exc
+    except TimeoutError as exc:
+        raise late from exc
     if deadline.expired():  # the app swallowed the cancellation and returned
-        raise TimeoutError(f"the ASGI app did not finish within {timeout} s")
+        raise late
     gone = exchange.gone
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
