@@ -132,7 +132,10 @@ def same_answer(expected: Outcome, response: Response, *, converted: bool) -> No
 def converted_environ(environ: dict[str, Any]) -> dict[str, Any]:
     """The CGI variables a WSGI app sees after WSGI -> ASGI -> WSGI."""
     # PEP 3333 CONTENT_TYPE, CONTENT_LENGTH: "May be empty or absent": empty is absent.
-    return {k: v for k, v in environ.items() if v or k not in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+    result = {k: v for k, v in environ.items() if v or k not in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+    # ASGI: "method (Unicode string) -- The HTTP method name, uppercased."
+    result["REQUEST_METHOD"] = environ["REQUEST_METHOD"].upper()
+    return result
 
 
 def converted_scope(scope: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,8 @@ def asgi_scope(request: Request) -> dict[str, Any]:
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": request.http_version,
-        "method": request.method,
+        # ASGI: "method (Unicode string) -- The HTTP method name, uppercased."
+        "method": request.method.upper(),
         "scheme": request.scheme,
         "path": request.path,
         "raw_path": request.raw_path,

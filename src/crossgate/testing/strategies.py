@@ -113,11 +113,12 @@ def _token(alphabet: str, max_size: int = 10) -> st.SearchStrategy[str]:
 
 
 def methods(*, custom: bool = True) -> st.SearchStrategy[str]:
-    """HTTP methods: the standard ones, and (``custom``) any upper-case token."""
+    """HTTP methods: the standard ones, and (``custom``) other tokens, lower-case letters
+    included (RFC 9110 9.1: "The method token is case-sensitive")."""
     standard = st.sampled_from(STANDARD_METHODS)
     if not custom:
         return standard
-    return st.one_of(standard, st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ-", min_size=1, max_size=8))
+    return st.one_of(standard, st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ-get", min_size=1, max_size=8))
 
 
 _METHODS: Final = methods()
