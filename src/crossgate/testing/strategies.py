@@ -208,6 +208,8 @@ def requests(
         root_path=root_path,
         scheme=draw(st.sampled_from(("http", "https"))),
         http_version=draw(st.sampled_from(("1.1", "1.0", "2"))),
+        client=draw(st.sampled_from((("127.0.0.1", 50000), ("::1", 1), None))),
+        server=draw(st.sampled_from((("testserver", 80), ("example.com", 8443)))),
         truncated=cut,
     )
 
