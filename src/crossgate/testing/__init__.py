@@ -8,6 +8,7 @@ adapters, so what they report can be held against them):
 
 both return a :class:`Response`: status, headers, body, and what was observed on the way
 (the request body the app read, every message it sent, whether the response was aborted).
+:func:`wsgi_environ` and :func:`asgi_scope` give the environ and the scope they build.
 Hypothesis strategies for requests and apps are in :mod:`crossgate.testing.strategies`
 (``pip install crossgate[testing]``).
 
