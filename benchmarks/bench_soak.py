@@ -62,13 +62,20 @@ from benchmarks.soak_apps import download_digest
 __all__ = [
     "SERVERS",
     "Conn",
+    "Driver",
     "HTTPResponse",
+    "Plan",
     "Report",
     "ServerSpec",
+    "Tally",
     "fetch_stats",
     "main",
+    "make_plans",
     "open_conn",
+    "print_table",
+    "read_head",
     "read_response",
+    "run_async",
     "soak_server",
 ]
 
