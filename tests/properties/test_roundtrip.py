@@ -48,7 +48,7 @@ from crossgate.testing.strategies import (
 # several times longer, hence the generous bound per test.
 pytestmark = pytest.mark.timeout(180)
 
-# CROSSGATE_EXAMPLES=2000 for a long local hunt; CI keeps to a budget of seconds.
+# CROSSGATE_EXAMPLES=2000 (with --timeout=0) for a long local hunt; CI keeps to seconds.
 SETTINGS = settings(
     max_examples=int(os.environ.get("CROSSGATE_EXAMPLES", "60")),
     deadline=None,
