@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_calls import ping_pong_us
+
 __all__ = [
     "CONTENDERS",
     "PANELS",
@@ -77,6 +79,8 @@ KIB = 1024
 MIB = 1024 * KIB
 #: crossgate's default byte budget per request: what a streamed request may hold.
 BUDGET = 1 * MIB
+#: Round trips of the two-thread lock ping-pong measured before each cell.
+FLOOR_TRIPS = 500
 #: Server threads per worker (gunicorn gthread, waitress): one per wrk connection.
 THREADS = 16
 
@@ -552,6 +556,9 @@ def measure(cell: Cell, port: int, pid: int, settings: Settings) -> dict[str, An
     if status != 200 or not cell.workload.check(body):
         record["reason"] = f"wrong answer to the check request: {status}, {body[:80]!r}"
         return record
+    # This machine's thread wake-up latency swings between modes (see the README): every
+    # adapter's figure swings with it, so each round records it beside its figures.
+    record["floor_us"] = round(ping_pong_us(FLOOR_TRIPS), 1)
     _warm_up(port, cell.workload, settings.warmup, cell.connections)
     record["rss_before_kib"] = rss_kib(pid)
     url = f"http://{HOST}:{port}{cell.workload.path}"
@@ -692,7 +699,8 @@ def _line(cell: Cell, index: int, record: dict[str, Any]) -> str:
         return text
     return (
         f"{cell.id:<52} r{index + 1}  {record['rps']:>9,.0f} req/s  "
-        f"p99 {record['p99_ms']:>8.2f} ms  rss {record['peak_rss_kib'] / 1024:>6.1f} MiB"
+        f"p99 {record['p99_ms']:>8.2f} ms  rss {record['peak_rss_kib'] / 1024:>6.1f} MiB  "
+        f"floor {record['floor_us']:>4.0f} µs"
     )
 
 
@@ -1049,6 +1057,14 @@ def render_markdown(results: dict[str, Any], chart_name: str = "benchmarks.png")
         f"{_load(cond.get('loadavg_start'))} and {_load(cond.get('loadavg_end'))}; "
         f"the run took {cond.get('elapsed_s', '?')} s.",
     ]
+    floors = [r["floor_us"] for c in results["cells"] for r in c["rounds"] if "floor_us" in r]
+    if floors:
+        out.append(
+            "- Thread wake-up floor (a two-thread `threading.Lock` ping-pong, measured before "
+            f"each cell): median {statistics.median(floors):.0f} µs per round trip, from "
+            f"{min(floors):.0f} to {max(floors):.0f} µs. Every adapter hands each request "
+            "between threads, so its figures move with this floor."
+        )
     spread = noise(results)
     if spread is not None:
         out.append(

@@ -55,6 +55,7 @@ def test_one_server_cells_give_valid_rows_of_the_documented_shape() -> None:
         assert record["rps"] > 0
         assert record["p99_ms"] > 0
         assert record["peak_rss_kib"] > 10 * 1024  # a Python server holds more than 10 MiB
+        assert record["floor_us"] > 0
         assert not any(record["errors"].values())
         assert cell["median"] == {
             "valid": True,
@@ -127,8 +128,14 @@ def _fake_results(rps: dict[str, float], rss_kib: dict[str, int]) -> dict[str, A
             rounds: list[dict[str, Any]] = [{"valid": False, "reason": "wrk errors: status 7"}]
         else:
             rounds = [
-                {"valid": True, "rps": value * f, "p99_ms": 5.0, "peak_rss_kib": rss}
-                for f in (0.9, 1.1)
+                {
+                    "valid": True,
+                    "rps": value * f,
+                    "p99_ms": 5.0,
+                    "peak_rss_kib": rss,
+                    "floor_us": floor,
+                }
+                for f, floor in ((0.9, 8.0), (1.1, 60.0))
             ]
         doc["cells"].append(
             {
@@ -206,6 +213,7 @@ def test_docs_render_a_table_per_panel_and_a_png_chart(tmp_path: Path) -> None:
     assert "the rounds of one cell differ by 20%" in text
     # crossgate's hello-world: 10,000/s with 1 worker, 1,000/s (the default) with 2.
     assert "hello-world: crossgate 0.10x, a2wsgi 0.25x" in text
+    assert "median 34 µs per round trip, from 8 to 60 µs" in text
 
 
 def test_bench_refuses_server_options_without_servers(capsys: pytest.CaptureFixture[str]) -> None:
