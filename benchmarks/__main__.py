@@ -17,7 +17,10 @@ from benchmarks import servers
 
 #: In-process benchmarks: modules ``benchmarks.bench_<name>`` with ``main(argv)``.
 IN_PROCESS = ["calls", "wsgi_to_asgi", "asgi_to_wsgi"]
-MODULES = [*IN_PROCESS, "servers"]
+#: The same convention, on real servers: the soak (10,000 requests per server, a third of
+#: the clients leaving early; ``soak --quick`` a few hundred).
+SOAK = ["soak"]
+MODULES = [*IN_PROCESS, *SOAK, "servers"]
 #: Modules that also stream 1 GiB under tracemalloc when asked (--gib).
 GIB_MODULES = {"wsgi_to_asgi", "asgi_to_wsgi"}
 
