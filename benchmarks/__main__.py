@@ -1,8 +1,8 @@
 """Run every benchmark module (or the ones named).
 
 ``python -m benchmarks [--quick] [--gib] [name ...] [servers options]``; ``scripts/bench``
-runs this. With no name, everything runs: the in-process benchmarks (a few minutes) and
-then ``servers``, the real-server one (about 20 minutes; ``servers --quick`` about 2).
+runs this. With no name, everything runs: the in-process benchmarks (a few minutes), the
+soak, then ``servers``, the real-server one (about 20 minutes; ``servers --quick`` about 2).
 """
 
 from __future__ import annotations
