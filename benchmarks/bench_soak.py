@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from tests.integration.support import free_port, serve
+from tests.integration.support import free_port, gunicorn_argv, serve
 
 from benchmarks.soak_apps import download_digest
 
@@ -153,23 +153,10 @@ def _hypercorn(port: int) -> list[str]:
 
 
 def _gunicorn(port: int) -> list[str]:
-    return [
-        "gunicorn",
-        "--bind",
-        f"{HOST}:{port}",
-        "--workers",
-        "1",  # one process: /__stats describes the process that served the soak
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(SERVER_THREADS),
-        "--keep-alive",
-        str(KEEP_ALIVE),
-        "--graceful-timeout",
-        "5",
-        "--no-control-socket",  # one fixed path by default, shared by every gunicorn
-        APP_ASGI,
-    ]
+    # One process: /__stats describes the process that served the soak.
+    return gunicorn_argv(
+        APP_ASGI, port, threads=SERVER_THREADS, extra=["--keep-alive", str(KEEP_ALIVE)]
+    )
 
 
 def _waitress(port: int) -> list[str]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["REPO", "free_port", "serve", "wait_for_port"]
+__all__ = ["REPO", "free_port", "gunicorn_argv", "serve", "wait_for_port"]
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -39,6 +39,36 @@ def wait_for_port(
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listened on {HOST}:{port} within {timeout} s")
+
+
+def gunicorn_argv(
+    target: str,
+    port: int,
+    *,
+    workers: int = 1,
+    worker_class: str = "gthread",
+    threads: int = 2,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The ``python -m`` argv of gunicorn serving ``target`` on 127.0.0.1:``port``."""
+    return [
+        "gunicorn",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "5",
+        # gunicorn >= 25 opens a control socket at one path per user, which two servers
+        # running at once would contend for.
+        "--no-control-socket",
+        *extra,
+        target,
+    ]
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.apps_asgi.fastapi_app import BLOCK
-from tests.integration.support import free_port, serve
+from tests.integration.support import free_port, gunicorn_argv, serve
 
 pytestmark = pytest.mark.integration
 
@@ -40,21 +40,12 @@ class Server:
 
 def _gunicorn(worker: str) -> Callable[[int], list[str]]:
     def argv(port: int) -> list[str]:
-        return [
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            worker,
-            "--threads",
-            "2",
-            "--preload",  # the app is imported before the fork: nothing may start yet
-            "--graceful-timeout",
-            "5",
-            APP,
-        ]
+        # --preload: the app is imported before the fork, where nothing may start yet. A
+        # sync worker gets one thread: with more, gunicorn runs gthread in its place.
+        threads = 1 if worker == "sync" else 2
+        return gunicorn_argv(
+            APP, port, workers=2, worker_class=worker, threads=threads, extra=["--preload"]
+        )
 
     return argv
 

@@ -35,7 +35,7 @@ from tests.integration.apps_compared import (
     STREAM_CHUNKS,
     asset_bytes,
 )
-from tests.integration.support import free_port, serve
+from tests.integration.support import free_port, gunicorn_argv, serve
 
 pytestmark = pytest.mark.integration
 
@@ -52,23 +52,7 @@ LIMITS = httpx.Limits(keepalive_expiry=1.0)
 
 
 def gunicorn(target: str, port: int) -> list[str]:
-    return [
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--graceful-timeout",
-        "5",
-        # gunicorn >= 25 opens a control socket at one path per user, which two servers
-        # running at once would contend for.
-        "--no-control-socket",
-        target,
-    ]
+    return gunicorn_argv(target, port, threads=4)
 
 
 def uvicorn(target: str, port: int) -> list[str]:

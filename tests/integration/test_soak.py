@@ -39,7 +39,7 @@ from benchmarks.bench_soak import (
 )
 from benchmarks.soak_apps import FAULT_POINTS
 
-from tests.integration.support import free_port, serve
+from tests.integration.support import free_port, gunicorn_argv, serve
 
 pytestmark = pytest.mark.integration
 
@@ -124,21 +124,7 @@ def _uvicorn_argv(port: int) -> list[str]:
 
 
 def _gunicorn_argv(port: int) -> list[str]:
-    return [
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "2",
-        "--graceful-timeout",
-        "5",
-        "--no-control-socket",
-        "benchmarks.soak_apps:asgi_application",
-    ]
+    return gunicorn_argv("benchmarks.soak_apps:asgi_application", port)
 
 
 @pytest.fixture(scope="module", params=["wsgi_to_asgi", "asgi_to_wsgi"])
@@ -318,11 +304,8 @@ def test_slow_reader_holds_server_memory_down(server: Server) -> None:
 # ------------------------------------------------------------------------------------------
 
 PREFORK = {
-    "asgi_to_wsgi": (["--worker-class", "sync"], "preforked_asgi_application()"),
-    "wsgi_to_asgi": (
-        ["--worker-class", "uvicorn.workers.UvicornWorker"],
-        "preforked_wsgi_application()",
-    ),
+    "asgi_to_wsgi": ("sync", "preforked_asgi_application()"),
+    "wsgi_to_asgi": ("uvicorn.workers.UvicornWorker", "preforked_wsgi_application()"),
 }
 
 
@@ -334,19 +317,15 @@ def test_adapter_used_before_fork_serves_in_every_worker(direction: str) -> None
     and serves requests correctly."""
     worker_class, factory = PREFORK[direction]
     port = free_port()
-    argv = [
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        *worker_class,
-        "--preload",
-        "--graceful-timeout",
-        "5",
-        "--no-control-socket",
+    # One thread: gunicorn turns a sync worker with more threads into a gthread one.
+    argv = gunicorn_argv(
         f"benchmarks.soak_apps:{factory}",
-    ]
+        port,
+        workers=2,
+        worker_class=worker_class,
+        threads=1,
+        extra=["--preload"],
+    )
     with serve(argv, port, timeout=60):
         tally = run(lambda: Driver(port).run(make_plans(80, seed=3), 8), timeout=90)
         assert tally.errors == []
