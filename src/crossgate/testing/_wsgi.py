@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
-from wsgiref.util import FileWrapper
+from wsgiref.util import FileWrapper, is_hop_by_hop
 from wsgiref.validate import validator
 
 from crossgate._errors import InvalidResponse
@@ -27,20 +27,6 @@ __all__ = ["call_wsgi", "wsgi_environ"]
 _STATUS: Final = re.compile(r"[1-9][0-9]{2} [\t\x20-\x7e\x80-\xff]*")
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE_CTL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1 "hop-by-hop"
-# features or headers" (wsgiref's handler refuses them too).
-_HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 
 
 class _Input:
@@ -327,7 +313,9 @@ def _check(status: object, headers: object) -> int | None:
         if not isinstance(value, str) or _VALUE_CTL.search(value) or not _latin1(value):
             raise InvalidResponse(f"invalid value {value!r} for header {name!r}")
         lowered = name.lower()
-        if lowered in _HOP_BY_HOP:
+        # PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1
+        # "hop-by-hop" features or headers" (wsgiref's own test, as its handler uses).
+        if is_hop_by_hop(lowered):
             raise InvalidResponse(f"hop-by-hop header {name!r} (forbidden by PEP 3333)")
         if lowered == "content-length":
             if not value.isascii() or not value.isdigit():

@@ -24,6 +24,7 @@ Everything shrinks towards ``GET /`` answered ``200 OK`` with an empty list body
 from __future__ import annotations
 
 from typing import Final, get_args
+from wsgiref.util import is_hop_by_hop
 
 try:
     from hypothesis import strategies as st
@@ -71,21 +72,6 @@ __all__ = [
 STANDARD_METHODS: Final = ("GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
 _TCHAR: Final = "!#$%&'*+-.^`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER_TCHAR: Final = "!#$%&'*+-.^`|~0123456789abcdefghijklmnopqrstuvwxyz"
-# Framing is the request's and the server's business; hop-by-hop fields are forbidden to
-# WSGI apps (PEP 3333) and dropped by servers.
-_RESERVED: Final = frozenset(
-    {
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "upgrade",
-    }
-)
 _REQUEST_NAMES: Final = (
     "Accept",
     "accept",
@@ -107,8 +93,10 @@ _QUERY_BYTES: Final = tuple(sorted((set(range(0x21, 0x7F)) - {ord("#")}) | set(r
 
 
 def _token(alphabet: str, max_size: int = 10) -> st.SearchStrategy[str]:
+    # Framing is the request's and the server's business; hop-by-hop fields are forbidden
+    # to WSGI apps (PEP 3333) and dropped by servers.
     return st.text(alphabet, min_size=1, max_size=max_size).filter(
-        lambda name: name.lower() not in _RESERVED
+        lambda name: name.lower() != "content-length" and not is_hop_by_hop(name)
     )
 
 
