@@ -822,19 +822,29 @@ def test_start_response_returns_write(peers: WsgiPeers) -> None:
         assert answers[name].body_bytes == b"", name
 
 
-def test_header_names_with_underscores(peers: WsgiPeers) -> None:
-    """Every peer maps "x-user_id" to HTTP_X_USER_ID, the key of "x-user-id": a client can
-    add to (or spoof) a header a proxy set. crossgate drops names with "_"."""
+def environ_value_per_peer(
+    peers: WsgiPeers, key: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> dict[str, Any]:
+    """What ``environ[key]`` (None when missing) is under each WSGI peer, for one request."""
     seen: dict[str, Any] = {}
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        seen[environ["HTTP_X_PEER"]] = environ.get("HTTP_X_USER_ID")
+        seen[environ["HTTP_X_PEER"]] = environ.get(key)
         return plain(b"", start_response)
 
     for name in WSGI_PEERS:
-        client = Client(headers=[(b"x-user-id", b"alice"), (b"x-user_id", b"mallory")])
+        client = Client(headers=headers)
         client.as_peer(name)
         serve(peers.wrap(name, app), client)
+    return seen
+
+
+def test_header_names_with_underscores(peers: WsgiPeers) -> None:
+    """Every peer maps "x-user_id" to HTTP_X_USER_ID, the key of "x-user-id": a client can
+    add to (or spoof) a header a proxy set. crossgate drops names with "_"."""
+    seen = environ_value_per_peer(
+        peers, "HTTP_X_USER_ID", [(b"x-user-id", b"alice"), (b"x-user_id", b"mallory")]
+    )
     assert seen.pop("crossgate") == "alice"
     assert seen == dict.fromkeys(WSGI_PEERS[1:], "alice,mallory")
 
@@ -842,16 +852,7 @@ def test_header_names_with_underscores(peers: WsgiPeers) -> None:
 def test_cookie_headers_are_joined_with_a_semicolon(peers: WsgiPeers) -> None:
     """HTTP/2 splits Cookie into several fields; every peer joins them with "," (one cookie
     "a=1,b=2" to a cookie parser); crossgate with "; "."""
-    seen: dict[str, Any] = {}
-
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        seen[environ["HTTP_X_PEER"]] = environ.get("HTTP_COOKIE")
-        return plain(b"", start_response)
-
-    for name in WSGI_PEERS:
-        client = Client(headers=[(b"cookie", b"a=1"), (b"cookie", b"b=2")])
-        client.as_peer(name)
-        serve(peers.wrap(name, app), client)
+    seen = environ_value_per_peer(peers, "HTTP_COOKIE", [(b"cookie", b"a=1"), (b"cookie", b"b=2")])
     assert seen.pop("crossgate") == "a=1; b=2"
     assert seen == dict.fromkeys(WSGI_PEERS[1:], "a=1,b=2")
 
@@ -889,16 +890,7 @@ def test_a_body_longer_than_its_content_length(peers: WsgiPeers) -> None:
 
 def test_server_port_is_a_string(peers: WsgiPeers) -> None:
     """uvicorn's and Starlette's put the port in the environ as an int."""
-    seen: dict[str, Any] = {}
-
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        seen[environ["HTTP_X_PEER"]] = environ["SERVER_PORT"]
-        return plain(b"", start_response)
-
-    for name in WSGI_PEERS:
-        client = Client()
-        client.as_peer(name)
-        serve(peers.wrap(name, app), client)
+    seen = environ_value_per_peer(peers, "SERVER_PORT")
     assert seen == {
         "crossgate": "8000",
         "a2wsgi": "8000",
