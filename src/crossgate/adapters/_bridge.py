@@ -130,15 +130,11 @@ def _make_job(
     def job() -> Callable[[], object] | None:
         if fut.cancelled():  # the caller gave up while the job was queued
             return None
-        previous = _origin.loop
-        _origin.loop = loop
         try:
-            result = ctx.run(fn, *args)
+            result = _run_from(loop, ctx, fn, args)
         except BaseException as exc:
             # Base exceptions too: a SystemExit in the job belongs to the awaiting caller.
             return functools.partial(_post, loop, _set_exception, fut, exc)
-        finally:
-            _origin.loop = previous
         return functools.partial(_post, loop, _set_result, fut, result)
 
     return job
@@ -149,16 +145,17 @@ def resolve_threadsafe(fut: asyncio.Future[T], value: T) -> None:
     _post(fut.get_loop(), _set_result, fut, value)
 
 
-def _start_job(
+def _run_from(
     loop: asyncio.AbstractEventLoop,
     ctx: contextvars.Context,
-    fn: Callable[..., object],
+    fn: Callable[..., T],
     args: tuple[Any, ...],
-) -> None:
+) -> T:
+    """``fn(*args)`` in ``ctx``, on a worker serving ``loop`` (see :func:`origin_loop`)."""
     previous = _origin.loop
     _origin.loop = loop
     try:
-        ctx.run(fn, *args)
+        return ctx.run(fn, *args)
     finally:
         _origin.loop = previous
 
@@ -286,7 +283,7 @@ class WorkerPool:
         must handle its errors (one that escapes is logged and dropped).
         """
         ctx = contextvars.copy_context() if context is None else context
-        self.submit(functools.partial(_start_job, loop, ctx, fn, args))
+        self.submit(functools.partial(_run_from, loop, ctx, fn, args))
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until no job runs or waits; True if that happened within ``timeout``."""
