@@ -892,8 +892,11 @@ class WsgiToAsgi:
             try:
                 await request.respond()
             finally:
-                await request.stop_watching()
-            await request.wait_finished()
+                if request.watcher is not None:
+                    await request.stop_watching()
+            # Unlocked read: True is final, and False takes the locked path.
+            if not request.finished:
+                await request.wait_finished()
         except BaseException:
             request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
