@@ -289,14 +289,37 @@ def test_small_body_arrives_in_one_message(wrap: Callable[..., AsgiToWsgi]) -> N
     assert messages == [{"type": "http.request", "body": b"x" * 1000, "more_body": False}]
 
 
-def test_large_body_streams_in_bounded_chunks(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_large_body_streams_in_chunks_bounded_by_the_budget(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    data = os.urandom(300_000)
+    messages: list[Message] = []
+    app = wrap(recording_app(messages), lifespan="off", budget=100_000)
+    result = call(app, method="POST", body=data)
+    assert result.body == data
+    assert [len(m["body"]) for m in messages] == [100_000, 100_000, 100_000]
+    assert [m["more_body"] for m in messages] == [True, True, False]
+
+
+def test_body_of_known_length_up_to_the_budget_is_one_read(
+    wrap: Callable[..., AsgiToWsgi],
+) -> None:
+    """Each read is a thread hop: a 300 kB upload takes one, not five of 64 KiB."""
     data = os.urandom(300_000)
     messages: list[Message] = []
     result = call(wrap(recording_app(messages), lifespan="off"), method="POST", body=data)
     assert result.body == data
-    assert len(messages) > 1
-    assert all(len(m["body"]) <= 64 * 1024 for m in messages)
-    assert [m["more_body"] for m in messages] == [True] * (len(messages) - 1) + [False]
+    assert messages == [{"type": "http.request", "body": data, "more_body": False}]
+
+
+def test_chunked_body_is_read_in_small_pieces(wrap: Callable[..., AsgiToWsgi]) -> None:
+    """A chunked upload may be a live stream: the app gets it 64 KiB at a time."""
+    data = os.urandom(150_000)
+    messages: list[Message] = []
+    app = wrap(recording_app(messages), lifespan="off")
+    result = call(app, method="POST", body=data, terminated=True)
+    assert result.body == data
+    assert [len(m["body"]) for m in messages] == [65536, 65536, 150_000 - 2 * 65536, 0]
 
 
 def test_chunked_upload_is_read_to_eof(wrap: Callable[..., AsgiToWsgi]) -> None:
@@ -354,7 +377,9 @@ def test_a_cancelled_receive_loses_no_body(
         await send(START)
         await send({"type": "http.response.body", "body": body})
 
-    result = call(wrap(app, lifespan="off"), method="POST", body=data, terminated=terminated)
+    # A budget of 64 KiB makes a body of known length take several reads, as chunked does.
+    app_ = wrap(app, lifespan="off", budget=64 * 1024)
+    result = call(app_, method="POST", body=data, terminated=terminated)
     assert result.body == data
     assert cancelled > 1
 
