@@ -773,7 +773,8 @@ class AsgiToWsgi:
     request (a failed startup answers every request 500), ``"on"`` makes a missing or failed
     lifespan an error raised to the server, ``"off"`` never sends lifespan events.
     ``budget`` (bytes) bounds the response queued for the server per request, and each
-    ``wsgi.input`` read of a body of known length (one ``http.request`` message).
+    ``wsgi.input`` read of a body of known length (one ``http.request`` message; reads
+    are never smaller than 64 KiB).
     :meth:`close` (and interpreter exit) waits for the app's background work and runs its
     shutdown.
     """
@@ -1036,7 +1037,7 @@ def asgi_to_wsgi(
     ``response_timeout`` (seconds until the response starts; default off) answers 504;
     ``disconnect_grace`` is how long the app may run on after the server closed its response
     early; ``budget`` bounds the response bytes in flight per request and the size of one
-    read of a request body of known length.
+    read of a request body of known length (at least 64 KiB).
     """
     return AsgiToWsgi(
         app,
