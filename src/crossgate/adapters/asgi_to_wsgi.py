@@ -774,7 +774,9 @@ class AsgiToWsgi:
     lifespan an error raised to the server, ``"off"`` never sends lifespan events.
     ``budget`` (bytes) bounds the response queued for the server per request, and each
     ``wsgi.input`` read of a body of known length (one ``http.request`` message; reads
-    are never smaller than 64 KiB).
+    are never smaller than 64 KiB). ``response_timeout`` (seconds until the response
+    starts; default off) answers 504; ``disconnect_grace`` is how long the app may run on
+    after the server closed its response early.
     :meth:`close` (and interpreter exit) waits for the app's background work and runs its
     shutdown.
     """
@@ -1022,29 +1024,6 @@ class AsgiToWsgi:
         return f"<AsgiToWsgi {self.app!r} lifespan={self.lifespan}>"
 
 
-def asgi_to_wsgi(
-    app: ASGIApp,
-    *,
-    lifespan: LifespanMode = "auto",
-    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
-    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-    response_timeout: float | None = None,
-    disconnect_grace: float = DEFAULT_DISCONNECT_GRACE,
-    budget: int = DEFAULT_BUDGET,
-) -> AsgiToWsgi:
-    """A WSGI application (with ``close()``) that runs the ASGI application ``app``.
-
-    ``response_timeout`` (seconds until the response starts; default off) answers 504;
-    ``disconnect_grace`` is how long the app may run on after the server closed its response
-    early; ``budget`` bounds the response bytes in flight per request and the size of one
-    read of a request body of known length (at least 64 KiB).
-    """
-    return AsgiToWsgi(
-        app,
-        lifespan=lifespan,
-        startup_timeout=startup_timeout,
-        shutdown_timeout=shutdown_timeout,
-        response_timeout=response_timeout,
-        disconnect_grace=disconnect_grace,
-        budget=budget,
-    )
+#: ``asgi_to_wsgi(app, **options)``, the functional spelling: the class itself, so that its
+#: options are declared (and typed) once.
+asgi_to_wsgi = AsgiToWsgi

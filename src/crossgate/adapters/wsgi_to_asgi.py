@@ -968,6 +968,6 @@ def _declared_length(scope: Message) -> int:
     return -1
 
 
-def wsgi_to_asgi(app: WSGIApp, **options: Any) -> WsgiToAsgi:
-    """Wrap the WSGI application ``app`` as an ASGI 3 application (see :class:`WsgiToAsgi`)."""
-    return WsgiToAsgi(app, **options)
+#: ``wsgi_to_asgi(app, **options)``, the functional spelling: the class itself, so that its
+#: options are declared (and typed) once.
+wsgi_to_asgi = WsgiToAsgi

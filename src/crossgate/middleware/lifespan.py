@@ -95,6 +95,11 @@ def _hooks(hooks: Hook | Iterable[Hook]) -> tuple[_Hook, ...]:
 class LifespanShim:
     """An ASGI app that runs ``app`` with lifespan hooks (see the module docstring).
 
+    Hooks (one callable or several, sync or async, taking nothing or the state dict) run on
+    ``lifespan.startup``/``lifespan.shutdown``; a raising hook is reported as
+    ``lifespan.startup.failed``/``lifespan.shutdown.failed`` with its message. The app's own
+    lifespan, if it has one, runs inside the hooks (``forward="auto"``).
+
     Every scope but ``lifespan`` goes to ``app`` unchanged, except that when the server's
     lifespan scope had no ``state`` (servers from before state existed) the shim keeps the
     state itself and gives each request a shallow copy of it as ``scope["state"]``.
@@ -224,25 +229,6 @@ def _failed(phase: str, hook: _Hook, exc: Exception) -> str:
     return f"{phase} hook {hook.name} raised {type(exc).__name__}: {exc}"
 
 
-def with_lifespan(
-    app: ASGIApp,
-    *,
-    on_startup: Hook | Iterable[Hook] = (),
-    on_shutdown: Hook | Iterable[Hook] = (),
-    forward: Literal["auto", False] = "auto",
-    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
-    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-) -> LifespanShim:
-    """``app`` with a lifespan: hooks (one callable or several, sync or async, taking nothing
-    or the state dict) run on ``lifespan.startup``/``lifespan.shutdown``; a raising hook is
-    reported as ``lifespan.startup.failed``/``lifespan.shutdown.failed`` with its message.
-    The app's own lifespan, if it has one, runs inside the hooks (``forward="auto"``).
-    """
-    return LifespanShim(
-        app,
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        forward=forward,
-        startup_timeout=startup_timeout,
-        shutdown_timeout=shutdown_timeout,
-    )
+#: ``with_lifespan(app, on_startup=..., on_shutdown=...)``, the functional spelling: the
+#: class itself, so that its options are declared (and typed) once.
+with_lifespan = LifespanShim
