@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from tests.integration.support import free_port, gunicorn_argv, serve
+from tests.integration.support import free_port, gunicorn_argv, serve, uvicorn_argv
 
 from benchmarks.soak_apps import download_digest
 
@@ -133,19 +133,15 @@ class ServerSpec:
 
 
 def _uvicorn(port: int) -> list[str]:
-    return [
-        "uvicorn",
+    return uvicorn_argv(
         APP_WSGI,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
+        port,
         "--no-access-log",
         "--log-level",
         "warning",
         "--timeout-keep-alive",
         str(KEEP_ALIVE),
-    ]
+    )
 
 
 def _hypercorn(port: int) -> list[str]:

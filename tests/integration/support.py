@@ -41,6 +41,11 @@ def wait_for_port(
     raise TimeoutError(f"nothing listened on {HOST}:{port} within {timeout} s")
 
 
+def uvicorn_argv(target: str, port: int, *extra: str) -> list[str]:
+    """The ``python -m`` argv of uvicorn serving ``target`` on 127.0.0.1:``port``."""
+    return ["uvicorn", target, "--host", HOST, "--port", str(port), *extra]
+
+
 def gunicorn_argv(
     target: str,
     port: int,

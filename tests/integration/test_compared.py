@@ -35,7 +35,7 @@ from tests.integration.apps_compared import (
     STREAM_CHUNKS,
     asset_bytes,
 )
-from tests.integration.support import free_port, gunicorn_argv, serve
+from tests.integration.support import free_port, gunicorn_argv, serve, uvicorn_argv
 
 pytestmark = pytest.mark.integration
 
@@ -56,18 +56,7 @@ def gunicorn(target: str, port: int) -> list[str]:
 
 
 def uvicorn(target: str, port: int) -> list[str]:
-    return [
-        "uvicorn",
-        target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--root-path",
-        PREFIX,
-        "--log-level",
-        "warning",
-    ]
+    return uvicorn_argv(target, port, "--root-path", PREFIX, "--log-level", "warning")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from benchmarks.bench_soak import (
 )
 from benchmarks.soak_apps import FAULT_POINTS
 
-from tests.integration.support import free_port, gunicorn_argv, serve
+from tests.integration.support import free_port, gunicorn_argv, serve, uvicorn_argv
 
 pytestmark = pytest.mark.integration
 
@@ -112,15 +112,7 @@ class Server:
 
 
 def _uvicorn_argv(port: int) -> list[str]:
-    return [
-        "uvicorn",
-        "benchmarks.soak_apps:wsgi_application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-    ]
+    return uvicorn_argv("benchmarks.soak_apps:wsgi_application", port, "--no-access-log")
 
 
 def _gunicorn_argv(port: int) -> list[str]:

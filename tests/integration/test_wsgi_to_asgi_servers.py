@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.integration.support import free_port, serve
+from tests.integration.support import free_port, serve, uvicorn_argv
 
 pytestmark = pytest.mark.integration
 
@@ -23,18 +23,9 @@ APPS = {
     "django": "tests.integration.apps_wsgi.django_app:application",
 }
 SERVERS: dict[str, Callable[[str, int], list[str]]] = {
-    "uvicorn": lambda target, port: [
-        "uvicorn",
-        target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--log-level",
-        "warning",
-    ],
+    "uvicorn": lambda target, port: uvicorn_argv(
+        target, port, "--lifespan", "on", "--log-level", "warning"
+    ),
     "hypercorn": lambda target, port: ["hypercorn", target, "--bind", f"127.0.0.1:{port}"],
 }
 
