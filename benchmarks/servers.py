@@ -665,22 +665,24 @@ def run(
                         log(_line(cell, index, record))
     results["conditions"]["loadavg_end"] = list(os.getloadavg())
     results["conditions"]["elapsed_s"] = round(time.monotonic() - started, 1)
-    for cell in cells:
-        results["cells"].append(
-            {
-                "id": cell.id,
-                "server": cell.contender.server,
-                "app": cell.contender.attr,
-                "workload": cell.workload.name,
-                "workers": cell.workers,
-                "connections": cell.connections,
-                "argv": server_argv(cell.contender.server, cell.contender.attr, 0, cell.workers),
-                "rounds": rounds[cell.id],
-                "median": summarize(rounds[cell.id]),
-            }
-        )
+    results["cells"].extend(cell_record(cell, rounds[cell.id]) for cell in cells)
     results["targets"] = compute_targets(results)
     return results
+
+
+def cell_record(cell: Cell, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell of the results JSON: what ran, every round's figures and their medians."""
+    return {
+        "id": cell.id,
+        "server": cell.contender.server,
+        "app": cell.contender.attr,
+        "workload": cell.workload.name,
+        "workers": cell.workers,
+        "connections": cell.connections,
+        "argv": server_argv(cell.contender.server, cell.contender.attr, 0, cell.workers),
+        "rounds": rounds,
+        "median": summarize(rounds),
+    }
 
 
 def _log_tail(path: Path, offset: int, lines: int = 4) -> str:

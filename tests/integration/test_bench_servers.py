@@ -137,17 +137,7 @@ def _fake_results(rps: dict[str, float], rss_kib: dict[str, int]) -> dict[str, A
                 }
                 for f, floor in ((0.9, 8.0), (1.1, 60.0))
             ]
-        doc["cells"].append(
-            {
-                "id": cell.id,
-                "server": cell.contender.server,
-                "app": cell.contender.attr,
-                "workload": cell.workload.name,
-                "workers": cell.workers,
-                "connections": cell.connections,
-                "rounds": rounds,
-            }
-        )
+        doc["cells"].append(servers.cell_record(cell, rounds))
     return doc
 
 
