@@ -118,6 +118,11 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *arg
 #: A job for :meth:`WorkerPool.submit`. It may return a "delivery": a callable that the
 #: worker calls after counting itself idle again (see :meth:`WorkerPool._work`).
 Job = Callable[[], object]
+#: What :meth:`WorkerPool.start` queues: (origin loop, context, fn, args). A tuple rather
+#: than a closure: the request path builds one per request.
+_Started = tuple[
+    asyncio.AbstractEventLoop, contextvars.Context, Callable[..., object], tuple[Any, ...]
+]
 
 
 def _make_job(
@@ -188,7 +193,7 @@ class WorkerPool:
     def _reset(self) -> None:
         import queue  # noqa: PLC0415 - only queue.SimpleQueue; keeps import time low
 
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | _Started | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._busy = 0
@@ -208,9 +213,12 @@ class WorkerPool:
         idle again: deliver results that way, so that the caller's next :meth:`submit`
         finds the thread idle instead of starting another one.
         """
+        self._enqueue(job)
+
+    def _enqueue(self, job: Job | _Started) -> None:
+        # No getpid() here, on the hot path: a forked child resets every pool before it
+        # runs any code of its own (_after_fork_in_child).
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's threads do not exist here
-                self._reset()
             if self._closed:
                 raise RuntimeError(f"worker pool {self.name!r} is shut down")
             self._busy += 1
@@ -228,13 +236,22 @@ class WorkerPool:
 
     def _work(self) -> None:
         get = self._queue.get
+        origin = _origin
         while True:
             job = get()
             if job is None:
                 return
             deliver: object = None
             try:
-                deliver = job()
+                if type(job) is tuple:  # from start(): run in the caller's context
+                    loop, ctx, fn, args = job
+                    origin.loop = loop
+                    try:
+                        ctx.run(fn, *args)
+                    finally:
+                        origin.loop = None
+                else:
+                    deliver = job()  # type: ignore[operator]
             except BaseException:  # a job that breaks its contract must not kill the worker
                 logger.exception("crossgate: uncaught error in a worker job")
             del job
@@ -245,8 +262,8 @@ class WorkerPool:
                 self._busy -= 1
                 if not self._busy and self._drained:
                     waiters, self._drained = self._drained, []
-                    for loop, fut in waiters:
-                        _post(loop, _set_result, fut, None)
+                    for waiter_loop, fut in waiters:
+                        _post(waiter_loop, _set_result, fut, None)
             if callable(deliver):
                 try:
                     deliver()
@@ -283,7 +300,7 @@ class WorkerPool:
         must handle its errors (one that escapes is logged and dropped).
         """
         ctx = contextvars.copy_context() if context is None else context
-        self.submit(functools.partial(_run_from, loop, ctx, fn, args))
+        self._enqueue((loop, ctx, fn, args))
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until no job runs or waits; True if that happened within ``timeout``."""
@@ -730,7 +747,10 @@ def _after_fork_in_child() -> None:
     _default_lock = threading.Lock()
     _portal_lock = threading.Lock()
     for pool in list(_pools):
+        # The parent's threads do not exist here: the child starts with none of them, and
+        # nothing it queued (submit skips a pid check for this reason).
         pool._lock = threading.Lock()
+        pool._reset()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
@@ -801,8 +821,9 @@ class ThreadToLoop(_Channel[Item]):
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
         super().__init__(loop, budget)
         self._consumer: asyncio.Future[None] | None = None
-        self._space = threading.Lock()
-        self._space.acquire()
+        # Created by the first producer that has to wait: most channels (one response that
+        # fits the budget) never need it.
+        self._space: threading.Lock | None = None
         self._producer_waiting = False
 
     def _wake_consumer(self) -> None:  # with self._lock held
@@ -810,6 +831,11 @@ class ThreadToLoop(_Channel[Item]):
         if waiter is not None:
             self._consumer = None
             _post(self._loop, _set_result, waiter, None)
+
+    def _release_producer(self) -> None:  # with self._lock held
+        if self._producer_waiting:
+            self._producer_waiting = False
+            self._space.release()  # type: ignore[union-attr]  # set by the waiting producer
 
     def put(self, item: Item, size: int = 0, *, timeout: float | None = None) -> None:
         """Queue ``item`` (``size`` bytes); wait while the budget is spent.
@@ -825,14 +851,18 @@ class ThreadToLoop(_Channel[Item]):
             self._wake_consumer()
             if self._bytes < self.budget:
                 return
+            space = self._space
+            if space is None:
+                space = self._space = threading.Lock()
+                space.acquire()
             self._producer_waiting = True
         # Over budget: wait until the consumer takes the queue (or closes the channel).
-        if not self._space.acquire(timeout=-1 if timeout is None else timeout):
+        if not space.acquire(timeout=-1 if timeout is None else timeout):
             with self._lock:
                 if self._producer_waiting:
                     self._producer_waiting = False
                     raise TimeoutError(f"the consumer took nothing for {timeout} s")
-            self._space.acquire()  # a release raced the timeout
+            space.acquire()  # a release raced the timeout
         error = self._error
         if error is not None:
             raise error
@@ -843,9 +873,7 @@ class ThreadToLoop(_Channel[Item]):
             with self._lock:
                 if self._items:
                     items = self._take()
-                    if self._producer_waiting:
-                        self._producer_waiting = False
-                        self._space.release()
+                    self._release_producer()
                     return items
                 if self.closed:
                     return self._ended()
@@ -867,9 +895,7 @@ class ThreadToLoop(_Channel[Item]):
             if not self._mark_closed(error, keep):
                 return
             self._wake_consumer()
-            if self._producer_waiting:
-                self._producer_waiting = False
-                self._space.release()
+            self._release_producer()
 
 
 class LoopToThread(_Channel[Item]):
