@@ -434,6 +434,24 @@ async def test_error_after_headers_propagates_to_the_server(
     assert body.close_calls == 1
 
 
+@pytest.mark.parametrize("after_write", [False, True])
+async def test_base_exception_in_the_app_reaches_the_server(
+    make: Callable[..., WsgiToAsgi], after_write: bool
+) -> None:
+    # SystemExit and the like are the server's to handle: not a 500, and no hang. write(b"")
+    # commits the headers, but the error aborts the response before they go out.
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        if after_write:
+            write(b"")
+        raise SystemExit("stop the server")
+
+    ex = Exchange()
+    with pytest.raises(SystemExit, match="stop the server"):
+        await ex.run(make(app))
+    assert ex.messages == []
+
+
 class _Chain:
     """Iterate ``inner`` and delegate close() to ``closer``."""
 

@@ -22,7 +22,6 @@ Specifications quoted beside the code:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import threading
@@ -30,7 +29,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final
 
 from crossgate._errors import (
-    BridgeClosed,
     ClientDisconnected,
     InvalidResponse,
     RequestBodyTooLarge,
@@ -238,8 +236,8 @@ class _Input:
         """The server owns the stream; closing it is a no-op."""
 
 
-# What the worker hands the loop through the request's channel: body chunks (bytes), or
-# one _Whole (status, headers, body) when the whole response was ready at once.
+# A response the worker had whole at once (status, headers, body): it reaches the loop
+# through the request's first-delivery future, with no channel involved.
 _Whole = tuple[int, list[tuple[bytes, bytes]], "bytes | list[bytes]"]
 
 
@@ -253,9 +251,11 @@ class _Request:
         "_space",
         "adapter",
         "channel",
+        "delivered",
         "disconnected",
         "finished",
         "finished_lock",
+        "first",
         "head_unread",
         "headers",
         "headers_sent",
@@ -289,7 +289,12 @@ class _Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
         self.remaining: int | None = None  # Content-Length still allowed on the wire
-        self.channel: ThreadToLoop[bytes | _Whole] = ThreadToLoop(loop, adapter.budget)
+        # How the response reaches the loop, which awaits `first`: the worker resolves it
+        # once, with the whole response (the usual case: one hand-off, no lock) or with
+        # None, meaning "read `channel`" (a stream, or an end that went through it).
+        self.first: asyncio.Future[_Whole | None] = loop.create_future()
+        self.delivered = False
+        self.channel: ThreadToLoop[bytes] = ThreadToLoop(loop, adapter.budget)
         self.watcher: asyncio.Task[None] | None = None
         self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
         # Set by the worker once the app and its close() are done; the loop waits on _done
@@ -382,8 +387,15 @@ class _Request:
                 return stop
         # From the first chunk on, status and headers are committed: PEP 3333 "sent".
         self.headers_sent = True
+        if not self.delivered:
+            # Before the put, which may wait for a loop that is still awaiting `first`.
+            self._deliver(None)
         self.channel.put(chunk, len(chunk))
         return stop
+
+    def _deliver(self, first: _Whole | None) -> None:
+        self.delivered = True
+        resolve_threadsafe(self.first, first)
 
     def run(self, app: WSGIApp, environ: Environ) -> None:
         """The worker job: call the app, hand its body to the loop, always close it."""
@@ -422,6 +434,8 @@ class _Request:
         # work done and need not be woken a second time.
         self._finish()
         channel.close(error, keep=True)
+        if not self.delivered:  # write(b"") alone, a file sent by the server, or an error
+            self._deliver(None)
 
     def _finish(self) -> None:
         with self.finished_lock:
@@ -459,7 +473,7 @@ class _Request:
                         remaining -= len(part)
                     if part:
                         body.append(part)
-        self.channel.put((status, self.headers, body), 0)
+        self._deliver((status, self.headers, body))
 
     def _iterate(self, iterable: Iterable[bytes]) -> None:
         emit = self._emit
@@ -539,8 +553,7 @@ class _Request:
             else:
                 # Before the headers: a 500 replaces the response, the traceback is logged.
                 logger.error("crossgate: the WSGI application raised", exc_info=exc)
-            with contextlib.suppress(ClientDisconnected, BridgeClosed):  # the client left
-                channel.put(_plain_response(500, _ERROR_BODY), 0)
+            self._deliver(_plain_response(500, _ERROR_BODY))
 
     # ------------------------------------------------------------------------ loop side
 
@@ -651,8 +664,23 @@ class _Request:
             return self.head_unread
         return bool(parked.get("more_body", False))
 
+    async def send_whole(self, whole: _Whole) -> None:
+        """Send a response the worker had whole (its body a list of parts)."""
+        status, headers, body = whole
+        start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+        if type(body) is bytes:
+            await self._send_all([start, {"type": "http.response.body", "body": body}])
+            return
+        await self._send_all(
+            [
+                start,
+                *({"type": "http.response.body", "body": part, "more_body": True} for part in body),
+                {"type": "http.response.body", "body": b""},
+            ]
+        )
+
     async def respond(self) -> None:
-        """Send what the worker hands over: a whole response, or chunks as they come."""
+        """Send the chunks the worker streams through the channel, as they come."""
         channel = self.channel
         started = False
         while True:
@@ -662,33 +690,13 @@ class _Request:
                 # iterator, has closed the channel by now and needs no watcher task.)
                 self.watcher = self.loop.create_task(self._watch())
             try:
-                items = await channel.get()
+                chunks = await channel.get()
             except ClientDisconnected:
                 return  # the client left; the worker stops at its next chunk
             # Any other error is the application's, after the headers: it aborts the
             # response and propagates to the server (no final more_body=False goes out).
-            if not items:
+            if not chunks:
                 break
-            first = items[0]
-            if type(first) is tuple:  # the whole response, the only item there is
-                status, headers, body = first
-                if type(body) is bytes:
-                    messages: list[Message] = [
-                        {"type": "http.response.start", "status": status, "headers": headers},
-                        {"type": "http.response.body", "body": body},
-                    ]
-                else:
-                    messages = [
-                        {"type": "http.response.start", "status": status, "headers": headers},
-                        *(
-                            {"type": "http.response.body", "body": part, "more_body": True}
-                            for part in body
-                        ),
-                        {"type": "http.response.body", "body": b""},
-                    ]
-                await self._send_all(messages)
-                return
-            chunks: list[bytes] = items  # type: ignore[assignment]
             if len(chunks) > 1 and sum(map(len, chunks)) <= _JOIN_BELOW:
                 chunks = [b"".join(chunks)]
             if not await self._send_chunks(chunks, not started):
@@ -839,38 +847,27 @@ class WsgiToAsgi:
         return pool
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "websocket":
-            await self._refuse_websocket(receive, send)
-        else:
-            # ASGI: "Applications should raise an exception when they do not understand
-            # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
-            raise ValueError(
-                f"crossgate.WsgiToAsgi cannot handle ASGI scope type {kind!r}: a WSGI "
-                "application serves only 'http' (plus 'lifespan' hooks)"
-            )
-
-    async def _http(self, scope: Message, receive: Receive, send: Send) -> None:
+        # The http path is written out here rather than in a method of its own: one
+        # coroutine less on the path every request takes.
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
         limit = self.max_request_body
         if limit is not None and _declared_length(scope) > limit:
             code, fields, text = _plain_response(413, _TOO_LARGE_BODY)
             await send({"type": "http.response.start", "status": code, "headers": fields})
             await send({"type": "http.response.body", "body": text})
             return
-        loop = asyncio.get_running_loop()
-        request = _Request(self, loop, scope, receive, send)
         # The first request message is received here, before the app runs (the one message
         # of read-ahead the body allows): a GET's empty body, or a small POST's whole one,
         # then costs the worker no trip back to the loop.
         message = await receive()
         kind = message["type"]
-        head = b""
         if kind == "http.disconnect":
             return  # the client left before its request was handled: nobody to answer
+        loop = asyncio.get_running_loop()
+        request = _Request(self, loop, scope, receive, send)
+        head = b""
         if kind == "http.request":
             head = message.get("body", b"")
             request.more_body = request.head_unread = bool(message.get("more_body", False))
@@ -884,22 +881,49 @@ class WsgiToAsgi:
             request, head, not request.more_body and not request.too_large
         )
         environ["asgi.scope"] = scope
-        # The job runs on a worker; what it produces comes back through request.channel,
-        # which this coroutine drains, so a stream needs no extra hop to start. The task
-        # only carries the job (pool.run sets the origin loop and copies the context).
-        self.pool.start(request.run, self.app, environ, loop=loop)
+        # The job runs on a worker, which hands the response back through request.first
+        # (and request.channel for a stream). pool.start sets the origin loop and copies
+        # the context; nothing else is delivered back.
+        (self._pool or self.pool).start(request.run, self.app, environ, loop=loop)
         try:
-            try:
-                await request.respond()
-            finally:
-                if request.watcher is not None:
-                    await request.stop_watching()
+            whole = await request.first
+            if whole is None:
+                try:
+                    await request.respond()
+                finally:
+                    if request.watcher is not None:
+                        await request.stop_watching()
+            elif type(whole[2]) is bytes:
+                # The usual response, whole and in one piece: sent from here.
+                try:
+                    await send(
+                        {"type": "http.response.start", "status": whole[0], "headers": whole[1]}
+                    )
+                    await send({"type": "http.response.body", "body": whole[2]})
+                except BaseException as exc:
+                    request._send_failed(exc)
+            else:
+                await request.send_whole(whole)
             # Unlocked read: True is final, and False takes the locked path.
             if not request.finished:
                 await request.wait_finished()
         except BaseException:
             request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
+
+    async def _other(self, scope: Message, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await self._refuse_websocket(receive, send)
+        else:
+            # ASGI: "Applications should raise an exception when they do not understand
+            # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
+            raise ValueError(
+                f"crossgate.WsgiToAsgi cannot handle ASGI scope type {kind!r}: a WSGI "
+                "application serves only 'http' (plus 'lifespan' hooks)"
+            )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
