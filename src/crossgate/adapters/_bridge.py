@@ -848,7 +848,8 @@ class ThreadToLoop(_Channel[Item]):
                 raise self._error or BridgeClosed("channel closed")
             self._items.append(item)
             self._bytes += size
-            self._wake_consumer()
+            if self._consumer is not None:  # tested here: put() is the streaming hot path
+                self._wake_consumer()
             if self._bytes < self.budget:
                 return
             space = self._space
