@@ -208,6 +208,28 @@ async def test_pool_start_runs_in_a_copy_of_the_context_with_the_origin_loop(
     assert var.get() == "caller"
 
 
+async def test_pool_start_calls_the_returned_delivery_once_the_thread_is_idle() -> None:
+    # What a job returns is called after the worker counted itself idle: a caller woken by
+    # it that starts the next job at once finds this thread free, not a new one started.
+    reuse = WorkerPool(4, name="deliver-pool")
+    loop = asyncio.get_running_loop()
+    try:
+        for i in range(5):
+            done: asyncio.Future[tuple[int, int]] = loop.create_future()
+
+            def job(n: int, fut: asyncio.Future[tuple[int, int]]) -> Callable[[], None]:
+                def deliver() -> None:
+                    _bridge.resolve_threadsafe(fut, (n, reuse._idle))
+
+                return deliver
+
+            reuse.start(job, i, done, loop=loop)
+            assert await asyncio.wait_for(done, 10) == (i, 1)  # idle when it delivered
+        assert reuse.thread_count == 1
+    finally:
+        stop(reuse)
+
+
 async def test_pool_start_logs_an_escaping_error_and_keeps_the_thread(
     pool: WorkerPool, caplog: pytest.LogCaptureFixture
 ) -> None:

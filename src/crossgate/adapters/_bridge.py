@@ -247,7 +247,7 @@ class WorkerPool:
                     loop, ctx, fn, args = job
                     origin.loop = loop
                     try:
-                        ctx.run(fn, *args)
+                        deliver = ctx.run(fn, *args)
                     finally:
                         origin.loop = None
                 else:
@@ -297,7 +297,8 @@ class WorkerPool:
 
         For a job that reports through a channel of its own: it spares the future, the
         task that awaits it and the wake-up of the loop that delivers its result. ``fn``
-        must handle its errors (one that escapes is logged and dropped).
+        must handle its errors (one that escapes is logged and dropped). If it returns a
+        callable, the worker calls that once it counts itself idle, as for :meth:`submit`.
         """
         ctx = contextvars.copy_context() if context is None else context
         self._enqueue((loop, ctx, fn, args))

@@ -22,6 +22,7 @@ Specifications quoted beside the code:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -270,6 +271,7 @@ class _Request:
         "status",
         "too_large",
         "watcher",
+        "whole",
     )
 
     def __init__(
@@ -294,6 +296,7 @@ class _Request:
         # None, meaning "read `channel`" (a stream, or an end that went through it).
         self.first: asyncio.Future[_Whole | None] = loop.create_future()
         self.delivered = False
+        self.whole: _Whole | None = None  # a whole response, handed over as the job ends
         self.channel: ThreadToLoop[bytes] = ThreadToLoop(loop, adapter.budget)
         self.watcher: asyncio.Task[None] | None = None
         self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
@@ -397,13 +400,18 @@ class _Request:
         self.delivered = True
         resolve_threadsafe(self.first, first)
 
-    def run(self, app: WSGIApp, environ: Environ) -> None:
-        """The worker job: call the app, hand its body to the loop, always close it."""
+    def run(self, app: WSGIApp, environ: Environ) -> Callable[[], None] | None:
+        """The worker job: call the app, hand its body to the loop, always close it.
+
+        A whole response is handed over last, by the returned callable, which the pool
+        calls once it counts this thread idle: the loop, woken then, finds the GIL free
+        and the work done, where a wake-up any earlier would have it wait for both.
+        """
         channel = self.channel
         if channel.closed:
             # The request was abandoned (its task cancelled) while this job was queued.
             self._finish()
-            return
+            return None
         error: BaseException | None = None
         try:
             iterable = app(environ, self.start_response)
@@ -434,8 +442,12 @@ class _Request:
         # work done and need not be woken a second time.
         self._finish()
         channel.close(error, keep=True)
+        whole = self.whole
+        if whole is not None:
+            return functools.partial(resolve_threadsafe, self.first, whole)
         if not self.delivered:  # write(b"") alone, a file sent by the server, or an error
             self._deliver(None)
+        return None
 
     def _finish(self) -> None:
         with self.finished_lock:
@@ -473,7 +485,9 @@ class _Request:
                         remaining -= len(part)
                     if part:
                         body.append(part)
-        self._deliver((status, self.headers, body))
+        # Handed over at the end of the job (see run), after close().
+        self.whole = (status, self.headers, body)
+        self.delivered = True
 
     def _iterate(self, iterable: Iterable[bytes]) -> None:
         emit = self._emit
@@ -553,7 +567,8 @@ class _Request:
             else:
                 # Before the headers: a 500 replaces the response, the traceback is logged.
                 logger.error("crossgate: the WSGI application raised", exc_info=exc)
-            self._deliver(_plain_response(500, _ERROR_BODY))
+            self.whole = _plain_response(500, _ERROR_BODY)
+            self.delivered = True
 
     # ------------------------------------------------------------------------ loop side
 
