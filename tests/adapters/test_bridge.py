@@ -842,6 +842,19 @@ async def test_loop_to_thread_wakes_a_waiting_consumer() -> None:
     assert await asyncio.wait_for(consumer, LONG) == ["x"]
 
 
+async def test_loop_to_thread_put_last_wakes_a_waiting_consumer_on_the_next_turn() -> None:
+    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    consumer = asyncio.create_task(asyncio.to_thread(channel.get, LONG))
+    while not channel._consumer_waiting:  # noqa: ASYNC110 - a thread's progress
+        await asyncio.sleep(0.001)
+    channel.put_last("last", 4)
+    assert channel._consumer_waiting  # not yet: the loop is still in this task's step
+    assert await asyncio.wait_for(consumer, LONG) == ["last"]
+    channel.close()
+    with pytest.raises(BridgeClosed):
+        channel.put_last("late")
+
+
 async def test_loop_to_thread_backpressure_blocks_producer_until_consumer_takes() -> None:
     channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=10)
     await channel.put(b"aaaa", 4)

@@ -934,6 +934,24 @@ class LoopToThread(_Channel[Item]):
             self._wake_consumer()
             return self._bytes < self.budget
 
+    def put_last(self, item: Item, size: int = 0) -> None:
+        """Queue the stream's last ``item``; the consumer is woken on the loop's next turn.
+
+        Woken at once, the thread would find the loop still holding the GIL to finish the
+        task that sent it, and sleep again until the loop lets go: a second sleep and
+        wake-up. One turn later the task is done and the loop about to wait for I/O.
+        """
+        with self._lock:
+            if self.closed:
+                raise self._error or BridgeClosed("channel closed")
+            self._items.append(item)
+            self._bytes += size
+        self._loop.call_soon(self._wake_later)
+
+    def _wake_later(self) -> None:
+        with self._lock:
+            self._wake_consumer()
+
     async def put(self, item: Item, size: int = 0) -> None:
         """Queue ``item``; wait (backpressure) while the bytes in flight reach the budget."""
         if self.put_nowait(item, size):

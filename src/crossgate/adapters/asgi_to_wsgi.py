@@ -545,7 +545,9 @@ class _Exchange:
             item = (body,)
         channel = self.channel
         try:
-            if not channel.put_nowait(item, size) and more:
+            if not more:
+                channel.put_last(item, size)
+            elif not channel.put_nowait(item, size):
                 # Over the byte budget: wait until the server thread takes what is queued.
                 # ("Protocol servers must flush any data passed to them into the send
                 # buffer before returning from a send call.")
