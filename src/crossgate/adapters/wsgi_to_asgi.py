@@ -485,7 +485,7 @@ class _Request:
                         remaining -= len(part)
                     if part:
                         body.append(part)
-        # Handed over at the end of the job (see run), after close().
+        # Handed over as the job's last act (see run); a list or tuple has no close().
         self.whole = (status, self.headers, body)
         self.delivered = True
 
