@@ -696,32 +696,43 @@ def test_an_upload_cut_by_a_disconnect(peers: WsgiPeers) -> None:
     assert isinstance(outcomes["asgiref"].error, ValueError)
 
 
-def test_a_streaming_app_after_the_client_left(peers: WsgiPeers) -> None:
-    """The peers keep pulling a generator to its end after the client left (a2wsgi, then
-    close(); asgiref, uvicorn's, Starlette's never close it); crossgate stops it within a
-    few chunks and closes it."""
-    total = 200  # 0.4 s of producing: crossgate must stop it before its end
+def counting_app(
+    chunk: bytes, count: int, delay: float = 0.0
+) -> tuple[Callable[[Environ, StartResponse], Iterable[bytes]], dict[str, int], dict[str, int]]:
+    """A WSGI app that streams ``count`` chunks (``delay`` s after each) and counts, per peer
+    (its X-Peer header), the chunks pulled and the calls to close()."""
     pulled: dict[str, int] = {}
     closed: dict[str, int] = {}
 
-    class Stream:
+    class Body:
         def __init__(self, name: str) -> None:
             self.name = name
             pulled[name] = closed[name] = 0
 
         def __iter__(self) -> Iterator[bytes]:
-            for _ in range(total):
+            for _ in range(count):
                 pulled[self.name] += 1
-                yield b"x" * 10
-                time.sleep(0.002)  # a slow producer: the disconnect has time to travel
+                yield chunk
+                if delay:
+                    time.sleep(delay)
 
         def close(self) -> None:
             closed[self.name] += 1
 
-    def app(environ: Environ, start_response: StartResponse) -> Stream:
+    def app(environ: Environ, start_response: StartResponse) -> Body:
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return Stream(environ["HTTP_X_PEER"])
+        return Body(environ["HTTP_X_PEER"])
 
+    return app, pulled, closed
+
+
+def test_a_streaming_app_after_the_client_left(peers: WsgiPeers) -> None:
+    """The peers keep pulling a generator to its end after the client left (a2wsgi, then
+    close(); asgiref, uvicorn's, Starlette's never close it); crossgate stops it within a
+    few chunks and closes it."""
+    total = 200  # 0.4 s of producing: crossgate must stop it before its end
+    # A slow producer: the disconnect has time to travel.
+    app, pulled, closed = counting_app(b"x" * 10, total, delay=0.002)
     for name in WSGI_PEERS:
         client = Client(leave_after=1)
         client.as_peer(name)
@@ -782,23 +793,7 @@ def test_the_request_body_is_not_read_before_the_app_runs(peers: WsgiPeers) -> N
 
 def test_the_iterable_is_closed(peers: WsgiPeers) -> None:
     """asgiref, uvicorn's and Starlette's never call the iterable's close()."""
-    closed: dict[str, int] = {}
-
-    class Body:
-        def __init__(self, name: str) -> None:
-            self.name = name
-            closed[name] = 0
-
-        def __iter__(self) -> Iterator[bytes]:
-            yield b"body"
-
-        def close(self) -> None:
-            closed[self.name] += 1
-
-    def app(environ: Environ, start_response: StartResponse) -> Body:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return Body(environ["HTTP_X_PEER"])
-
+    app, _, closed = counting_app(b"body", 1)
     for name in WSGI_PEERS:
         client = Client()
         client.as_peer(name)
