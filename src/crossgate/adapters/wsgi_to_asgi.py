@@ -22,6 +22,7 @@ Specifications quoted beside the code:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -122,95 +123,135 @@ class FileWrapper:
 class _Input:
     """``wsgi.input``: a read-only file over the request body, pulled from ``receive()``.
 
-    Each refill is one trip to the loop that receives just enough messages for the call at
-    hand (``read()`` to the end, ``read(n)`` until n bytes, ``readline()`` until a newline),
-    so nothing is read ahead beyond what was asked plus the rest of one message.
-    The buffer is a bytearray trimmed with ``del buf[:n]``, which CPython does in place
-    without moving the tail, so consuming a body in small reads stays linear.
+    Each refill takes the message the loop read ahead, if one is there, without a trip to
+    the loop; otherwise it is one trip that receives just enough messages for the call at
+    hand (``read()`` to the end, ``read(n)`` until n bytes, ``readline()`` until a newline).
+    Either way the loop then reads one message ahead, so that an app reading a long body
+    in pieces waits for the loop only when it outpaces the client. Nothing is received
+    beyond what was asked plus one message.
+    The unread bytes are the tail of one received chunk from an offset, so a read copies
+    each byte once: a slice of the chunk, or a join of the chunks it spans.
     """
 
-    __slots__ = ("_buf", "_eof", "_head", "_request")
+    __slots__ = ("_data", "_eof", "_pos", "_request", "_started")
 
     def __init__(self, request: _Request, head: bytes = b"", eof: bool = False) -> None:
         self._request = request
-        self._buf = bytearray()
         # The first body message, received on the loop before the app started: a body
         # that fits in it (most requests) is read with no trip to the loop at all.
-        self._head = head
+        self._data = head
+        self._pos = 0
         self._eof = eof
+        self._started = eof
 
-    def _unhead(self) -> None:
-        if self._head:
-            self._buf += self._head
-            self._head = b""
+    def _start(self) -> None:
+        # The app has started on the message received before it ran: the loop may now
+        # read the next one ahead.
+        self._started = True
+        self._request.ask_ahead()
 
     def _fill(self, want: int, line: bool) -> list[bytes]:
+        """The next body chunks: at least one byte, or all that is left (``want`` < 0 and
+        not ``line``), unless the body ends first. ``line``: a chunk holding a newline is
+        enough.
+        """
         request = self._request
-        chunks, more = call_in_loop(request.loop, request.pull, want, line)
+        ahead = request.ahead
+        if ahead is not None:
+            # Read ahead by the loop; only the loop sets `ahead`, and only while it is None,
+            # so taking it needs no lock.
+            request.ahead = None
+            body, more = ahead
+            if not more:
+                self._eof = True
+                return [body] if body else []
+            request.ask_ahead()  # the app has asked into this message: read the next one
+            if body and (want >= 0 or line):
+                return [body]  # the caller asks again if it needs more; read() needs all
+            chunks = [body] if body else []
+        else:
+            chunks = []
+        got, more = call_in_loop(request.loop, request.pull, want, line)
         if not more:
             self._eof = True
+        chunks += got
         return chunks
 
+    def _rest(self) -> bytes:
+        """The unread bytes of the current chunk, which is then used up."""
+        data, pos = self._data, self._pos
+        self._data, self._pos = b"", 0
+        return data[pos:] if pos else data
+
     def read(self, size: int | None = -1) -> bytes:
-        head = self._head
-        if head:
-            if self._eof and (size is None or size < 0 or size >= len(head)):
-                self._head = b""
-                return head  # the whole body came in the first message
-            self._unhead()
-        buf = self._buf
+        if not self._started:
+            if self._eof:
+                self._started = True
+            else:
+                self._start()
+        data, pos = self._data, self._pos
+        available = len(data) - pos
         if size is None or size < 0:
             if self._eof:
-                data = bytes(buf)
-                buf.clear()
-                return data
+                return self._rest()
+            rest = self._rest()
             chunks = self._fill(-1, False)  # receives up to more_body=False, in one trip
-            if buf:
-                chunks.insert(0, bytes(buf))
-                buf.clear()
-            return b"".join(chunks)
-        if not buf and not self._eof and size:
-            chunks = self._fill(size, False)
-            if len(chunks) == 1 and len(chunks[0]) == size:
-                return chunks[0]
-            for chunk in chunks:
-                buf += chunk
-        while len(buf) < size and not self._eof:
-            for chunk in self._fill(size - len(buf), False):
-                buf += chunk
-        return self._take(size)
-
-    def _take(self, size: int) -> bytes:
-        buf = self._buf
-        if size >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-            return data
-        with memoryview(buf) as view:
-            data = bytes(view[:size])
-        del buf[:size]
-        return data
+            return b"".join([rest, *chunks]) if rest else b"".join(chunks)
+        if available >= size:
+            if not pos and available == size:
+                self._data = b""
+                return data
+            self._pos = pos + size
+            return data[pos : pos + size]
+        parts: list[bytes | memoryview[int]] = [memoryview(data)[pos:]] if available else []
+        got = available
+        last = b""
+        while got < size and not self._eof:
+            for last in self._fill(size - got, False):
+                parts.append(last)
+                got += len(last)
+        if got <= size:
+            self._data, self._pos = b"", 0
+            if len(parts) == 1 and type(parts[0]) is bytes:
+                return parts[0]
+            return b"".join(parts)
+        # The last chunk runs past the read: its tail is the next read's start.
+        cut = len(last) - (got - size)
+        parts[-1] = memoryview(last)[:cut]
+        self._data, self._pos = last, cut
+        return b"".join(parts)
 
     def readline(self, size: int | None = -1) -> bytes:
-        self._unhead()
-        buf = self._buf
+        if not self._started:
+            if self._eof:
+                self._started = True
+            else:
+                self._start()
         limit = -1 if size is None or size < 0 else size
-        start = 0
-        while True:
-            newline = buf.find(b"\n", start)
-            if newline >= 0:
-                end = newline + 1
-                break
-            if 0 <= limit <= len(buf) or self._eof:
-                end = len(buf)
-                break
-            start = len(buf)
-            want = limit - len(buf) if limit >= 0 else -1
-            for chunk in self._fill(want, True):
-                buf += chunk
-        if 0 <= limit < end:
-            end = limit
-        return self._take(end)
+        data, pos = self._data, self._pos
+        end = len(data) if limit < 0 else min(len(data), pos + limit)
+        newline = data.find(b"\n", pos, end)
+        if newline < 0 and end == len(data) and (limit < 0 or end - pos < limit) and not self._eof:
+            # The line goes on past this chunk: gather chunks up to one holding a newline
+            # (or the limit, or the end), then cut the line from them.
+            parts = [self._rest()]
+            got = len(parts[0])
+            while not self._eof and (limit < 0 or got < limit):
+                chunks = self._fill(limit - got if limit >= 0 else -1, True)
+                parts += chunks
+                got += sum(map(len, chunks))
+                if any(b"\n" in chunk for chunk in chunks):
+                    break
+            data, pos = b"".join(parts), 0
+            end = len(data) if limit < 0 else min(len(data), limit)
+            newline = data.find(b"\n", 0, end)
+        if newline >= 0:
+            end = newline + 1
+        self._data, self._pos = data, end
+        if not pos and end == len(data):
+            self._data, self._pos = b"", 0
+            return data
+        return data[pos:end]
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines: list[bytes] = []
@@ -248,9 +289,9 @@ class _Request:
     __slots__ = (
         "_done",
         "_lock",
-        "_parked",
         "_space",
         "adapter",
+        "ahead",
         "channel",
         "delivered",
         "disconnected",
@@ -262,6 +303,7 @@ class _Request:
         "headers_sent",
         "loop",
         "more_body",
+        "reader",
         "receive",
         "received",
         "remaining",
@@ -312,7 +354,10 @@ class _Request:
         self.too_large = False
         self.received = 0
         self._lock: asyncio.Lock | None = None
-        self._parked: Message | None = None
+        # A body message received before the app asked for it, accounted for (its body and
+        # whether more follows): set on the loop while None, taken by the worker or the loop.
+        self.ahead: tuple[bytes, bool] | None = None
+        self.reader: asyncio.Task[None] | None = None  # receiving a message ahead
         # The first body message (received before the app ran) has more after it and the
         # app has not asked for more yet: it counts as the one message read ahead.
         self.head_unread = False
@@ -577,25 +622,19 @@ class _Request:
         chunk holding a newline when ``line``; returns them and whether more may follow.
         """
         if self.head_unread:
-            self.head_unread = False
-            if self._space is not None:
-                self._space.set()
-        if self.too_large:
-            raise self._too_large()
-        if self._parked is None:
-            if not self.more_body:
-                return [], False
-            if self.disconnected:
-                raise ClientDisconnected("the client disconnected before the request body ended")
+            self._asked()
         chunks: list[bytes] = []
         got = 0
         while True:
-            message = self._parked
-            if message is not None:  # the watcher received it: take it, no lock needed
-                self._parked = None
-                if self._space is not None:
-                    self._space.set()
+            ahead = self.ahead
+            body: bytes | None
+            if ahead is not None:  # read ahead meanwhile: it comes first
+                self.ahead = None
+                self._asked()
+                body = ahead[0]
             else:
+                if self.too_large:
+                    raise self._too_large()
                 if not self.more_body:
                     break
                 if self.disconnected:
@@ -604,31 +643,84 @@ class _Request:
                 if lock is None:
                     lock = self._lock = asyncio.Lock()
                 async with lock:  # one receive() at a time: the watcher may be in one
-                    if self._parked is not None or not self.more_body:
+                    if self.ahead is not None or not self.more_body:
                         continue
                     message = await self.receive()
-            kind = message["type"]
-            if kind == "http.request":
-                body: bytes = message.get("body", b"")
-                if not message.get("more_body", False):
-                    self.more_body = False
-                if body:
-                    self.received += len(body)
-                    limit = self.adapter.max_request_body
-                    if limit is not None and self.received > limit:
-                        self.too_large = True
-                        raise self._too_large()
-                    chunks.append(body)
-                    got += len(body)
-                    if (want >= 0 and got >= want) or (line and b"\n" in body):
-                        break
-            elif kind == "http.disconnect":
-                self._disconnect()
-                # ASGI: http.disconnect is "sent to the application if receive is called
-                # after a response has been sent or after the HTTP connection has been
-                # closed". Before more_body=False it means a truncated upload.
-                raise ClientDisconnected("the client disconnected before the request body ended")
+                body = self._accept(message)
+                if body is None:
+                    if self.disconnected:
+                        # ASGI: http.disconnect is "sent to the application if receive is
+                        # called after a response has been sent or after the HTTP connection
+                        # has been closed". Before more_body=False it means a truncated upload.
+                        raise ClientDisconnected(
+                            "the client disconnected before the request body ended"
+                        )
+                    continue  # too large, or a message of another type: checked above
+            if body:
+                chunks.append(body)
+                got += len(body)
+                if (want >= 0 and got >= want) or (line and b"\n" in body):
+                    break
+        self._read_ahead()
         return chunks, self.more_body
+
+    def _accept(self, message: Message) -> bytes | None:
+        """Account for a received message: its body (http.request) or None."""
+        kind = message["type"]
+        if kind == "http.request":
+            body: bytes = message.get("body", b"")
+            if not message.get("more_body", False):
+                self.more_body = False
+            if body:
+                self.received += len(body)
+                limit = self.adapter.max_request_body
+                if limit is not None and self.received > limit:
+                    self.too_large = True
+                    return None
+            return body
+        if kind == "http.disconnect":
+            self._disconnect()
+        return None
+
+    def ask_ahead(self) -> None:
+        """From the worker: the app has asked into the message held ahead (or the first
+        one); the loop may read the next one ahead."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the request is over
+            self.loop.call_soon_threadsafe(self._asked_ahead)
+
+    def _asked_ahead(self) -> None:
+        self._asked()
+        self._read_ahead()
+
+    def _asked(self) -> None:
+        """The message held ahead is the app's now: the watcher may receive again."""
+        self.head_unread = False
+        if self._space is not None:
+            self._space.set()
+
+    def _read_ahead(self) -> None:
+        """Receive the next body message before the app asks for it, if none is held."""
+        if (
+            self.more_body
+            and self.ahead is None
+            and not self.head_unread
+            and not self.disconnected
+            and not self.too_large
+            and (self.reader is None or self.reader.done())
+        ):
+            self.reader = self.loop.create_task(self._receive_ahead())
+
+    async def _receive_ahead(self) -> None:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        async with lock:
+            if self.ahead is not None or not self.more_body or self.disconnected:
+                return
+            message = await self.receive()
+        body = self._accept(message)
+        if body is not None:
+            self.ahead = (body, self.more_body)
 
     def _too_large(self) -> RequestBodyTooLarge:
         return RequestBodyTooLarge(
@@ -644,15 +736,15 @@ class _Request:
     async def _watch(self) -> None:
         """Listen for http.disconnect while the response streams.
 
-        It shares ``receive()`` with ``wsgi.input`` under one lock and parks at most one body
-        message for the reader, so the body is never read ahead by more than a message.
+        It shares ``receive()`` with ``wsgi.input`` under one lock and holds at most one body
+        message ahead for the reader, so the body is never read ahead by more than a message.
         """
         lock = self._lock
         if lock is None:
             lock = self._lock = asyncio.Lock()
         while not self.disconnected:
-            if self._parked_holds_more():
-                # The reader has not taken the parked message yet: receiving again would
+            if self._holds_unasked():
+                # The reader has not taken the message held ahead yet: receiving again would
                 # read ahead a second message. (After the final body message only a
                 # disconnect can come, so that one does not stop the watch.)
                 space = self._space
@@ -662,22 +754,20 @@ class _Request:
                 await space.wait()
                 continue
             async with lock:
-                if self._parked_holds_more() or self.disconnected:
+                if self._holds_unasked() or self.disconnected:
                     continue
                 message = await self.receive()
-                kind = message["type"]
-                if kind == "http.disconnect":
-                    self._disconnect()
-                    return
-                if kind == "http.request" and self.more_body and self._parked is None:
-                    self._parked = message
+            if self.more_body or message["type"] != "http.request":
+                body = self._accept(message)
+                if body is not None:
+                    self.ahead = (body, self.more_body)
 
-    def _parked_holds_more(self) -> bool:
+    def _holds_unasked(self) -> bool:
         # A method, not an inline test: the state changes while the watcher awaits.
-        parked = self._parked
-        if parked is None:
+        ahead = self.ahead
+        if ahead is None:
             return self.head_unread
-        return bool(parked.get("more_body", False))
+        return ahead[1]
 
     async def send_whole(self, whole: _Whole) -> None:
         """Send a response the worker had whole (its body a list of parts)."""
@@ -781,6 +871,13 @@ class _Request:
         self.channel.close(ClientDisconnected("the request was cancelled"))
         if self.watcher is not None:
             self.watcher.cancel()
+        self.stop_reading()
+
+    def stop_reading(self) -> None:
+        """The app is done: a message still being received ahead is nobody's."""
+        reader = self.reader
+        if reader is not None:
+            reader.cancel()
 
     async def stop_watching(self) -> None:
         watcher = self.watcher
@@ -922,6 +1019,8 @@ class WsgiToAsgi:
             # Unlocked read: True is final, and False takes the locked path.
             if not request.finished:
                 await request.wait_finished()
+            if request.reader is not None:
+                request.stop_reading()
         except BaseException:
             request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
