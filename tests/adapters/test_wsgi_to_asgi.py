@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
-from crossgate.adapters import wsgi_to_asgi as adapter_module
+from crossgate.adapters._bridge import call_in_loop
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.wsgi_to_asgi import FileWrapper, WsgiToAsgi, wsgi_to_asgi
 
@@ -711,19 +711,100 @@ async def test_at_most_one_message_is_read_ahead(make: Callable[..., WsgiToAsgi]
     assert ex.receives == 3
 
 
+async def test_a_read_waiting_behind_the_read_ahead_sees_its_disconnect(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """The message read ahead is a disconnect while a read waits for the receive() lock:
+    the read raises, and does not call receive() again (on hypercorn, say, nothing more
+    would ever come)."""
+    seen: dict[str, Any] = {}
+    calls: list[str] = []
+    leave = asyncio.Event()
+
+    async def receive() -> Message:
+        calls.append("receive")
+        if len(calls) == 1:
+            return {"type": "http.request", "body": b"ab", "more_body": True}
+        if len(calls) == 2:
+            await leave.wait()
+            return {"type": "http.disconnect"}
+        await asyncio.Event().wait()  # nothing after the disconnect: a hang
+        raise AssertionError("unreachable")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def op(f: Any) -> bytes:
+        data: bytes = f.read(2)  # the first message; the loop now reads the next ahead
+        asyncio.run_coroutine_threadsafe(_set_soon(leave), loop)
+        more: bytes = f.read(2)  # waits behind the read-ahead, which gets the disconnect
+        return data + more
+
+    loop = asyncio.get_running_loop()
+    scope = Exchange(method="POST").scope
+    with anyio.fail_after(5):
+        await make(reading_app(op, seen))(scope, receive, send)
+    assert isinstance(seen["error"], ClientDisconnected)
+    assert calls == ["receive", "receive"]
+
+
+async def _set_soon(event: asyncio.Event) -> None:
+    await asyncio.sleep(0.05)  # the read has made its trip and waits for the lock by now
+    event.set()
+
+
+async def test_read_0_asks_for_nothing_and_reads_nothing_ahead(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    seen: dict[str, Any] = {}
+    ex = Exchange([b"ab", b"cd", b"ef"], method="POST")
+    probe: dict[str, int] = {}
+
+    def op(f: Any) -> list[bytes]:
+        parts = [f.read(0), f.readline(0)]
+        time.sleep(0.05)  # time enough for the loop to read ahead, were it to
+        probe["receives"] = ex.receives
+        return parts
+
+    await ex.run(make(reading_app(op, seen)))
+    assert seen["result"] == [b"", b""]
+    assert probe["receives"] == 1  # only the first message, received before the app ran
+
+
+async def test_bytes_received_before_a_disconnect_stay_readable(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def op(f: Any) -> list[object]:
+        outcomes: list[object] = []
+        for size in (10, 4, 1):
+            try:
+                outcomes.append(f.read(size))
+            except ClientDisconnected as exc:
+                outcomes.append(type(exc))
+        return outcomes
+
+    await Exchange([b"ab", b"cd"], cut=True, method="POST").run(make(reading_app(op, seen)))
+    # The read that ran into the disconnect raised; the bytes before it are still there,
+    # as in a file, and reading past them raises again.
+    assert seen["result"] == [ClientDisconnected, b"abcd", ClientDisconnected]
+
+
 async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
     make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
     ex = Exchange([b"ab", b"cd", b"ef", b"gh"], method="POST")
     trips: list[object] = []
-    real_call_in_loop = adapter_module.call_in_loop
 
     def counting_call_in_loop(*args: Any, **kwargs: Any) -> Any:
         trips.append(args[1])
-        return real_call_in_loop(*args, **kwargs)
+        return call_in_loop(*args, **kwargs)
 
-    monkeypatch.setattr(adapter_module, "call_in_loop", counting_call_in_loop)
+    monkeypatch.setattr("crossgate.adapters.wsgi_to_asgi.call_in_loop", counting_call_in_loop)
 
     def op(f: Any) -> list[bytes]:
         parts = []

@@ -184,7 +184,7 @@ class _Input:
         return data[pos:] if pos else data
 
     def read(self, size: int | None = -1) -> bytes:
-        if not self._started:
+        if not self._started and size != 0:
             if self._eof:
                 self._started = True
             else:
@@ -192,11 +192,16 @@ class _Input:
         data, pos = self._data, self._pos
         available = len(data) - pos
         if size is None or size < 0:
-            if self._eof:
-                return self._rest()
-            rest = self._rest()
-            chunks = self._fill(-1, False)  # receives up to more_body=False, in one trip
-            return b"".join([rest, *chunks]) if rest else b"".join(chunks)
+            # One trip receives up to more_body=False, unless an error cuts it short: then
+            # the next trip raises, and what came before stays readable.
+            chunks = [self._rest()]
+            try:
+                while not self._eof:
+                    chunks += self._fill(-1, False)
+            except BaseException:
+                self._keep(chunks)
+                raise
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if available >= size:
             if not pos and available == size:
                 self._data = b""
@@ -206,10 +211,14 @@ class _Input:
         parts: list[bytes | memoryview[int]] = [memoryview(data)[pos:]] if available else []
         got = available
         last = b""
-        while got < size and not self._eof:
-            for last in self._fill(size - got, False):
-                parts.append(last)
-                got += len(last)
+        try:
+            while got < size and not self._eof:
+                for last in self._fill(size - got, False):
+                    parts.append(last)
+                    got += len(last)
+        except BaseException:
+            self._keep(parts)  # what came before the error is still the app's to read
+            raise
         if got <= size:
             self._data, self._pos = b"", 0
             if len(parts) == 1 and type(parts[0]) is bytes:
@@ -221,8 +230,11 @@ class _Input:
         self._data, self._pos = last, cut
         return b"".join(parts)
 
+    def _keep(self, parts: Sequence[bytes | memoryview[int]]) -> None:
+        self._data, self._pos = b"".join(parts), 0
+
     def readline(self, size: int | None = -1) -> bytes:
-        if not self._started:
+        if not self._started and size != 0:
             if self._eof:
                 self._started = True
             else:
@@ -236,12 +248,16 @@ class _Input:
             # (or the limit, or the end), then cut the line from them.
             parts = [self._rest()]
             got = len(parts[0])
-            while not self._eof and (limit < 0 or got < limit):
-                chunks = self._fill(limit - got if limit >= 0 else -1, True)
-                parts += chunks
-                got += sum(map(len, chunks))
-                if any(b"\n" in chunk for chunk in chunks):
-                    break
+            try:
+                while not self._eof and (limit < 0 or got < limit):
+                    chunks = self._fill(limit - got if limit >= 0 else -1, True)
+                    parts += chunks
+                    got += sum(map(len, chunks))
+                    if any(b"\n" in chunk for chunk in chunks):
+                        break
+            except BaseException:
+                self._keep(parts)
+                raise
             data, pos = b"".join(parts), 0
             end = len(data) if limit < 0 else min(len(data), limit)
             newline = data.find(b"\n", 0, end)
@@ -633,29 +649,39 @@ class _Request:
                 self._asked()
                 body = ahead[0]
             else:
+                if chunks and (self.too_large or self.disconnected):
+                    break  # what came before the error is the app's; the next pull raises
                 if self.too_large:
                     raise self._too_large()
                 if not self.more_body:
                     break
                 if self.disconnected:
-                    raise ClientDisconnected("the client disconnected before the body ended")
+                    raise ClientDisconnected(
+                        "the client disconnected before the request body ended"
+                    )
                 lock = self._lock
                 if lock is None:
                     lock = self._lock = asyncio.Lock()
                 async with lock:  # one receive() at a time: the watcher may be in one
-                    if self.ahead is not None or not self.more_body:
+                    # Whoever held the lock may have changed the state: a message read
+                    # ahead, the end of the body, or a disconnect, after which receive()
+                    # may never return again.
+                    if (
+                        self.ahead is not None
+                        or not self.more_body
+                        or self.disconnected
+                        or self.too_large
+                    ):
                         continue
                     message = await self.receive()
                 body = self._accept(message)
                 if body is None:
-                    if self.disconnected:
-                        # ASGI: http.disconnect is "sent to the application if receive is
-                        # called after a response has been sent or after the HTTP connection
-                        # has been closed". Before more_body=False it means a truncated upload.
-                        raise ClientDisconnected(
-                            "the client disconnected before the request body ended"
-                        )
-                    continue  # too large, or a message of another type: checked above
+                    # Too large or a disconnect (or another type of message): the top of
+                    # the loop delivers what came before, or raises. ASGI: http.disconnect
+                    # is "sent to the application if receive is called after a response
+                    # has been sent or after the HTTP connection has been closed". Before
+                    # more_body=False it means a truncated upload.
+                    continue
             if body:
                 chunks.append(body)
                 got += len(body)
@@ -715,7 +741,7 @@ class _Request:
         if lock is None:
             lock = self._lock = asyncio.Lock()
         async with lock:
-            if self.ahead is not None or not self.more_body or self.disconnected:
+            if self.ahead is not None or not self.more_body or self.disconnected or self.too_large:
                 return
             message = await self.receive()
         body = self._accept(message)
