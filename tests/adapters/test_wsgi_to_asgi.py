@@ -905,6 +905,29 @@ async def test_streamed_body_over_the_limit_raises_from_read(
     assert isinstance(seen["error"], RequestBodyTooLarge)
 
 
+async def test_a_body_over_the_limit_is_not_drained_while_the_response_streams(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    errors: list[BaseException] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except RequestBodyTooLarge as exc:
+            errors.append(exc)
+        start_response("413 Content Too Large", [("Content-Type", "text/plain")])
+        for part in (b"too ", b"large"):
+            time.sleep(0.02)  # the response outlives its first batch: the watcher runs
+            yield part
+
+    ex = Exchange([b"ab", b"cdef", b"gh", b"ij", b"kl"], method="POST")
+    await ex.run(make(app, max_request_body=4))
+    assert len(errors) == 1
+    assert ex.status == 413
+    assert ex.body_bytes == b"too large"
+    assert ex.receives == 2  # the first message and the one that crossed the limit
+
+
 async def test_body_within_the_limit_is_read(make: Callable[..., WsgiToAsgi]) -> None:
     seen: dict[str, Any] = {}
     app = make(reading_app(lambda f: f.read(), seen), max_request_body=10)

@@ -790,6 +790,10 @@ class _Request:
 
     def _holds_unasked(self) -> bool:
         # A method, not an inline test: the state changes while the watcher awaits.
+        if self.too_large:
+            # The body over the limit is refused, not drained: receiving on would read
+            # it all. A client that leaves is still noticed, by a send() that fails.
+            return True
         ahead = self.ahead
         if ahead is None:
             return self.head_unread
