@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["REPO", "free_port", "gunicorn_argv", "serve", "wait_for_port"]
+__all__ = ["REPO", "free_port", "gunicorn_argv", "serve", "uvicorn_argv", "wait_for_port"]
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"

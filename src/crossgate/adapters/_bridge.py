@@ -46,6 +46,7 @@ __all__ = [
     "default_pool",
     "get_portal",
     "origin_loop",
+    "post_threadsafe",
     "run_sync",
     "set_default_workers",
 ]
@@ -106,7 +107,9 @@ def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
-def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> bool:
+def post_threadsafe(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any
+) -> bool:
     """Schedule ``callback`` on ``loop`` from any thread; False when the loop is closed."""
     try:
         loop.call_soon_threadsafe(callback, *args)
@@ -139,15 +142,15 @@ def _make_job(
             result = _run_from(loop, ctx, fn, args)
         except BaseException as exc:
             # Base exceptions too: a SystemExit in the job belongs to the awaiting caller.
-            return functools.partial(_post, loop, _set_exception, fut, exc)
-        return functools.partial(_post, loop, _set_result, fut, result)
+            return functools.partial(post_threadsafe, loop, _set_exception, fut, exc)
+        return functools.partial(post_threadsafe, loop, _set_result, fut, result)
 
     return job
 
 
 def resolve_threadsafe(fut: asyncio.Future[T], value: T) -> None:
     """Set ``fut``'s result from any thread (nothing happens once its loop is closed)."""
-    _post(fut.get_loop(), _set_result, fut, value)
+    post_threadsafe(fut.get_loop(), _set_result, fut, value)
 
 
 def _run_from(
@@ -236,22 +239,14 @@ class WorkerPool:
 
     def _work(self) -> None:
         get = self._queue.get
-        origin = _origin
         while True:
             job = get()
             if job is None:
                 return
             deliver: object = None
             try:
-                if type(job) is tuple:  # from start(): run in the caller's context
-                    loop, ctx, fn, args = job
-                    origin.loop = loop
-                    try:
-                        deliver = ctx.run(fn, *args)
-                    finally:
-                        origin.loop = None
-                else:
-                    deliver = job()  # type: ignore[operator]
+                # A tuple comes from start(): run in the caller's context.
+                deliver = _run_from(*job) if type(job) is tuple else job()  # type: ignore[operator]
             except BaseException:  # a job that breaks its contract must not kill the worker
                 logger.exception("crossgate: uncaught error in a worker job")
             del job
@@ -263,7 +258,7 @@ class WorkerPool:
                 if not self._busy and self._drained:
                     waiters, self._drained = self._drained, []
                     for waiter_loop, fut in waiters:
-                        _post(waiter_loop, _set_result, fut, None)
+                        post_threadsafe(waiter_loop, _set_result, fut, None)
             if callable(deliver):
                 try:
                     deliver()
@@ -506,7 +501,7 @@ def call_in_loop(
         raise RuntimeError("call_in_loop() from the loop's own thread would deadlock")
     ctx = contextvars.copy_context() if context is None else context
     mailbox = _Mailbox()
-    if not _post(loop, _start, loop, ctx, mailbox, fn, args):
+    if not post_threadsafe(loop, _start, loop, ctx, mailbox, fn, args):
         raise RuntimeError(f"event loop {loop!r} is closed")
     try:
         finished = mailbox.wait(timeout)
@@ -603,7 +598,7 @@ def _cancel_from_thread(loop: asyncio.AbstractEventLoop, mailbox: _Mailbox) -> N
         if task is not None:
             task.cancel()
 
-    _post(loop, cancel)
+    post_threadsafe(loop, cancel)
 
 
 def _name(fn: object) -> str:
@@ -673,7 +668,7 @@ class Portal:
         def start() -> None:
             self.loop.create_task(fn(*args), context=ctx)
 
-        if not _post(self.loop, start):
+        if not post_threadsafe(self.loop, start):
             raise RuntimeError("the crossgate portal is closed")
 
     def on_close(self, hook: Callable[[], Coroutine[Any, Any, object]]) -> None:
@@ -693,7 +688,7 @@ class Portal:
                 call_in_loop(self.loop, hook, timeout=timeout)
             except BaseException:
                 logger.exception("crossgate: a portal close hook failed")
-        _post(self.loop, self.loop.stop)
+        post_threadsafe(self.loop, self.loop.stop)
         self._thread.join(timeout)
 
     @property
@@ -831,7 +826,7 @@ class ThreadToLoop(_Channel[Item]):
         waiter = self._consumer
         if waiter is not None:
             self._consumer = None
-            _post(self._loop, _set_result, waiter, None)
+            post_threadsafe(self._loop, _set_result, waiter, None)
 
     def _release_producer(self) -> None:  # with self._lock held
         if self._producer_waiting:
@@ -997,7 +992,7 @@ class LoopToThread(_Channel[Item]):
                         items = self._take()
                         producer, self._producer = self._producer, None
                         if producer is not None:
-                            _post(self._loop, _set_result, producer, None)
+                            post_threadsafe(self._loop, _set_result, producer, None)
                         return items
                     if self.closed:
                         return self._ended()
@@ -1007,9 +1002,9 @@ class LoopToThread(_Channel[Item]):
                     try:
                         result = fn()
                     except BaseException as exc:
-                        _post(self._loop, _set_exception, fut, exc)
+                        post_threadsafe(self._loop, _set_exception, fut, exc)
                     else:
-                        _post(self._loop, _set_result, fut, result)
+                        post_threadsafe(self._loop, _set_result, fut, result)
                 continue
             if deadline is None:
                 self._wake.acquire()
@@ -1033,6 +1028,7 @@ class LoopToThread(_Channel[Item]):
             self._wake_consumer()
             producer, self._producer = self._producer, None
         if producer is not None:
-            _post(self._loop, _set_result, producer, None)
+            post_threadsafe(self._loop, _set_result, producer, None)
         for _, fut in calls:
-            _post(self._loop, _set_exception, fut, error or BridgeClosed("channel closed"))
+            failure = error or BridgeClosed("channel closed")
+            post_threadsafe(self._loop, _set_exception, fut, failure)

@@ -22,7 +22,6 @@ Specifications quoted beside the code:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -42,6 +41,7 @@ from crossgate.adapters._bridge import (
     ThreadToLoop,
     WorkerPool,
     call_in_loop,
+    post_threadsafe,
     resolve_threadsafe,
 )
 from crossgate.adapters.environ import build_environ, check_status, encode_response_headers
@@ -142,13 +142,14 @@ class _Input:
         self._data = head
         self._pos = 0
         self._eof = eof
-        self._started = eof
+        self._started = False
 
     def _start(self) -> None:
         # The app has started on the message received before it ran: the loop may now
-        # read the next one ahead.
+        # read the next one ahead (if there is one).
         self._started = True
-        self._request.ask_ahead()
+        if not self._eof:
+            self._request.ask_ahead()
 
     def _fill(self, want: int, line: bool) -> list[bytes]:
         """The next body chunks: at least one byte, or all that is left (``want`` < 0 and
@@ -185,10 +186,7 @@ class _Input:
 
     def read(self, size: int | None = -1) -> bytes:
         if not self._started and size != 0:
-            if self._eof:
-                self._started = True
-            else:
-                self._start()
+            self._start()
         data, pos = self._data, self._pos
         available = len(data) - pos
         if size is None or size < 0:
@@ -235,10 +233,7 @@ class _Input:
 
     def readline(self, size: int | None = -1) -> bytes:
         if not self._started and size != 0:
-            if self._eof:
-                self._started = True
-            else:
-                self._start()
+            self._start()
         limit = -1 if size is None or size < 0 else size
         data, pos = self._data, self._pos
         end = len(data) if limit < 0 else min(len(data), pos + limit)
@@ -659,19 +654,11 @@ class _Request:
                     raise ClientDisconnected(
                         "the client disconnected before the request body ended"
                     )
-                lock = self._lock
-                if lock is None:
-                    lock = self._lock = asyncio.Lock()
-                async with lock:  # one receive() at a time: the watcher may be in one
+                async with self._receiving():  # the watcher or the read-ahead may be in one
                     # Whoever held the lock may have changed the state: a message read
                     # ahead, the end of the body, or a disconnect, after which receive()
                     # may never return again.
-                    if (
-                        self.ahead is not None
-                        or not self.more_body
-                        or self.disconnected
-                        or self.too_large
-                    ):
+                    if not self._may_receive():
                         continue
                     message = await self.receive()
                 body = self._accept(message)
@@ -711,8 +698,8 @@ class _Request:
     def ask_ahead(self) -> None:
         """From the worker: the app has asked into the message held ahead (or the first
         one); the loop may read the next one ahead."""
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the request is over
-            self.loop.call_soon_threadsafe(self._asked_ahead)
+        # Once the loop is closed (False) the request is over: nothing to read ahead for.
+        post_threadsafe(self.loop, self._asked_ahead)
 
     def _asked_ahead(self) -> None:
         self._asked()
@@ -724,24 +711,31 @@ class _Request:
         if self._space is not None:
             self._space.set()
 
+    def _may_receive(self) -> bool:
+        """More of the body may come, and no message received is waiting for the app."""
+        return (
+            self.ahead is None and self.more_body and not self.disconnected and not self.too_large
+        )
+
+    def _receiving(self) -> asyncio.Lock:
+        """The lock that keeps receive() to one caller at a time, made on first use."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        return lock
+
     def _read_ahead(self) -> None:
         """Receive the next body message before the app asks for it, if none is held."""
         if (
-            self.more_body
-            and self.ahead is None
+            self._may_receive()
             and not self.head_unread
-            and not self.disconnected
-            and not self.too_large
             and (self.reader is None or self.reader.done())
         ):
             self.reader = self.loop.create_task(self._receive_ahead())
 
     async def _receive_ahead(self) -> None:
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
-        async with lock:
-            if self.ahead is not None or not self.more_body or self.disconnected or self.too_large:
+        async with self._receiving():
+            if not self._may_receive():
                 return
             message = await self.receive()
         body = self._accept(message)
@@ -765,9 +759,7 @@ class _Request:
         It shares ``receive()`` with ``wsgi.input`` under one lock and holds at most one body
         message ahead for the reader, so the body is never read ahead by more than a message.
         """
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = asyncio.Lock()
+        lock = self._receiving()
         while not self.disconnected:
             if self._holds_unasked():
                 # The reader has not taken the message held ahead yet: receiving again would
@@ -799,17 +791,14 @@ class _Request:
             return self.head_unread
         return ahead[1]
 
-    async def send_whole(self, whole: _Whole) -> None:
-        """Send a response the worker had whole (its body a list of parts)."""
-        status, headers, body = whole
-        start: Message = {"type": "http.response.start", "status": status, "headers": headers}
-        if type(body) is bytes:
-            await self._send_all([start, {"type": "http.response.body", "body": body}])
-            return
+    async def send_parts(
+        self, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes]
+    ) -> None:
+        """Send a response the worker had whole, its body in several parts."""
         await self._send_all(
             [
-                start,
-                *({"type": "http.response.body", "body": part, "more_body": True} for part in body),
+                {"type": "http.response.start", "status": status, "headers": headers},
+                *({"type": "http.response.body", "body": p, "more_body": True} for p in parts),
                 {"type": "http.response.body", "body": b""},
             ]
         )
@@ -1035,17 +1024,19 @@ class WsgiToAsgi:
                 finally:
                     if request.watcher is not None:
                         await request.stop_watching()
-            elif type(whole[2]) is bytes:
-                # The usual response, whole and in one piece: sent from here.
-                try:
-                    await send(
-                        {"type": "http.response.start", "status": whole[0], "headers": whole[1]}
-                    )
-                    await send({"type": "http.response.body", "body": whole[2]})
-                except BaseException as exc:
-                    request._send_failed(exc)
             else:
-                await request.send_whole(whole)
+                status, headers, body = whole
+                if isinstance(body, bytes):
+                    # The usual response, whole and in one piece: sent from here.
+                    try:
+                        await send(
+                            {"type": "http.response.start", "status": status, "headers": headers}
+                        )
+                        await send({"type": "http.response.body", "body": body})
+                    except BaseException as exc:
+                        request._send_failed(exc)
+                else:
+                    await request.send_parts(status, headers, body)
             # Unlocked read: True is final, and False takes the locked path.
             if not request.finished:
                 await request.wait_finished()
