@@ -219,7 +219,7 @@ async def test_pool_start_calls_the_returned_delivery_once_the_thread_is_idle() 
 
             def job(n: int, fut: asyncio.Future[tuple[int, int]]) -> Callable[[], None]:
                 def deliver() -> None:
-                    _bridge.resolve_threadsafe(fut, (n, reuse._idle))
+                    _bridge.resolve_threadsafe(fut, (n, len(reuse._idle)))
 
                 return deliver
 
