@@ -137,6 +137,27 @@ async def test_pool_drain_times_out_then_succeeds(pool: WorkerPool) -> None:
     assert await task
 
 
+async def test_pool_drain_sees_a_job_that_ends_as_it_registers(pool: WorkerPool) -> None:
+    # A worker marks its job done without the pool lock, then looks for drain() waiters.
+    # A drain() that found the job busy but registers only after the worker looked must
+    # still return (it re-checks after registering) instead of waiting out its timeout.
+    release = threading.Event()
+
+    class LateRegistration(list[Any]):
+        def append(self, item: Any) -> None:
+            release.set()  # the job ends now, after drain() saw it busy
+            deadline = time.monotonic() + LONG
+            while pool._busy and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(0.05)  # and the worker has looked for waiters: there were none
+            super().append(item)
+
+    pool._drained = LateRegistration()
+    pool.start(release.wait, LONG, loop=asyncio.get_running_loop())
+    await asyncio.sleep(0)
+    assert await pool.drain(timeout=2.0)
+
+
 async def test_pool_shutdown_finishes_queued_work_then_refuses() -> None:
     small = WorkerPool(1, name=unique("shut-pool"))
     release = threading.Event()
