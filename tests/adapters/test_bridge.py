@@ -251,6 +251,29 @@ async def test_pool_start_calls_the_returned_delivery_once_the_thread_is_idle() 
         stop(reuse)
 
 
+async def test_a_worker_yields_the_cpu_between_jobs_once_it_has_worked_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker that runs job after job keeps the GIL until CPython forces a switch in the
+    # middle of whatever the app does; it lets the others run between jobs instead.
+    yields: list[str] = []
+    monkeypatch.setattr(_bridge, "YIELD_AFTER", 0.05)  # wide: a slow CI machine stays under
+    monkeypatch.setattr(
+        _bridge, "_yield_cpu", lambda: yields.append(threading.current_thread().name)
+    )
+    single = WorkerPool(1, name=unique("yield-pool"))  # one thread: every job in order on it
+    try:
+        for _ in range(3):
+            await single.run(lambda: None)  # next to no work: no yield
+        await single.run(time.sleep, 0.1)  # over YIELD_AFTER: a yield once it is done
+        await single.run(lambda: None)  # runs after that yield; the count started again
+        await single.run(lambda: None)
+        assert len(yields) == 1
+        assert yields[0].startswith(single.name)  # the worker yields, not the caller
+    finally:
+        stop(single)
+
+
 async def test_pool_start_logs_an_escaping_error_and_keeps_the_thread(
     pool: WorkerPool, caplog: pytest.LogCaptureFixture
 ) -> None:
