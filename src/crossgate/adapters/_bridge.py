@@ -499,13 +499,13 @@ class _Mailbox:
 
     def wait(self, timeout: float | None) -> bool:
         """Serve posted jobs until done; False if ``timeout`` passed first."""
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             # Block first: right after posting the start, the loop thread is waking up and
             # needs the GIL, which this thread should give up at once.
             if deadline is None:
                 self._wake.acquire()
-            elif not self._wake.acquire(timeout=max(0.0, deadline - _monotonic())):
+            elif not self._wake.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 with self._lock:
                     if self._sleeping:  # nobody released the lock: a real timeout
                         self._sleeping = False
@@ -523,10 +523,6 @@ class _Mailbox:
                         self._sleeping = True
                         break
                 _run_job(job)
-
-
-def _monotonic() -> float:
-    return time.monotonic()
 
 
 def call_in_loop(
@@ -811,7 +807,7 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
 class _Channel(Generic[Item]):
     """State shared by both channel directions: a queue of (item, size) with a budget."""
 
-    __slots__ = ("_bytes", "_error", "_items", "_lock", "_loop", "_sizes", "budget", "closed")
+    __slots__ = ("_bytes", "_error", "_items", "_lock", "_loop", "budget", "closed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: int) -> None:
         if budget < 1:
@@ -820,7 +816,6 @@ class _Channel(Generic[Item]):
         self._loop = loop
         self._lock = threading.Lock()
         self._items: list[Item] = []
-        self._sizes = 0
         self._bytes = 0
         self.closed = False
         self._error: BaseException | None = None
@@ -842,6 +837,13 @@ class _Channel(Generic[Item]):
                 self._items.clear()
                 self._bytes = 0
         return True
+
+    def _push(self, item: Item, size: int) -> None:  # with self._lock held
+        """Queue ``item`` of ``size`` bytes; raise if the channel is closed."""
+        if self.closed:
+            raise self._error or BridgeClosed("channel closed")
+        self._items.append(item)
+        self._bytes += size
 
     def _take(self) -> list[Item]:  # with self._lock held
         items, self._items = self._items, []
@@ -890,10 +892,7 @@ class ThreadToLoop(_Channel[Item]):
         channel is closed, and ``TimeoutError`` if the budget stays spent for ``timeout``.
         """
         with self._lock:
-            if self.closed:
-                raise self._error or BridgeClosed("channel closed")
-            self._items.append(item)
-            self._bytes += size
+            self._push(item, size)
             if self._consumer is not None:  # tested here: put() is the streaming hot path
                 self._wake_consumer()
             if self._bytes < self.budget:
@@ -972,10 +971,7 @@ class LoopToThread(_Channel[Item]):
     def put_nowait(self, item: Item, size: int = 0) -> bool:
         """Queue ``item`` without waiting; True if the budget still has room after it."""
         with self._lock:
-            if self.closed:
-                raise self._error or BridgeClosed("channel closed")
-            self._items.append(item)
-            self._bytes += size
+            self._push(item, size)
             self._wake_consumer()
             return self._bytes < self.budget
 
@@ -987,10 +983,7 @@ class LoopToThread(_Channel[Item]):
         wake-up. One turn later the task is done and the loop about to wait for I/O.
         """
         with self._lock:
-            if self.closed:
-                raise self._error or BridgeClosed("channel closed")
-            self._items.append(item)
-            self._bytes += size
+            self._push(item, size)
         self._loop.call_soon(self._wake_later)
 
     def _wake_later(self) -> None:
@@ -1033,7 +1026,7 @@ class LoopToThread(_Channel[Item]):
         Runs the work the loop asked for meanwhile. Raises ``TimeoutError`` if nothing came
         within ``timeout``, and the closing exception if the channel was closed with one.
         """
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
                 calls, self._calls = self._calls, []
@@ -1058,7 +1051,7 @@ class LoopToThread(_Channel[Item]):
                 continue
             if deadline is None:
                 self._wake.acquire()
-            elif not self._wake.acquire(timeout=max(0.0, deadline - _monotonic())):
+            elif not self._wake.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 with self._lock:
                     if self._consumer_waiting:
                         self._consumer_waiting = False
