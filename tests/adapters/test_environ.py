@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from crossgate._errors import InvalidHeader, InvalidResponse, InvalidStatus
 from crossgate._types import Environ, StartResponse
+from crossgate.adapters import environ as environ_module
 from crossgate.adapters.environ import (
     ENVIRON_SCOPE_KEY,
     build_environ,
@@ -182,6 +183,16 @@ def test_build_environ_script_name_and_path_info(
     environ = build_environ(make_scope(root_path=root_path, path=path, raw_path=raw_path))
     assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == (script_name, path_info)
     assert not environ["SCRIPT_NAME"].endswith("/")
+
+
+def test_build_environ_starts_from_extra_without_changing_it() -> None:
+    """``extra`` (an adapter's wsgi.* keys) is copied in; the scope's variables win."""
+    extra = {"wsgi.multithread": True, "PATH_INFO": "/stale"}
+    environ = build_environ(make_scope(path="/x", raw_path=b"/x"), extra)
+    assert environ["wsgi.multithread"] is True
+    assert environ["PATH_INFO"] == "/x"
+    assert extra == {"wsgi.multithread": True, "PATH_INFO": "/stale"}
+    assert environ is not extra
 
 
 def test_build_environ_without_root_path_key() -> None:
@@ -1027,6 +1038,29 @@ def test_encode_response_headers_accepts_any_iterable() -> None:
     assert encode_response_headers(h for h in [("A", "b")]) == [(b"a", b"b")]
 
 
+def test_encode_response_headers_remembers_only_valid_pairs_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pairs seen before come back from a bounded cache; a lookalike of one is still checked."""
+    monkeypatch.setattr(environ_module, "_ENCODED_PAIRS", {})
+    monkeypatch.setattr(environ_module, "_CACHE_MAX", 4)
+    assert encode_response_headers([("X-Seen", "v")]) == [(b"x-seen", b"v")]
+    assert ("X-Seen", "v") in environ_module._ENCODED_PAIRS
+    # bytes hash like the equal ASCII str: the cached pair must not answer for them.
+    with pytest.raises(InvalidHeader, match="str"):
+        encode_response_headers([(b"X-Seen", "v")])  # type: ignore[list-item]
+    with pytest.raises(InvalidHeader, match="control character"):
+        encode_response_headers([("X-Seen", "v\n")])
+    pairs = [(f"X-{n}", str(n)) for n in range(10)]
+    assert encode_response_headers(pairs) == [
+        (f"x-{n}".encode(), str(n).encode()) for n in range(10)
+    ]
+    assert len(environ_module._ENCODED_PAIRS) <= 4
+    long_value = "v" * 200  # values that vary (cookies, ETags) are not kept
+    assert encode_response_headers([("X-Long", long_value)]) == [(b"x-long", long_value.encode())]
+    assert ("X-Long", long_value) not in environ_module._ENCODED_PAIRS
+
+
 ENCODE_INVALID: list[tuple[str, object, str]] = [
     # (id, item, what the message must mention)
     ("empty-name", ("", "v"), "''"),
@@ -1047,6 +1081,7 @@ ENCODE_INVALID: list[tuple[str, object, str]] = [
     ("bytes-value", ("X", b"v"), "str"),
     ("none-value", ("X", None), "None"),
     ("int-value", ("X", 5), "int"),
+    ("unhashable-value", ("X", ["v"]), "list"),
     ("list-item", ["X", "v"], "tuple"),
     ("three-tuple", ("X", "v", "w"), "3 items"),
     ("one-tuple", ("X",), "1 items"),

@@ -112,6 +112,11 @@ _OPTIONAL_EMPTY: Final = frozenset((b"content-type", b"content-length"))
 # Validated response header names: str -> lower-cased bytes, and bytes -> str.
 _ENCODED_NAMES: dict[str, bytes] = {}
 _DECODED_NAMES: dict[bytes, str] = {}
+# Validated response headers, (str, str) -> (bytes, bytes): most responses repeat the same
+# few pairs (Content-Type, a Content-Length, Cache-Control). Short values only, so the
+# cache stays small when values vary (cookies, ETags).
+_ENCODED_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_PAIR_VALUE_MAX: Final = 64
 
 
 def _status_lines() -> dict[int, str]:
@@ -134,68 +139,82 @@ _STATUS_CODES: dict[str, int] = {line: code for code, line in _STATUS_LINES.item
 # --------------------------------------------------------------------------------------------
 
 
-def build_environ(scope: Mapping[str, Any]) -> Environ:
+def build_environ(scope: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Environ:
     """CGI/WSGI variables for an ASGI HTTP scope. The caller adds wsgi.input, wsgi.errors,
     wsgi.multithread, wsgi.multiprocess, wsgi.run_once, wsgi.file_wrapper, wsgi.input_terminated.
+
+    ``extra``: entries the environ starts with (an adapter's constant ``wsgi.*`` keys), so
+    that the dict is built once; the scope's variables are set over them.
 
     Every value is a PEP 3333 native string (request bytes decoded as latin-1) except
     ``wsgi.version``; the function never raises on odd bytes in the path, query or headers.
     """
-    # ASGI compat: "SCRIPT_NAME is root_path". PEP 3333 SCRIPT_NAME: "The initial portion of
-    # the request URL's "path" that corresponds to the application object"; it never ends
-    # with "/" because PATH_INFO takes the slash ("/app" + "/x", not "/app/" + "x").
     root_path = scope.get("root_path")
-    root = _utf8(root_path).rstrip(b"/") if root_path else b""
     path = scope.get("path") or ""
-    try:
-        path_bytes = path.encode("utf-8")
-    except UnicodeEncodeError:
-        path_bytes = _utf8(path)
-
     # ASGI: "raw_path (byte string) -- The original HTTP path component, excluding any query
     # string, unmodified from the bytes that were received by the web server." It is the
     # only place an encoded slash survives, so PATH_INFO comes from it when it can be
-    # trusted. The common case, raw_path == path with nothing percent-encoded, needs no work.
+    # trusted.
     raw = scope.get("raw_path")
-    info: bytes | None = None
-    if raw is not None and raw != path_bytes:
-        raw, info = _raw_path_info(raw, path, path_bytes, root)
-    if info is None:
-        # ASGI compat: "PATH_INFO can be derived by stripping root_path from path".
-        info = _below_root(path_bytes, root) if root else path_bytes
+    target: str
+    if not root_path and raw is not None and path.isascii() and raw == path.encode("ascii"):
+        # The common case: no root_path, nothing percent-encoded. An ASCII str is its own
+        # latin-1 decoding, so PATH_INFO and the request target are `path` itself.
+        script = ""
+        info_text = target = path
+    else:
+        # ASGI compat: "SCRIPT_NAME is root_path". PEP 3333 SCRIPT_NAME: "The initial portion
+        # of the request URL's "path" that corresponds to the application object"; it never
+        # ends with "/" because PATH_INFO takes the slash ("/app" + "/x", not "/app/" + "x").
+        root = _utf8(root_path).rstrip(b"/") if root_path else b""
+        try:
+            path_bytes = path.encode("utf-8")
+        except UnicodeEncodeError:
+            path_bytes = _utf8(path)
+        info: bytes | None = None
+        if raw is not None and raw != path_bytes:
+            raw, info = _raw_path_info(raw, path, path_bytes, root)
         if info is None:
-            # A path outside root_path is left whole: servers from before ASGI made `path`
-            # include root_path gave it relative to the root.
-            info = path_bytes
+            # ASGI compat: "PATH_INFO can be derived by stripping root_path from path".
+            info = _below_root(path_bytes, root) if root else path_bytes
+            if info is None:
+                # A path outside root_path is left whole: servers from before ASGI made
+                # `path` include root_path gave it relative to the root.
+                info = path_bytes
+        script = root.decode("latin-1")
+        info_text = info.decode("latin-1")
+        # RAW_URI (gunicorn) and REQUEST_URI (Apache, many apps): the request target as sent.
+        if raw is not None:
+            target = raw.decode("latin-1")
+        else:
+            target = quote_from_bytes(path_bytes, _PATH_SAFE)
 
     query: bytes = scope.get("query_string") or b""
     # PEP 3333 QUERY_STRING: "The portion of the request URL that follows the "?", if any."
     # ASGI: query_string is the "URL portion after the ?, percent-encoded" as bytes; latin-1
     # maps every byte, so a non-ASCII query cannot make this fail.
     query_str = query.decode("latin-1")
-    # RAW_URI (gunicorn) and REQUEST_URI (Apache, many apps): the request target as sent.
-    target = raw.decode("latin-1") if raw is not None else quote_from_bytes(path_bytes, _PATH_SAFE)
     if query_str:
         target = f"{target}?{query_str}"
 
     scheme: str = scope.get("scheme") or "http"
     http_version: str = scope.get("http_version") or "1.1"
-    environ: Environ = {
-        # ASGI compat: "REQUEST_METHOD is the method".
-        "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": root.decode("latin-1"),
-        # PEP 3333 PATH_INFO: "This may be an empty string, if the request URL targets the
-        # application root and does not have a trailing slash."
-        "PATH_INFO": info.decode("latin-1"),
-        "QUERY_STRING": query_str,
-        "RAW_URI": target,
-        "REQUEST_URI": target,
-        # ASGI compat: "SERVER_PROTOCOL is encoded in http_version".
-        "SERVER_PROTOCOL": _SERVER_PROTOCOLS.get(http_version) or "HTTP/" + http_version,
-        "wsgi.version": _WSGI_VERSION,
-        # ASGI compat: "wsgi.url_scheme is scheme".
-        "wsgi.url_scheme": scheme,
-    }
+    # Built by assignment on a copy of `extra`: one dict, grown in place, is cheaper than a
+    # literal that is then merged with `extra` (this runs once per request).
+    environ: Environ = dict(extra) if extra else {}
+    # ASGI compat: "REQUEST_METHOD is the method".
+    environ["REQUEST_METHOD"] = scope["method"]
+    environ["SCRIPT_NAME"] = script
+    # PEP 3333 PATH_INFO: "This may be an empty string, if the request URL targets the
+    # application root and does not have a trailing slash."
+    environ["PATH_INFO"] = info_text
+    environ["QUERY_STRING"] = query_str
+    environ["RAW_URI"] = environ["REQUEST_URI"] = target
+    # ASGI compat: "SERVER_PROTOCOL is encoded in http_version".
+    environ["SERVER_PROTOCOL"] = _SERVER_PROTOCOLS.get(http_version) or "HTTP/" + http_version
+    environ["wsgi.version"] = _WSGI_VERSION
+    # ASGI compat: "wsgi.url_scheme is scheme".
+    environ["wsgi.url_scheme"] = scheme
 
     # PEP 3333 HTTP_ Variables: "Variables corresponding to the client-supplied HTTP request
     # headers (i.e., variables whose names begin with "HTTP_"). The presence or absence of
@@ -578,8 +597,16 @@ def encode_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[by
     result: list[tuple[bytes, bytes]] = []
     append = result.append
     names = _ENCODED_NAMES
+    pairs = _ENCODED_PAIRS
     for item in _iterate(headers, "WSGI"):
         if type(item) is tuple and len(item) == 2:
+            try:
+                encoded = pairs.get(item)
+            except TypeError:  # unhashable, so not a pair of str: checked below
+                encoded = None
+            if encoded is not None:  # validated before (an app sends the same few headers)
+                append(encoded)
+                continue
             name, value = item
         else:
             name, value = _check_pair(item, tuple, "str")
@@ -592,7 +619,12 @@ def encode_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[by
             encoded_value = value.encode("ascii")
         else:
             encoded_value = _encode_value(name, value)
-        append((encoded_name, encoded_value))
+        encoded = (encoded_name, encoded_value)
+        if type(name) is str and type(value) is str and len(value) <= _PAIR_VALUE_MAX:
+            if len(pairs) >= _CACHE_MAX:
+                pairs.clear()  # bounded; the pairs an app keeps sending come back at once
+            pairs[item] = encoded
+        append(encoded)
     return result
 
 

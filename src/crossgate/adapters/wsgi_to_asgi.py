@@ -1006,8 +1006,7 @@ class WsgiToAsgi:
             if limit is not None and len(head) > limit:
                 request.too_large = True
                 head = b""
-        environ = build_environ(scope)
-        environ.update(self._environ_extra)
+        environ = build_environ(scope, self._environ_extra)
         environ["wsgi.input"] = _Input(
             request, head, not request.more_body and not request.too_large
         )
