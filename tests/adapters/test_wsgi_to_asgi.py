@@ -574,6 +574,36 @@ async def test_cancelled_request_releases_the_worker(make: Callable[..., WsgiToA
     assert body.closed.wait(5)
 
 
+async def test_a_request_cancelled_before_its_first_chunk_stops_the_app_at_that_chunk(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    # The response channel opens with the first chunk: a stop that came before it (here the
+    # task is cancelled while the app is still computing) must reach the first put.
+    body = Closing([b"tick"], endless=True)
+    computing = threading.Event()
+    go_on = threading.Event()
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        seen["thread"] = threading.get_ident()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        computing.set()
+        go_on.wait(5)
+        return body
+
+    ex = Exchange()
+    task = asyncio.ensure_future(ex.run(make(app)))
+    assert await asyncio.to_thread(computing.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    go_on.set()
+    assert await asyncio.to_thread(body.closed.wait, 5)
+    assert body.pulled == 1  # stopped at its first chunk, not after the budget filled up
+    assert body.close_thread == seen["thread"]
+    assert not ex.started.is_set()
+
+
 async def test_no_tasks_are_left_behind(make: Callable[..., WsgiToAsgi]) -> None:
     body = Closing([b"a", b"b"])
     body.gate = threading.Event()

@@ -25,7 +25,6 @@ import asyncio
 import functools
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final
 
@@ -307,7 +306,6 @@ class _Request:
         "delivered",
         "disconnected",
         "finished",
-        "finished_lock",
         "first",
         "head_unread",
         "headers",
@@ -322,6 +320,7 @@ class _Request:
         "send",
         "sent_by_worker",
         "status",
+        "stopped",
         "too_large",
         "watcher",
         "whole",
@@ -350,14 +349,18 @@ class _Request:
         self.first: asyncio.Future[_Whole | None] = loop.create_future()
         self.delivered = False
         self.whole: _Whole | None = None  # a whole response, handed over as the job ends
-        self.channel: ThreadToLoop[bytes] = ThreadToLoop(loop, adapter.budget)
+        # Opened by the worker when the response streams (see _stream): a whole response,
+        # the usual case, needs none.
+        self.channel: ThreadToLoop[bytes] | None = None
+        # Set on the loop once nobody will take the response (the client left, send()
+        # failed, the task was cancelled): the worker's next put raises it, so the app stops.
+        self.stopped: BaseException | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
         # Set by the worker once the app and its close() are done; the loop waits on _done
         # only when it gets there first (an early exit), so the usual request needs no
         # second wake-up of the loop.
         self.finished = False
-        self.finished_lock = threading.Lock()
         self._done: asyncio.Future[None] | None = None
         # Request body state, touched on the loop only.
         self.more_body = True
@@ -446,15 +449,28 @@ class _Request:
                 return stop
         # From the first chunk on, status and headers are committed: PEP 3333 "sent".
         self.headers_sent = True
-        if not self.delivered:
+        channel = self.channel
+        if channel is None:
             # Before the put, which may wait for a loop that is still awaiting `first`.
-            self._deliver(None)
-        self.channel.put(chunk, len(chunk))
+            channel = self._stream()
+        channel.put(chunk, len(chunk))
         return stop
 
-    def _deliver(self, first: _Whole | None) -> None:
-        self.delivered = True
-        resolve_threadsafe(self.first, first)
+    def _stream(self) -> ThreadToLoop[bytes]:
+        """The response's channel, opened on first use and announced to the loop."""
+        channel = self.channel
+        if channel is None:
+            channel = self.channel = ThreadToLoop(self.loop, self.adapter.budget)
+            # The loop sets `stopped` before it looks for a channel to close, and the
+            # worker opens the channel before it looks at `stopped`: one of them sees the
+            # other, so a stop is never missed (it may be applied twice, which is harmless).
+            stopped = self.stopped
+            if stopped is not None:
+                channel.close(stopped)
+        if not self.delivered:
+            self.delivered = True
+            resolve_threadsafe(self.first, None)
+        return channel
 
     def run(self, app: WSGIApp, environ: Environ) -> Callable[[], None] | None:
         """The worker job: call the app, hand its body to the loop, always close it.
@@ -463,8 +479,7 @@ class _Request:
         calls once it counts this thread idle: the loop, woken then, finds the GIL free
         and the work done, where a wake-up any earlier would have it wait for both.
         """
-        channel = self.channel
-        if channel.closed:
+        if self.stopped is not None:
             # The request was abandoned (its task cancelled) while this job was queued.
             self._finish()
             return None
@@ -497,18 +512,19 @@ class _Request:
         # Finished before the channel ends: the loop, woken by the end, then finds the
         # work done and need not be woken a second time.
         self._finish()
-        channel.close(error, keep=True)
         whole = self.whole
         if whole is not None:
             return functools.partial(resolve_threadsafe, self.first, whole)
-        if not self.delivered:  # write(b"") alone, a file sent by the server, or an error
-            self._deliver(None)
+        # A stream; or write(b"") alone, a file sent by the server, an error after the
+        # headers: all end through the channel.
+        self._stream().close(error, keep=True)
         return None
 
     def _finish(self) -> None:
-        with self.finished_lock:
-            self.finished = True
-            done = self._done
+        self.finished = True
+        # Read after the write above; wait_finished() writes `_done` before it reads
+        # `finished`: either the loop sees the job finished or this sees its future.
+        done = self._done
         if done is not None:
             resolve_threadsafe(done, None)
 
@@ -559,7 +575,7 @@ class _Request:
             elif emit(chunk):
                 break
             elif self.remaining is None:
-                put = self.channel.put
+                put = self._stream().put
         if not self.headers_sent:
             self._whole(())
 
@@ -609,14 +625,13 @@ class _Request:
         self.sent_by_worker = True
 
     def _failed(self, exc: Exception) -> None:
-        channel = self.channel
-        if channel.closed:  # closed by the loop side: the client left, a quiet stop
+        if self.stopped is not None:  # stopped by the loop side: the client left, quietly
             logger.debug("crossgate: WSGI response stopped: %r", exc)
         elif self.headers_sent:
             # After the headers went out: abort the response, the server sees the error
             # once it has sent the chunks the app produced before it (PEP 3333 counts them
             # as sent; dropping them would turn an aborted response into a 500).
-            channel.close(exc, keep=True)
+            self._stream().close(exc, keep=True)
         else:
             if isinstance(exc, ClientDisconnected) and self.disconnected:
                 logger.info("crossgate: the client left while the WSGI app read the body")
@@ -751,7 +766,14 @@ class _Request:
         self.disconnected = True
         # Nobody is left to answer: the worker's next put() (a chunk, or the whole response)
         # raises, so a generator stops and its close() runs.
-        self.channel.close(ClientDisconnected("the client disconnected"))
+        self._stop(ClientDisconnected("the client disconnected"))
+
+    def _stop(self, exc: BaseException) -> None:
+        """Nobody will take the response: the worker's next put raises ``exc``."""
+        self.stopped = exc  # before the read of `channel`: see _stream
+        channel = self.channel
+        if channel is not None:
+            channel.close(exc)
 
     async def _watch(self) -> None:
         """Listen for http.disconnect while the response streams.
@@ -806,6 +828,8 @@ class _Request:
     async def respond(self) -> None:
         """Send the chunks the worker streams through the channel, as they come."""
         channel = self.channel
+        # The worker opens the channel before it resolves `first` with None.
+        assert channel is not None
         started = False
         while True:
             if started and self.watcher is None and not channel.closed and not self.disconnected:
@@ -865,9 +889,9 @@ class _Request:
             # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
             # than wait forever for a consumer: its next put() raises.
             self.disconnected = True
-            self.channel.close(ClientDisconnected("send() failed: the client is gone"))
+            self._stop(ClientDisconnected("send() failed: the client is gone"))
             return False
-        self.channel.close(ClientDisconnected("send() failed"))
+        self._stop(ClientDisconnected("send() failed"))
         raise exc
 
     async def _send_file(self, message: Message) -> None:
@@ -879,15 +903,14 @@ class _Request:
 
     async def wait_finished(self) -> None:
         """Return once the worker is done with the app (and its ``close()``)."""
-        with self.finished_lock:
-            if self.finished:
-                return
-            done = self._done = self.loop.create_future()
+        done = self._done = self.loop.create_future()
+        if self.finished:  # read after `_done` is set: see _finish
+            return
         await done
 
     def abort(self) -> None:
         """The request task is gone (cancelled) or failed: release the worker."""
-        self.channel.close(ClientDisconnected("the request was cancelled"))
+        self._stop(ClientDisconnected("the request was cancelled"))
         if self.watcher is not None:
             self.watcher.cancel()
         self.stop_reading()
