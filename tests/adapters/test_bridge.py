@@ -274,6 +274,56 @@ async def test_a_worker_yields_the_cpu_between_jobs_once_it_has_worked_a_while(
         stop(single)
 
 
+async def test_a_pool_that_cannot_start_its_first_thread_refuses_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    empty = WorkerPool(2, name=unique("refused-pool"))
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            await empty.run(lambda: 1)
+    assert await empty.drain(0.5)  # the refused job is not waited for
+    assert await empty.run(lambda: 2) == 2  # threads can start again: the pool works
+    stop(empty)
+
+
+async def test_a_job_waits_for_a_busy_thread_when_no_new_one_can_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = WorkerPool(4, name=unique("limited-pool"))
+    release = threading.Event()
+    running = threading.Event()
+
+    def hold() -> bool:
+        running.set()
+        return release.wait(5)
+
+    try:
+        first = asyncio.ensure_future(pool.run(hold))
+        assert await asyncio.to_thread(running.wait, 5)
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(threading.Thread, "start", refuse)
+            second = asyncio.ensure_future(pool.run(lambda: "queued"))
+            await asyncio.sleep(0.05)
+        assert not second.done()  # queued behind the busy thread, not lost
+        assert "could not start a thread" in caplog.text
+        release.set()
+        assert await first is True
+        assert await second == "queued"
+        assert await pool.drain(5)
+        assert pool.thread_count == 1
+    finally:
+        release.set()
+        stop(pool)
+
+
 async def test_pool_start_logs_an_escaping_error_and_keeps_the_thread(
     pool: WorkerPool, caplog: pytest.LogCaptureFixture
 ) -> None:

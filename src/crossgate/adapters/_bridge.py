@@ -244,7 +244,11 @@ class WorkerPool:
         try:
             self._idle.pop()  # claim a waiting thread
         except IndexError:
-            self._grow()
+            try:
+                self._grow()
+            except BaseException:
+                self._busy.pop()  # the job is refused: drain() must not wait for it
+                raise
         self._queue.put(job)
 
     def _grow(self) -> None:
@@ -262,8 +266,20 @@ class WorkerPool:
                     name=f"{self.name}-{len(self._threads)}",
                     daemon=True,  # a stuck app must never keep the interpreter alive
                 )
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't start new thread": a process or memory limit
+                    if not self._threads:
+                        raise  # nobody could ever run the job: the caller must know
+                    logger.warning(
+                        "crossgate: pool %r could not start a thread; the job waits for one of "
+                        "its %d threads",
+                        self.name,
+                        len(self._threads),
+                        exc_info=True,
+                    )
+                    return
                 self._threads.append(thread)
-                thread.start()
 
     def _work(self) -> None:
         get = self._queue.get
