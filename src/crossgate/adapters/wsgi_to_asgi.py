@@ -1,13 +1,14 @@
 """Run a PEP 3333 (WSGI) application on any ASGI 3 server.
 
 One request is one job in a bounded worker pool: the job calls the application, iterates its
-body and calls ``close()``, all on the same worker thread. What it produces crosses to the
-loop through the request's byte-budgeted :class:`~crossgate.adapters._bridge.ThreadToLoop`
-channel, which the request coroutine drains itself: a list or tuple body crosses as one
-item (one hop: start and body go out together), any other iterable chunk by chunk, in
-batches, the worker blocking once the budget is in flight. A stream that outlives its first
-batch gets a watcher for ``http.disconnect``; a disconnect, or a ``send()`` that raises,
-closes the channel, so the worker's next put raises and the iterable is closed.
+body and calls ``close()``, all on the same worker thread. A list or tuple body crosses to
+the loop whole, through the request's first-delivery future (one hop: start and body go
+out together). Any other iterable streams through a byte-budgeted
+:class:`~crossgate.adapters._bridge.ThreadToLoop` channel, opened with its first chunk and
+drained by the request coroutine, in batches, the worker blocking once the budget is in
+flight. A stream that outlives its first batch gets a watcher for ``http.disconnect``; a
+disconnect, or a ``send()`` that raises, stops the request, so the worker's next put raises
+and the iterable is closed.
 ``wsgi.input`` pulls from ``receive()`` on demand, sharing it with the watcher.
 Translation (scope -> environ, status and header checks) is ``environ.py``'s.
 
@@ -764,8 +765,8 @@ class _Request:
 
     def _disconnect(self) -> None:
         self.disconnected = True
-        # Nobody is left to answer: the worker's next put() (a chunk, or the whole response)
-        # raises, so a generator stops and its close() runs.
+        # Nobody is left to answer: the worker's next put() of a chunk raises, so a
+        # generator stops and its close() runs.
         self._stop(ClientDisconnected("the client disconnected"))
 
     def _stop(self, exc: BaseException) -> None:
