@@ -304,7 +304,6 @@ class _Request:
         "adapter",
         "ahead",
         "channel",
-        "delivered",
         "disconnected",
         "finished",
         "first",
@@ -348,10 +347,9 @@ class _Request:
         # once, with the whole response (the usual case: one hand-off, no lock) or with
         # None, meaning "read `channel`" (a stream, or an end that went through it).
         self.first: asyncio.Future[_Whole | None] = loop.create_future()
-        self.delivered = False
         self.whole: _Whole | None = None  # a whole response, handed over as the job ends
-        # Opened by the worker when the response streams (see _stream): a whole response,
-        # the usual case, needs none.
+        # Opened by the worker when the response streams, and announced through `first`
+        # at once (see _stream): a whole response, the usual case, needs none.
         self.channel: ThreadToLoop[bytes] | None = None
         # Set on the loop once nobody will take the response (the client left, send()
         # failed, the task was cancelled): the worker's next put raises it, so the app stops.
@@ -458,7 +456,10 @@ class _Request:
         return stop
 
     def _stream(self) -> ThreadToLoop[bytes]:
-        """The response's channel, opened on first use and announced to the loop."""
+        """The response's channel, opened on first use and announced to the loop then.
+
+        Never called once ``whole`` is set: a response goes one way or the other.
+        """
         channel = self.channel
         if channel is None:
             channel = self.channel = ThreadToLoop(self.loop, self.adapter.budget)
@@ -468,8 +469,6 @@ class _Request:
             stopped = self.stopped
             if stopped is not None:
                 channel.close(stopped)
-        if not self.delivered:
-            self.delivered = True
             resolve_threadsafe(self.first, None)
         return channel
 
@@ -560,7 +559,6 @@ class _Request:
                         body.append(part)
         # Handed over as the job's last act (see run); a list or tuple has no close().
         self.whole = (status, self.headers, body)
-        self.delivered = True
 
     def _iterate(self, iterable: Iterable[bytes]) -> None:
         emit = self._emit
@@ -640,7 +638,6 @@ class _Request:
                 # Before the headers: a 500 replaces the response, the traceback is logged.
                 logger.error("crossgate: the WSGI application raised", exc_info=exc)
             self.whole = _plain_response(500, _ERROR_BODY)
-            self.delivered = True
 
     # ------------------------------------------------------------------------ loop side
 
@@ -1060,7 +1057,7 @@ class WsgiToAsgi:
                         request._send_failed(exc)
                 else:
                     await request.send_parts(status, headers, body)
-            # Unlocked read: True is final, and False takes the locked path.
+            # True is final; on False, wait_finished() registers and then reads it again.
             if not request.finished:
                 await request.wait_finished()
             if request.reader is not None:
