@@ -38,12 +38,15 @@ __all__ = [
     "WriteCallable",
 ]
 
-# Loose ASGI aliases, as Starlette's `types.py` has them: frameworks annotate their apps
-# with their own TypedDicts or plain mappings, and all of them must be accepted.
+# Loose ASGI aliases, as Starlette's `types.py` has them, for what crossgate builds itself.
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
-ASGIApp: TypeAlias = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+# The apps crossgate is given: frameworks annotate theirs with plain mappings (Starlette,
+# FastAPI) or with their own TypedDicts (Quart, through hypercorn.typing; asgiref.typing),
+# and a callable that takes a TypedDict scope does not take a MutableMapping (parameters are
+# contravariant), so the parameters are left open: any three-argument awaitable callable.
+ASGIApp: TypeAlias = Callable[[Any, Any, Any], Awaitable[None]]
 
 # WSGI, PEP 3333 (https://peps.python.org/pep-3333/), as in `wsgiref.types` (3.11+).
 Environ: TypeAlias = dict[str, Any]

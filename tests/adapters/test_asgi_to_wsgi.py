@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -1082,6 +1083,42 @@ def test_fastapi_app_end_to_end(wrap: Callable[..., AsgiToWsgi]) -> None:
     result = call(wrapper, method="POST", path="/echo/bob", body=b"z" * 100_000)
     assert result.body == b'{"name":"bob","size":100000,"greeting":"hi"}'
     assert call(wrapper, path="/stream").body == b"y" * 200_000
+
+
+def test_quart_app_end_to_end_and_accepted_by_the_type_checker() -> None:
+    # Quart annotates its __call__ with hypercorn's TypedDicts: asgi_to_wsgi(app), called
+    # here directly (not through the untyped `wrap`), must type-check all the same.
+    from quart import Quart, request  # noqa: PLC0415
+
+    app = Quart(__name__)
+    opened: list[asyncio.AbstractEventLoop] = []
+
+    @app.before_serving
+    async def open_resource() -> None:
+        opened.append(asyncio.get_running_loop())
+
+    @app.post("/echo/<name>")
+    async def echo(name: str) -> dict[str, Any]:
+        body = await request.get_data()
+        same_loop = opened == [asyncio.get_running_loop()]
+        return {"name": name, "size": len(body), "same_loop": same_loop}
+
+    @app.get("/stream")
+    async def stream() -> tuple[AsyncIterator[bytes], int]:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b"q" * 20_000
+
+        return chunks(), 200
+
+    wrapper = asgi_to_wsgi(app)
+    try:
+        result = call(wrapper, method="POST", path="/echo/ann", body=b"z" * 100_000)
+        assert result.status == "200 OK"
+        assert json.loads(result.body) == {"name": "ann", "size": 100_000, "same_loop": True}
+        assert call(wrapper, path="/stream").body == b"q" * 200_000
+    finally:
+        wrapper.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A FastAPI app through crossgate on real WSGI servers, driven by httpx over 127.0.0.1."""
+"""FastAPI and Quart apps through crossgate on real WSGI servers (gunicorn sync and gthread,
+waitress), driven by httpx over 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.apps_asgi.fastapi_app import BLOCK
+from tests.integration.apps_asgi import BLOCK
 from tests.integration.support import free_port, gunicorn_argv, serve
 
 pytestmark = pytest.mark.integration
 
-APP = "tests.integration.apps_asgi.fastapi_app:application"
+APPS = {
+    "fastapi": "tests.integration.apps_asgi.fastapi_app:application",
+    "quart": "tests.integration.apps_asgi.quart_app:application",
+}
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Server:
     url: str
     markers: Path
     workers: int
-    #: Where the app reports events (see fastapi_app.notify).
+    #: Where the app reports events (see apps_asgi.notify).
     events: socket.socket
 
     def next_event(self, timeout: float = 20.0) -> str:
@@ -38,20 +42,20 @@ class Server:
             return stream.readline().decode().strip()
 
 
-def _gunicorn(worker: str) -> Callable[[int], list[str]]:
-    def argv(port: int) -> list[str]:
+def _gunicorn(worker: str) -> Callable[[str, int], list[str]]:
+    def argv(app: str, port: int) -> list[str]:
         # --preload: the app is imported before the fork, where nothing may start yet. A
         # sync worker gets one thread: with more, gunicorn runs gthread in its place.
         threads = 1 if worker == "sync" else 2
         return gunicorn_argv(
-            APP, port, workers=2, worker_class=worker, threads=threads, extra=["--preload"]
+            app, port, workers=2, worker_class=worker, threads=threads, extra=["--preload"]
         )
 
     return argv
 
 
-def _waitress(port: int) -> list[str]:
-    return ["waitress", f"--listen=127.0.0.1:{port}", "--threads=4", APP]
+def _waitress(app: str, port: int) -> list[str]:
+    return ["waitress", f"--listen=127.0.0.1:{port}", "--threads=4", app]
 
 
 SERVERS = {
@@ -61,20 +65,24 @@ SERVERS = {
 }
 
 
-@pytest.fixture(scope="module", params=list(SERVERS))
+@pytest.fixture(
+    scope="module",
+    params=[(app, server) for app in APPS for server in SERVERS],
+    ids=lambda pair: f"{pair[0]}-on-{pair[1]}",
+)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    name: str = request.param
+    app, name = request.param
     argv, workers = SERVERS[name]
-    markers = tmp_path_factory.mktemp(name)
+    markers = tmp_path_factory.mktemp(f"{app}-{name}")
     port = free_port()
     with socket.create_server(("127.0.0.1", 0)) as events:
         env = {
             "CROSSGATE_TEST_DIR": str(markers),
             "CROSSGATE_TEST_NOTIFY": f"127.0.0.1:{events.getsockname()[1]}",
         }
-        with serve(argv(port), port, env=env):
+        with serve(argv(APPS[app], port), port, env=env):
             assert not list(markers.glob("startup-*")), "lifespan ran before any request"
             yield Server(name, f"http://127.0.0.1:{port}", markers, workers, events)
     if name.startswith("gunicorn"):

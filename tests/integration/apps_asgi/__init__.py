@@ -1,1 +1,80 @@
-"""ASGI applications served through crossgate by real WSGI servers in integration tests."""
+"""ASGI apps (FastAPI, Quart) served through crossgate.asgi_to_wsgi by real WSGI servers.
+
+Each module exports ``application`` (the WSGI app) and serves the same routes:
+
+* ``/state``: the lifespan's resource (opened at startup, bound to its loop) as JSON;
+* ``/download/{size}``: ``size`` bytes streamed from an async generator (``BLOCK`` repeated);
+* ``/upload`` (POST): the body read as a stream, answered as ``{"size", "sha256"}``;
+* ``/endless/?token``: a raw ASGI app streaming until the client leaves (see :func:`endless`).
+
+Startup and shutdown leave marker files under ``$CROSSGATE_TEST_DIR`` (checked after the
+server stopped); events the test waits for (a client disconnect) are sent to it over a
+socket, ``$CROSSGATE_TEST_NOTIFY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+from crossgate._types import Receive, Send
+
+__all__ = ["BLOCK", "CHUNK", "Pool", "endless", "mark", "notify"]
+
+MARKERS = Path(os.environ.get("CROSSGATE_TEST_DIR", "."))
+CHUNK = 64 * 1024
+#: The download body: this block repeated, the last one cut to size.
+BLOCK = bytes(range(256)) * (CHUNK // 256)
+
+
+def mark(name: str) -> None:
+    (MARKERS / name).write_text(str(os.getpid()))
+
+
+class Pool:
+    """Stands for a connection pool: bound to the loop it was opened on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.lock = asyncio.Lock()  # used per request: fails on another loop
+        self.open = True
+
+    async def state(self) -> dict[str, Any]:
+        async with self.lock:
+            return {
+                "open": self.open,
+                "same_loop": asyncio.get_running_loop() is self.loop,
+                "pid": os.getpid(),
+            }
+
+
+async def endless(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    """Streams until the client leaves, then records that its send() raised OSError."""
+    token = scope["query_string"].decode() or "anonymous"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/octet-stream")],
+        }
+    )
+    try:
+        while True:
+            await send({"type": "http.response.body", "body": b"z" * CHUNK, "more_body": True})
+    except OSError:
+        message = await receive()
+        await notify(f"disconnect-{token}-{message['type']}")
+        raise
+
+
+async def notify(event: str) -> None:
+    """Tell the test process (listening on $CROSSGATE_TEST_NOTIFY, host:port) what happened."""
+    host, _, port = os.environ["CROSSGATE_TEST_NOTIFY"].rpartition(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(event.encode() + b"\n")
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()

@@ -1,4 +1,4 @@
-"""WSGI applications (Flask, Django) wrapped by crossgate.wsgi_to_asgi for real-server tests.
+"""WSGI apps (Flask, Django, Falcon) wrapped by crossgate.wsgi_to_asgi for real servers.
 
 Each module exports ``application`` (the ASGI app) and serves the same routes:
 

@@ -1,0 +1,62 @@
+"""A Quart app with startup and shutdown hooks that open a resource, served as WSGI through
+crossgate. Routes: see the package docstring; ``/endless`` is mounted beside Quart with
+crossgate's dispatcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from quart import Quart, Response, request
+
+from crossgate import dispatch
+from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
+from tests.integration.apps_asgi import BLOCK, Pool, endless, mark
+
+app = Quart(__name__)
+pools: list[Pool] = []
+
+
+@app.before_serving
+async def open_pool() -> None:
+    pools.append(Pool())
+    mark(f"startup-{os.getpid()}")
+
+
+@app.after_serving
+async def close_pool() -> None:
+    pools[-1].open = False
+    mark(f"shutdown-{os.getpid()}")
+
+
+@app.get("/state")
+async def state() -> dict[str, Any]:
+    return await pools[-1].state()
+
+
+@app.get("/download/<int:size>")
+async def download(size: int) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        sent = 0
+        while sent < size:
+            block = BLOCK[: size - sent]
+            yield block
+            sent += len(block)
+
+    return Response(chunks(), content_type="application/octet-stream")
+
+
+@app.post("/upload")
+async def upload() -> dict[str, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.body:
+        digest.update(chunk)
+        size += len(chunk)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+application = asgi_to_wsgi(dispatch({"/endless": endless, "/": app}))
