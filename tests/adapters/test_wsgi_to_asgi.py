@@ -454,6 +454,30 @@ async def test_base_exception_in_the_app_reaches_the_server(
     assert ex.messages == []
 
 
+async def test_base_exception_from_close_after_an_empty_body_reaches_the_server(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    # An iterable with nothing but empty chunks is answered whole (headers at the end); a
+    # SystemExit from its close() then reaches the server after the response, as it does
+    # after a streamed one.
+    class Empty:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b""])
+
+        def close(self) -> None:
+            raise SystemExit("closing failed")
+
+    def app(environ: Environ, start_response: StartResponse) -> Empty:
+        start_response("204 No Content", [])
+        return Empty()
+
+    ex = Exchange()
+    with pytest.raises(SystemExit, match="closing failed"):
+        await ex.run(make(app))
+    assert ex.complete
+    assert ex.status == 204
+
+
 class _Chain:
     """Iterate ``inner`` and delegate close() to ``closer``."""
 

@@ -312,6 +312,7 @@ class _Request:
         "headers_sent",
         "loop",
         "more_body",
+        "raised",
         "reader",
         "receive",
         "received",
@@ -348,6 +349,9 @@ class _Request:
         # None, meaning "read `channel`" (a stream, or an end that went through it).
         self.first: asyncio.Future[_Whole | None] = loop.create_future()
         self.whole: _Whole | None = None  # a whole response, handed over as the job ends
+        # A BaseException (SystemExit) from the app's close() after a whole response: the
+        # loop sends the response, then raises it to the server.
+        self.raised: BaseException | None = None
         # Opened by the worker when the response streams, and announced through `first`
         # at once (see _stream): a whole response, the usual case, needs none.
         self.channel: ThreadToLoop[bytes] | None = None
@@ -514,6 +518,8 @@ class _Request:
         self._finish()
         whole = self.whole
         if whole is not None:
+            # Written before `first` resolves, so the loop sees it once it has `whole`.
+            self.raised = error
             return functools.partial(resolve_threadsafe, self.first, whole)
         # A stream; or write(b"") alone, a file sent by the server, an error after the
         # headers: all end through the channel.
@@ -1057,6 +1063,10 @@ class WsgiToAsgi:
                         request._send_failed(exc)
                 else:
                     await request.send_parts(status, headers, body)
+                if request.raised is not None:
+                    # After the response, as a streamed response's error comes after its
+                    # chunks: SystemExit and the like are the server's to handle.
+                    raise request.raised
             # True is final; on False, wait_finished() registers and then reads it again.
             if not request.finished:
                 await request.wait_finished()
