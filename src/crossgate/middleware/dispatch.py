@@ -58,7 +58,8 @@ logger = logging.getLogger("crossgate")
 
 Kind: TypeAlias = Literal["asgi", "wsgi"]
 #: An ASGI 2 "double callable": called with the scope, it returns the coroutine callable.
-ASGI2App: TypeAlias = Callable[[Message], Callable[[Receive, Send], Awaitable[None]]]
+#: Its parameters are left open for the reason given at ``ASGIApp`` (TypedDict scopes).
+ASGI2App: TypeAlias = Callable[[Any], Callable[[Any, Any], Awaitable[None]]]
 #: What a mount maps to: an app, or ``(app, "asgi" | "wsgi")`` to skip detection.
 Mountable: TypeAlias = ASGIApp | WSGIApp | ASGI2App | tuple[object, Kind]
 
