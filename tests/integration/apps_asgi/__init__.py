@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from crossgate._types import Receive, Send
 
-__all__ = ["BLOCK", "CHUNK", "Pool", "endless", "mark", "notify"]
+__all__ = ["BLOCK", "CHUNK", "Pool", "download", "endless", "mark", "notify"]
 
 MARKERS = Path(os.environ.get("CROSSGATE_TEST_DIR", "."))
 CHUNK = 64 * 1024
@@ -49,6 +49,15 @@ class Pool:
                 "same_loop": asyncio.get_running_loop() is self.loop,
                 "pid": os.getpid(),
             }
+
+
+async def download(size: int) -> AsyncIterator[bytes]:
+    """The ``/download/{size}`` body: ``BLOCK`` repeated, the last one cut to ``size``."""
+    sent = 0
+    while sent < size:
+        block = BLOCK[: size - sent]
+        yield block
+        sent += len(block)
 
 
 async def endless(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:

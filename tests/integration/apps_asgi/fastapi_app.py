@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
-from tests.integration.apps_asgi import BLOCK, Pool, endless, mark
+from tests.integration.apps_asgi import Pool, download, endless, mark
 
 
 @contextlib.asynccontextmanager
@@ -37,15 +37,8 @@ async def state(request: Request) -> dict[str, Any]:
 
 
 @api.get("/download/{size}")
-async def download(size: int) -> StreamingResponse:
-    async def chunks() -> AsyncIterator[bytes]:
-        sent = 0
-        while sent < size:
-            block = BLOCK[: size - sent]
-            yield block
-            sent += len(block)
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream")
+async def download_view(size: int) -> StreamingResponse:
+    return StreamingResponse(download(size), media_type="application/octet-stream")
 
 
 @api.post("/upload")

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 from quart import Quart, Response, request
 
 from crossgate import dispatch
 from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
-from tests.integration.apps_asgi import BLOCK, Pool, endless, mark
+from tests.integration.apps_asgi import Pool, download, endless, mark
 
 app = Quart(__name__)
 pools: list[Pool] = []
@@ -38,15 +37,8 @@ async def state() -> dict[str, Any]:
 
 
 @app.get("/download/<int:size>")
-async def download(size: int) -> Response:
-    async def chunks() -> AsyncIterator[bytes]:
-        sent = 0
-        while sent < size:
-            block = BLOCK[: size - sent]
-            yield block
-            sent += len(block)
-
-    return Response(chunks(), content_type="application/octet-stream")
+async def download_view(size: int) -> Response:
+    return Response(download(size), content_type="application/octet-stream")
 
 
 @app.post("/upload")
