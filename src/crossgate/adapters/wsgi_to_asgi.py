@@ -1063,15 +1063,15 @@ class WsgiToAsgi:
                         request._send_failed(exc)
                 else:
                     await request.send_parts(status, headers, body)
-                if request.raised is not None:
-                    # After the response, as a streamed response's error comes after its
-                    # chunks: SystemExit and the like are the server's to handle.
-                    raise request.raised
             # True is final; on False, wait_finished() registers and then reads it again.
             if not request.finished:
                 await request.wait_finished()
             if request.reader is not None:
                 request.stop_reading()
+            if request.raised is not None:
+                # After the whole response, as a streamed response's error comes after its
+                # chunks: SystemExit and the like are the server's to handle.
+                raise request.raised
         except BaseException:
             request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
