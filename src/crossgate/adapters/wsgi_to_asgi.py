@@ -757,6 +757,10 @@ class _Request:
             if not self._may_receive():
                 return
             message = await self.receive()
+        self._hold(message)
+
+    def _hold(self, message: Message) -> None:
+        """Account for a message received before the app asked: its body is held ahead."""
         body = self._accept(message)
         if body is not None:
             self.ahead = (body, self.more_body)
@@ -802,9 +806,7 @@ class _Request:
                     continue
                 message = await self.receive()
             if self.more_body or message["type"] != "http.request":
-                body = self._accept(message)
-                if body is not None:
-                    self.ahead = (body, self.more_body)
+                self._hold(message)
 
     def _holds_unasked(self) -> bool:
         # A method, not an inline test: the state changes while the watcher awaits.
