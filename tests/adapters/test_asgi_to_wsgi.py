@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import os
@@ -431,6 +432,43 @@ def test_after_the_body_receive_waits_for_the_response_then_disconnects(
     # http.disconnect only then, on the portal loop, after the server has its response.
     assert finished.wait(10)
     assert order == ["sending", "http.disconnect"]
+
+
+async def _streamed_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(START)
+    for _ in range(8):
+        await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
+    await send({"type": "http.response.body"})
+
+
+@pytest.mark.parametrize(
+    ("app", "environ"),
+    [
+        pytest.param(text_app(), {}, id="whole-response"),
+        pytest.param(_streamed_app, {}, id="streamed-over-budget"),
+        pytest.param(
+            recording_app([]),
+            {"method": "POST", "body": b"y" * 500, "terminated": True, "step": 70},
+            id="body-read-in-pieces",
+        ),
+    ],
+)
+def test_a_request_leaves_no_reference_cycles(
+    wrap: Callable[..., AsgiToWsgi], app: ASGI, environ: dict[str, Any]
+) -> None:
+    """Everything a request makes is freed by reference counting as it ends: garbage
+    left to the cyclic collector would cost every request its share of a collection."""
+    wrapper = wrap(app, lifespan="off", budget=120)
+    for _ in range(3):  # first-use state (the portal loop, caches) made beforehand
+        call(wrapper, **environ)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            call(wrapper, **environ)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import io
 import itertools
 import logging
@@ -30,8 +31,9 @@ from hypothesis import strategies as st
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
 from crossgate.adapters._bridge import call_in_loop
+from crossgate.adapters._wsgi_request import FileWrapper
 from crossgate.adapters.environ import build_environ
-from crossgate.adapters.wsgi_to_asgi import FileWrapper, WsgiToAsgi, wsgi_to_asgi
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
 
 pytestmark = pytest.mark.anyio
 
@@ -858,7 +860,7 @@ async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
         trips.append(args[1])
         return call_in_loop(*args, **kwargs)
 
-    monkeypatch.setattr("crossgate.adapters.wsgi_to_asgi.call_in_loop", counting_call_in_loop)
+    monkeypatch.setattr("crossgate.adapters._wsgi_input.call_in_loop", counting_call_in_loop)
 
     def op(f: Any) -> list[bytes]:
         parts = []
@@ -1081,6 +1083,36 @@ async def test_saturated_pool_queues_requests(make: Callable[..., WsgiToAsgi]) -
 async def test_pool_is_created_lazily() -> None:
     adapter = WsgiToAsgi(app_returning([]))
     assert adapter._pool is None
+
+
+def _read_in_pieces(stream: Any) -> int:
+    return sum(len(piece) for piece in iter(lambda: stream.read(7), b""))
+
+
+NO_CYCLE_CASES = [
+    pytest.param(app_returning([b"hello"]), (), id="list-body"),
+    pytest.param(app_returning(Closing([b"x" * 50] * 8)), (), id="streamed-over-budget"),
+    pytest.param(reading_app(_read_in_pieces, {}), ragged(BODY), id="body-read-in-pieces"),
+]
+
+
+@pytest.mark.parametrize(("app", "body"), NO_CYCLE_CASES)
+async def test_a_request_leaves_no_reference_cycles(
+    make: Callable[..., WsgiToAsgi], app: WSGIApp, body: Sequence[bytes]
+) -> None:
+    """Everything a request makes is freed by reference counting as it ends: garbage
+    left to the cyclic collector would cost every request its share of a collection."""
+    adapter = make(app, budget=120)
+    for _ in range(3):  # first-use state (the pool, its threads, caches) made beforehand
+        await Exchange(body, method="POST").run(adapter)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            await Exchange(body, method="POST").run(adapter)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 # -------------------------------------------------------------------------- file_wrapper

@@ -1,0 +1,449 @@
+"""``wsgi.input`` for :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`: the request body,
+read as a file on the worker thread and received from ``receive()`` on the loop.
+
+One object per request holds both sides: the file's unread bytes (touched by the worker
+only) and the body's receive state (touched on the loop only), with one slot between them,
+``ahead``, the message the loop received before the app asked for it. The loop never reads
+ahead more than that one message; the same ``receive()`` also serves the watcher that
+listens for ``http.disconnect`` while the response streams.
+
+Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/) and the
+ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
+from crossgate._types import Message, Receive
+from crossgate.adapters._bridge import call_in_loop, post_threadsafe
+
+if TYPE_CHECKING:
+    from crossgate.adapters._wsgi_request import Request
+
+__all__ = ["RequestBody"]
+
+
+class RequestBody:
+    """``wsgi.input``: a read-only file over the request body, pulled from ``receive()``.
+
+    Each refill takes the message the loop read ahead, if one is there, without a trip to
+    the loop; otherwise it is one trip that receives just enough messages for the call at
+    hand (``read()`` to the end, ``read(n)`` until n bytes, ``readline()`` until a newline).
+    Either way the loop then reads one message ahead, so that an app reading a long body
+    in pieces waits for the loop only when it outpaces the client. Nothing is received
+    beyond what was asked plus one message.
+    The unread bytes are the tail of one received chunk from an offset, so a read copies
+    each byte once: a slice of the chunk, or a join of the chunks it spans.
+    """
+
+    __slots__ = (
+        "_data",
+        "_eof",
+        "_lock",
+        "_pos",
+        "_request",
+        "_space",
+        "_started",
+        "ahead",
+        "disconnected",
+        "head_unread",
+        "limit",
+        "loop",
+        "more_body",
+        "reader",
+        "receive",
+        "received",
+        "too_large",
+        "watcher",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        loop: asyncio.AbstractEventLoop,
+        receive: Receive,
+        limit: int | None,
+        first: Message,
+    ) -> None:
+        """``first``: the request's first message, received before the app was called."""
+        # The request refers to its body too: the cycle is broken by release(), so that
+        # the two are freed by reference counting, not left to the garbage collector.
+        self._request: Request | None = request
+        self.loop = loop
+        self.receive = receive
+        self.limit = limit  # max_request_body
+        # Receive state, touched on the loop only.
+        self.more_body = True
+        self.disconnected = False
+        self.too_large = False
+        self.received = 0
+        # The first body message has more after it and the app has not asked for more yet:
+        # it counts as the one message read ahead.
+        self.head_unread = False
+        head = b""
+        if first["type"] == "http.request":
+            head = first.get("body", b"")
+            self.more_body = self.head_unread = bool(first.get("more_body", False))
+            self.received = len(head)
+            if limit is not None and len(head) > limit:
+                self.too_large = True
+                head = b""
+        self._lock: asyncio.Lock | None = None
+        self._space: asyncio.Event | None = None
+        # A body message received before the app asked for it, accounted for (its body and
+        # whether more follows): set on the loop while None, taken by the worker or the loop.
+        self.ahead: tuple[bytes, bool] | None = None
+        self.reader: asyncio.Task[None] | None = None  # receiving a message ahead
+        self.watcher: asyncio.Task[None] | None = None  # listening for http.disconnect
+        # The file, touched by the worker only. The first body message, received before the
+        # app started: a body that fits in it (most requests) is read with no trip to the
+        # loop at all.
+        self._data = head
+        self._pos = 0
+        self._eof = not self.more_body and not self.too_large
+        self._started = False
+
+    # ------------------------------------------------------ the file (worker thread side)
+
+    def _start(self) -> None:
+        # The app has started on the message received before it ran: the loop may now
+        # read the next one ahead (if there is one).
+        self._started = True
+        if not self._eof:
+            self.ask_ahead()
+
+    def _fill(self, want: int, line: bool) -> list[bytes]:
+        """The next body chunks: at least one byte, or all that is left (``want`` < 0 and
+        not ``line``), unless the body ends first. ``line``: a chunk holding a newline is
+        enough.
+        """
+        ahead = self.ahead
+        if ahead is not None:
+            # Read ahead by the loop; only the loop sets `ahead`, and only while it is None,
+            # so taking it needs no lock.
+            self.ahead = None
+            body, more = ahead
+            if not more:
+                self._eof = True
+                return [body] if body else []
+            self.ask_ahead()  # the app has asked into this message: read the next one
+            if body and (want >= 0 or line):
+                return [body]  # the caller asks again if it needs more; read() needs all
+            chunks = [body] if body else []
+        else:
+            chunks = []
+        got, more = call_in_loop(self.loop, self.pull, want, line)
+        if not more:
+            self._eof = True
+        chunks += got
+        return chunks
+
+    def _rest(self) -> bytes:
+        """The unread bytes of the current chunk, which is then used up."""
+        data, pos = self._data, self._pos
+        self._data, self._pos = b"", 0
+        return data[pos:] if pos else data
+
+    def read(self, size: int | None = -1) -> bytes:
+        if not self._started and size != 0:
+            self._start()
+        data, pos = self._data, self._pos
+        available = len(data) - pos
+        if size is None or size < 0:
+            # One trip receives up to more_body=False, unless an error cuts it short: then
+            # the next trip raises, and what came before stays readable.
+            chunks = [self._rest()]
+            try:
+                while not self._eof:
+                    chunks += self._fill(-1, False)
+            except BaseException:
+                self._keep(chunks)
+                raise
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if available >= size:
+            if not pos and available == size:
+                self._data = b""
+                return data
+            self._pos = pos + size
+            return data[pos : pos + size]
+        parts: list[bytes | memoryview[int]] = [memoryview(data)[pos:]] if available else []
+        got = available
+        last = b""
+        try:
+            while got < size and not self._eof:
+                for last in self._fill(size - got, False):
+                    parts.append(last)
+                    got += len(last)
+        except BaseException:
+            self._keep(parts)  # what came before the error is still the app's to read
+            raise
+        if got <= size:
+            self._data, self._pos = b"", 0
+            if len(parts) == 1 and type(parts[0]) is bytes:
+                return parts[0]
+            return b"".join(parts)
+        # The last chunk runs past the read: its tail is the next read's start.
+        cut = len(last) - (got - size)
+        parts[-1] = memoryview(last)[:cut]
+        self._data, self._pos = last, cut
+        return b"".join(parts)
+
+    def _keep(self, parts: Sequence[bytes | memoryview[int]]) -> None:
+        self._data, self._pos = b"".join(parts), 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if not self._started and size != 0:
+            self._start()
+        limit = -1 if size is None or size < 0 else size
+        data, pos = self._data, self._pos
+        end = len(data) if limit < 0 else min(len(data), pos + limit)
+        newline = data.find(b"\n", pos, end)
+        if newline < 0 and end == len(data) and (limit < 0 or end - pos < limit) and not self._eof:
+            # The line goes on past this chunk: gather chunks up to one holding a newline
+            # (or the limit, or the end), then cut the line from them.
+            parts = [self._rest()]
+            got = len(parts[0])
+            try:
+                while not self._eof and (limit < 0 or got < limit):
+                    chunks = self._fill(limit - got if limit >= 0 else -1, True)
+                    parts += chunks
+                    got += sum(map(len, chunks))
+                    if any(b"\n" in chunk for chunk in chunks):
+                        break
+            except BaseException:
+                self._keep(parts)
+                raise
+            data, pos = b"".join(parts), 0
+            end = len(data) if limit < 0 else min(len(data), limit)
+            newline = data.find(b"\n", 0, end)
+        if newline >= 0:
+            end = newline + 1
+        self._data, self._pos = data, end
+        if not pos and end == len(data):
+            self._data, self._pos = b"", 0
+            return data
+        return data[pos:end]
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """The server owns the stream; closing it is a no-op."""
+
+    def ask_ahead(self) -> None:
+        """The app has asked into the message held ahead (or the first one): the loop may
+        read the next one ahead."""
+        # Once the loop is closed (False) the request is over: nothing to read ahead for.
+        post_threadsafe(self.loop, self._asked_ahead)
+
+    # --------------------------------------------------------------- receiving (loop side)
+
+    async def pull(self, want: int, line: bool) -> tuple[list[bytes], bool]:
+        """Receive body chunks for the file: ``want`` bytes (-1: all), or up to a chunk
+        holding a newline when ``line``; returns them and whether more may follow.
+        """
+        if self.head_unread:
+            self._asked()
+        chunks: list[bytes] = []
+        got = 0
+        while True:
+            ahead = self.ahead
+            body: bytes | None
+            if ahead is not None:  # read ahead meanwhile: it comes first
+                self.ahead = None
+                self._asked()
+                body = ahead[0]
+            else:
+                if chunks and (self.too_large or self.disconnected):
+                    break  # what came before the error is the app's; the next pull raises
+                if self.too_large:
+                    raise self._too_large()
+                if not self.more_body:
+                    break
+                if self.disconnected:
+                    raise ClientDisconnected(
+                        "the client disconnected before the request body ended"
+                    )
+                async with self._receiving():  # the watcher or the read-ahead may be in one
+                    # Whoever held the lock may have changed the state: a message read
+                    # ahead, the end of the body, or a disconnect, after which receive()
+                    # may never return again.
+                    if not self._may_receive():
+                        continue
+                    message = await self.receive()
+                body = self._accept(message)
+                if body is None:
+                    # Too large or a disconnect (or another type of message): the top of
+                    # the loop delivers what came before, or raises. ASGI: http.disconnect
+                    # is "sent to the application if receive is called after a response
+                    # has been sent or after the HTTP connection has been closed". Before
+                    # more_body=False it means a truncated upload.
+                    continue
+            if body:
+                chunks.append(body)
+                got += len(body)
+                if (want >= 0 and got >= want) or (line and b"\n" in body):
+                    break
+        self._read_ahead()
+        return chunks, self.more_body
+
+    def _accept(self, message: Message) -> bytes | None:
+        """Account for a received message: its body (http.request) or None."""
+        kind = message["type"]
+        if kind == "http.request":
+            body: bytes = message.get("body", b"")
+            if not message.get("more_body", False):
+                self.more_body = False
+            if body:
+                self.received += len(body)
+                limit = self.limit
+                if limit is not None and self.received > limit:
+                    self.too_large = True
+                    return None
+            return body
+        if kind == "http.disconnect":
+            self.disconnected = True
+            # Nobody is left to answer: the worker's next put() of a chunk raises, so a
+            # generator stops and its close() runs.
+            request = self._request
+            if request is not None:  # None: the request is over, already stopped
+                request.stop(ClientDisconnected("the client disconnected"))
+        return None
+
+    def _asked_ahead(self) -> None:
+        self._asked()
+        self._read_ahead()
+
+    def _asked(self) -> None:
+        """The message held ahead is the app's now: the watcher may receive again."""
+        self.head_unread = False
+        if self._space is not None:
+            self._space.set()
+
+    def _may_receive(self) -> bool:
+        """More of the body may come, and no message received is waiting for the app."""
+        return (
+            self.ahead is None and self.more_body and not self.disconnected and not self.too_large
+        )
+
+    def _receiving(self) -> asyncio.Lock:
+        """The lock that keeps receive() to one caller at a time, made on first use."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        return lock
+
+    def _read_ahead(self) -> None:
+        """Receive the next body message before the app asks for it, if none is held."""
+        if (
+            self._may_receive()
+            and not self.head_unread
+            and (self.reader is None or self.reader.done())
+        ):
+            self.reader = self.loop.create_task(self._receive_ahead())
+
+    async def _receive_ahead(self) -> None:
+        async with self._receiving():
+            if not self._may_receive():
+                return
+            message = await self.receive()
+        self._hold(message)
+
+    def _hold(self, message: Message) -> None:
+        """Account for a message received before the app asked: its body is held ahead."""
+        body = self._accept(message)
+        if body is not None:
+            self.ahead = (body, self.more_body)
+
+    def _too_large(self) -> RequestBodyTooLarge:
+        return RequestBodyTooLarge(f"the request body is larger than max_request_body={self.limit}")
+
+    def watch(self) -> None:
+        """From now on, notice a client that leaves while the response streams."""
+        if self.watcher is None and not self.disconnected:
+            self.watcher = self.loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Listen for http.disconnect while the response streams.
+
+        It shares ``receive()`` with the file under one lock and holds at most one body
+        message ahead for the reader, so the body is never read ahead by more than a message.
+        """
+        lock = self._receiving()
+        while not self.disconnected:
+            if self._holds_unasked():
+                # The reader has not taken the message held ahead yet: receiving again would
+                # read ahead a second message. (After the final body message only a
+                # disconnect can come, so that one does not stop the watch.)
+                space = self._space
+                if space is None:
+                    space = self._space = asyncio.Event()
+                space.clear()
+                await space.wait()
+                continue
+            async with lock:
+                if self._holds_unasked() or self.disconnected:
+                    continue
+                message = await self.receive()
+            if self.more_body or message["type"] != "http.request":
+                self._hold(message)
+
+    def _holds_unasked(self) -> bool:
+        # A method, not an inline test: the state changes while the watcher awaits.
+        if self.too_large:
+            # The body over the limit is refused, not drained: receiving on would read
+            # it all. A client that leaves is still noticed, by a send() that fails.
+            return True
+        ahead = self.ahead
+        if ahead is None:
+            return self.head_unread
+        return ahead[1]
+
+    async def stop_watching(self) -> None:
+        watcher = self.watcher
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are cancelled too, not only the watcher
+
+    def stop_reading(self) -> None:
+        """The app is done: a message still being received ahead is nobody's."""
+        reader = self.reader
+        if reader is not None:
+            reader.cancel()
+
+    def abort(self) -> None:
+        """The request is over early: stop receiving for it."""
+        if self.watcher is not None:
+            self.watcher.cancel()
+        self.stop_reading()
+
+    def release(self) -> None:
+        """The request is over: let go of it (see ``__init__``)."""
+        self._request = None

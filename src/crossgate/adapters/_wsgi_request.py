@@ -1,0 +1,542 @@
+"""One request of :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`: the WSGI app run on a
+worker thread, its response handed to the loop and sent from there.
+
+A list or tuple body crosses to the loop whole, through the request's first-delivery
+future (one hop: start and body go out together). Any other iterable streams through a
+byte-budgeted :class:`~crossgate.adapters._bridge.ThreadToLoop` channel, opened with its
+first chunk and drained by the request coroutine in batches, the worker blocking once the
+budget is in flight. A disconnect, or a ``send()`` that raises, stops the request: the
+worker's next put raises, and the iterable is closed on the thread that ran it.
+
+Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/), the
+ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its extensions
+(https://asgi.readthedocs.io/en/latest/extensions.html).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Final
+
+from crossgate._errors import ClientDisconnected, InvalidResponse
+from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
+from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe
+from crossgate.adapters._wsgi_input import RequestBody
+from crossgate.adapters.environ import check_status, encode_response_headers
+
+if TYPE_CHECKING:
+    from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+
+__all__ = ["FileWrapper", "Request", "plain_response"]
+
+logger = logging.getLogger("crossgate")
+
+_ERROR_BODY: Final = b"Internal Server Error"
+_PLAIN: Final = b"text/plain; charset=utf-8"
+#: Small batches of streamed chunks are joined into one ``http.response.body`` message.
+_JOIN_BELOW: Final = 64 * 1024
+_FILE_BLOCK: Final = 64 * 1024
+
+
+def plain_response(status: int, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    headers = [(b"content-type", _PLAIN), (b"content-length", str(len(body)).encode("ascii"))]
+    return status, headers, body
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file body the adapter can hand to the server whole.
+
+    PEP 3333 (Optional Platform-Specific File Handling): "the wrapper must be an iterable
+    object [...] If the "file-like" object has a close() method, the returned object must
+    also have a close() method, and when called, must call the file-like object's close()".
+    When the server advertises ``http.response.pathsend`` or ``http.response.zerocopysend``
+    the file goes out through it; otherwise it is read in blocks on the worker thread.
+    """
+
+    def __init__(self, filelike: IO[bytes], block_size: int = _FILE_BLOCK) -> None:
+        self.filelike = filelike
+        self.block_size = block_size if block_size > 0 else _FILE_BLOCK
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = self.block_size
+        while True:
+            block = read(size)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+# A response the worker had whole at once (status, headers, body): it reaches the loop
+# through the request's first-delivery future, with no channel involved.
+_Whole = tuple[int, list[tuple[bytes, bytes]], "bytes | list[bytes]"]
+
+
+class Request:
+    """One HTTP request: the WSGI side (worker thread) and its ASGI side (loop).
+
+    The request body, both sides, is :class:`~crossgate.adapters._wsgi_input.RequestBody`
+    (``body``, the environ's ``wsgi.input``); this is the app's run and its response.
+    """
+
+    __slots__ = (
+        "_done",
+        "adapter",
+        "body",
+        "channel",
+        "finished",
+        "first",
+        "headers",
+        "headers_sent",
+        "loop",
+        "raised",
+        "remaining",
+        "scope",
+        "send",
+        "sent_by_worker",
+        "status",
+        "stopped",
+        "whole",
+    )
+
+    def __init__(
+        self,
+        adapter: WsgiToAsgi,
+        loop: asyncio.AbstractEventLoop,
+        scope: Message,
+        receive: Receive,
+        send: Send,
+        *,
+        first: Message,
+    ) -> None:
+        """``first``: the first request message, received before the app is called."""
+        self.adapter = adapter
+        self.loop = loop
+        self.scope = scope
+        self.send = send
+        self.body = RequestBody(self, loop, receive, adapter.max_request_body, first)
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_sent = False
+        self.remaining: int | None = None  # Content-Length still allowed on the wire
+        # How the response reaches the loop, which awaits `first`: the worker resolves it
+        # once, with the whole response (the usual case: one hand-off, no lock) or with
+        # None, meaning "read `channel`" (a stream, or an end that went through it).
+        self.first: asyncio.Future[_Whole | None] = loop.create_future()
+        self.whole: _Whole | None = None  # a whole response, handed over as the job ends
+        # A BaseException (SystemExit) from the app's close() after a whole response: the
+        # loop sends the response, then raises it to the server.
+        self.raised: BaseException | None = None
+        # Opened by the worker when the response streams, and announced through `first`
+        # at once (see _stream): a whole response, the usual case, needs none.
+        self.channel: ThreadToLoop[bytes] | None = None
+        # Set on the loop once nobody will take the response (the client left, send()
+        # failed, the task was cancelled): the worker's next put raises it, so the app stops.
+        self.stopped: BaseException | None = None
+        self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
+        # Set by the worker once the app and its close() are done; the loop waits on _done
+        # only when it gets there first (an early exit), so the usual request needs no
+        # second wake-up of the loop.
+        self.finished = False
+        self._done: asyncio.Future[None] | None = None
+
+    # ---------------------------------------------------------------- worker thread side
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> WriteCallable:
+        """PEP 3333 ``start_response``; validates now, so a bad status fails in the app."""
+        if exc_info is not None and exc_info[0] is not None:
+            try:
+                # PEP 3333 (https://peps.python.org/pep-3333/#the-start-response-callable):
+                # "if exc_info is provided, and the HTTP headers have already been sent,
+                # start_response must raise an error, and should re-raise using the exc_info
+                # tuple. That is: raise exc_info[1].with_traceback(exc_info[2])"
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                # As PEP 3333's example gateway does: "exc_info = None  # avoid dangling
+                # circular ref" (frame -> traceback -> frame).
+                exc_info = None
+            # PEP 3333: "If exc_info is supplied, and no HTTP headers have been output yet,
+            # start_response should replace the currently-stored HTTP response headers with
+            # the newly-supplied ones, thus allowing the application to "change its mind"".
+        elif self.status is not None:
+            # PEP 3333: "it is a fatal error to call start_response without the exc_info
+            # argument if start_response has already been called within the current
+            # invocation of the application."
+            raise InvalidResponse("start_response() called a second time without exc_info")
+        code = check_status(status)
+        encoded = encode_response_headers(headers)
+        remaining = None
+        for name, value in encoded:
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise InvalidResponse(f"invalid Content-Length header {value!r}")
+                remaining = int(value)
+                break
+        self.status = code
+        self.headers = encoded
+        self.remaining = remaining
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333 ``write()``: queued for the loop at once (the loop sends it in order)."""
+        if self.status is None:
+            raise InvalidResponse("write() called before start_response()")
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        # PEP 3333: headers go out "upon the application's first invocation of the write()
+        # callable", even an empty one.
+        self.headers_sent = True
+        if data:
+            self._emit(data)
+
+    def _emit(self, chunk: bytes) -> bool:
+        """Queue a non-empty chunk; True once the declared Content-Length is reached."""
+        if self.status is None:
+            # PEP 3333: "the application must invoke the start_response() callable before
+            # the iterable yields its first body bytestring". Without this, a start message
+            # with no status would reach the server.
+            raise InvalidResponse("the WSGI iterable yielded body data before start_response()")
+        remaining = self.remaining
+        stop = False
+        if remaining is not None:
+            # A body that overruns its Content-Length is cut: the excess never reaches the
+            # wire (it would be read as the start of the next response on the connection).
+            if len(chunk) >= remaining:
+                chunk = chunk[:remaining]
+                stop = True
+            self.remaining = remaining - len(chunk)
+            if not chunk:
+                return stop
+        # From the first chunk on, status and headers are committed: PEP 3333 "sent".
+        self.headers_sent = True
+        channel = self.channel
+        if channel is None:
+            # Before the put, which may wait for a loop that is still awaiting `first`.
+            channel = self._stream()
+        channel.put(chunk, len(chunk))
+        return stop
+
+    def _stream(self) -> ThreadToLoop[bytes]:
+        """The response's channel, opened on first use and announced to the loop then.
+
+        Never called once ``whole`` is set: a response goes one way or the other.
+        """
+        channel = self.channel
+        if channel is None:
+            channel = self.channel = ThreadToLoop(self.loop, self.adapter.budget)
+            # The loop sets `stopped` before it looks for a channel to close, and the
+            # worker opens the channel before it looks at `stopped`: one of them sees the
+            # other, so a stop is never missed (it may be applied twice, which is harmless).
+            stopped = self.stopped
+            if stopped is not None:
+                channel.close(stopped)
+            resolve_threadsafe(self.first, None)
+        return channel
+
+    def run(self, app: WSGIApp, environ: Environ) -> Callable[[], None] | None:
+        """The worker job: call the app, hand its body to the loop, always close it.
+
+        A whole response is handed over last, by the returned callable, which the pool
+        calls once it counts this thread idle: the loop, woken then, finds the GIL free
+        and the work done, where a wake-up any earlier would have it wait for both.
+        """
+        if self.stopped is not None:
+            # The request was abandoned (its task cancelled) while this job was queued.
+            self._finish()
+            return None
+        error: BaseException | None = None
+        try:
+            iterable = app(environ, self.start_response)
+            try:
+                if not self.headers_sent and type(iterable) in (list, tuple):
+                    self._whole(iterable)  # type: ignore[arg-type]
+                elif not self.headers_sent and type(iterable) is FileWrapper:
+                    self._file(iterable)
+                else:
+                    self._iterate(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    # PEP 3333: "If the iterable returned by the application has a close()
+                    # method, the server or gateway must call that method upon completion
+                    # of the current request, whether the request was completed normally,
+                    # or terminated early due to an application error during iteration or
+                    # an early disconnect of the browser."
+                    try:
+                        close()
+                    except Exception:
+                        logger.exception("crossgate: the WSGI iterable's close() raised")
+        except Exception as exc:
+            self._failed(exc)
+        except BaseException as exc:  # SystemExit and the like: the server's to handle
+            error = exc
+        # Finished before the channel ends: the loop, woken by the end, then finds the
+        # work done and need not be woken a second time.
+        self._finish()
+        whole = self.whole
+        if whole is not None:
+            # Written before `first` resolves, so the loop sees it once it has `whole`.
+            self.raised = error
+            return functools.partial(resolve_threadsafe, self.first, whole)
+        # A stream; or write(b"") alone, a file sent by the server, an error after the
+        # headers: all end through the channel.
+        self._stream().close(error, keep=True)
+        return None
+
+    def _finish(self) -> None:
+        self.finished = True
+        # Read after the write above; wait_finished() writes `_done` before it reads
+        # `finished`: either the loop sees the job finished or this sees its future.
+        done = self._done
+        if done is not None:
+            resolve_threadsafe(done, None)
+
+    def _whole(self, chunks: Sequence[bytes]) -> None:
+        """A list or tuple body: the response goes to the loop in one piece."""
+        status = self.status
+        if status is None:
+            raise InvalidResponse("the WSGI application returned without calling start_response()")
+        remaining = self.remaining
+        body: bytes | list[bytes]
+        if len(chunks) == 1:
+            body = chunks[0] if type(chunks[0]) is bytes else _as_bytes(chunks[0])
+            if remaining is not None and len(body) > remaining:
+                body = body[:remaining]
+        else:
+            parts = [chunk if type(chunk) is bytes else _as_bytes(chunk) for chunk in chunks]
+            if sum(map(len, parts)) <= self.adapter.budget:
+                body = b"".join(parts)
+                if remaining is not None and len(body) > remaining:
+                    body = body[:remaining]
+            else:
+                # Big and already in memory: sent as they are rather than copied into one.
+                body = []
+                for part in parts:
+                    if remaining is not None:
+                        if len(part) >= remaining:
+                            if remaining:
+                                body.append(part[:remaining])
+                            break
+                        remaining -= len(part)
+                    if part:
+                        body.append(part)
+        # Handed over as the job's last act (see run); a list or tuple has no close().
+        self.whole = (status, self.headers, body)
+
+    def _iterate(self, iterable: Iterable[bytes]) -> None:
+        emit = self._emit
+        put = None
+        for item in iterable:
+            chunk = item if type(item) is bytes else _as_bytes(item)
+            # PEP 3333: headers wait for "the first iteration of the application return
+            # value that yields a non-empty bytestring": empty chunks are skipped.
+            if not chunk:
+                continue
+            if put is not None:
+                put(chunk, len(chunk))  # the hot loop: streaming, no Content-Length to keep
+            elif emit(chunk):
+                break
+            elif self.remaining is None:
+                put = self._stream().put
+        if not self.headers_sent:
+            self._whole(())
+
+    def _file(self, wrapper: FileWrapper) -> None:
+        """Hand a file to the server when it can send it itself, else read it in blocks."""
+        if self.status is None:
+            raise InvalidResponse("the WSGI application returned without calling start_response()")
+        extensions = self.scope.get("extensions") or {}
+        filelike = wrapper.filelike
+        try:
+            fileno = filelike.fileno()
+            offset = filelike.tell()
+            size = os.fstat(fileno).st_size
+        except (AttributeError, OSError, ValueError):
+            self._iterate(wrapper)
+            return
+        count = size - offset
+        if self.remaining is not None:
+            count = min(count, self.remaining)
+        if "http.response.zerocopysend" in extensions and count >= 0:
+            # Extensions: "file: An opened file descriptor object with an underlying OS
+            # file descriptor that can be used to call os.sendfile."
+            message: Message = {
+                "type": "http.response.zerocopysend",
+                "file": filelike,
+                "offset": offset,
+                "count": count,
+                "more_body": False,
+            }
+        else:
+            path = getattr(filelike, "name", None)
+            if (
+                "http.response.pathsend" not in extensions
+                or not isinstance(path, str)
+                or not os.path.isabs(path)
+                or offset != 0
+                or count != size
+            ):
+                self._iterate(wrapper)
+                return
+            # Extensions: "path (Unicode string) - The string representation of the
+            # absolute path of the file to be sent."
+            message = {"type": "http.response.pathsend", "path": path}
+        self.headers_sent = True
+        # Sent from here, so that close() (the finally in run) comes after the server took it.
+        call_in_loop(self.loop, self._send_file, message)
+        self.sent_by_worker = True
+
+    def _failed(self, exc: Exception) -> None:
+        if self.stopped is not None:  # stopped by the loop side: the client left, quietly
+            logger.debug("crossgate: WSGI response stopped: %r", exc)
+        elif self.headers_sent:
+            # After the headers went out: abort the response, the server sees the error
+            # once it has sent the chunks the app produced before it (PEP 3333 counts them
+            # as sent; dropping them would turn an aborted response into a 500).
+            self._stream().close(exc, keep=True)
+        else:
+            if isinstance(exc, ClientDisconnected) and self.body.disconnected:
+                logger.info("crossgate: the client left while the WSGI app read the body")
+            else:
+                # Before the headers: a 500 replaces the response, the traceback is logged.
+                logger.error("crossgate: the WSGI application raised", exc_info=exc)
+            self.whole = plain_response(500, _ERROR_BODY)
+
+    # ------------------------------------------------------------------------ loop side
+
+    def stop(self, exc: BaseException) -> None:
+        """Nobody will take the response: the worker's next put raises ``exc``."""
+        self.stopped = exc  # before the read of `channel`: see _stream
+        channel = self.channel
+        if channel is not None:
+            channel.close(exc)
+
+    async def send_parts(
+        self, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes]
+    ) -> None:
+        """Send a response the worker had whole, its body in several parts."""
+        await self._send_all(
+            [
+                {"type": "http.response.start", "status": status, "headers": headers},
+                *({"type": "http.response.body", "body": p, "more_body": True} for p in parts),
+                {"type": "http.response.body", "body": b""},
+            ]
+        )
+
+    async def respond(self) -> None:
+        """Send the chunks the worker streams through the channel, as they come."""
+        channel = self.channel
+        # The worker opens the channel before it resolves `first` with None.
+        assert channel is not None
+        body = self.body
+        started = watching = False
+        try:
+            while True:
+                if started and not watching and not channel.closed:
+                    # The response outlives its first batch: from now on a client that
+                    # leaves must be noticed. (A short response, such as a framework's
+                    # one-chunk iterator, has closed the channel by now and needs no
+                    # watcher task.)
+                    body.watch()
+                    watching = True
+                try:
+                    chunks = await channel.get()
+                except ClientDisconnected:
+                    return  # the client left; the worker stops at its next chunk
+                # Any other error is the application's, after the headers: it aborts the
+                # response and propagates to the server (no final more_body=False goes out).
+                if not chunks:
+                    break
+                if len(chunks) > 1 and sum(map(len, chunks)) <= _JOIN_BELOW:
+                    chunks = [b"".join(chunks)]
+                if not await self._send_chunks(chunks, not started):
+                    return
+                started = True
+            if self.sent_by_worker:
+                return
+            final: list[Message] = [{"type": "http.response.body", "body": b"", "more_body": False}]
+            if not started:  # write(b"") and nothing else: the headers are due all the same
+                final.insert(0, self._start_message())
+            await self._send_all(final)
+        finally:
+            if watching:
+                await body.stop_watching()
+
+    def _start_message(self) -> Message:
+        return {"type": "http.response.start", "status": self.status, "headers": self.headers}
+
+    async def _send_all(self, messages: list[Message]) -> bool:
+        """Send ``messages``; False (and the worker released) if the client is gone."""
+        send = self.send
+        try:
+            for message in messages:
+                await send(message)
+        except BaseException as exc:
+            return self.send_failed(exc)
+        return True
+
+    async def _send_chunks(self, chunks: list[bytes], start: bool) -> bool:
+        """:meth:`_send_all` for body chunks (the streaming hot loop), after the start."""
+        send = self.send
+        try:
+            if start:
+                await send(self._start_message())
+            for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except BaseException as exc:
+            return self.send_failed(exc)
+        return True
+
+    def send_failed(self, exc: BaseException) -> bool:
+        """Release the worker after ``send()`` raised ``exc``: False for a client gone
+        (an OSError), else re-raise."""
+        if isinstance(exc, OSError):
+            # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
+            # than wait forever for a consumer: its next put() raises.
+            self.body.disconnected = True
+            self.stop(ClientDisconnected("send() failed: the client is gone"))
+            return False
+        self.stop(ClientDisconnected("send() failed"))
+        raise exc
+
+    async def _send_file(self, message: Message) -> None:
+        try:
+            await self.send(self._start_message())
+            await self.send(message)
+        except OSError:
+            self.body.disconnected = True
+
+    async def wait_finished(self) -> None:
+        """Return once the worker is done with the app (and its ``close()``)."""
+        done = self._done = self.loop.create_future()
+        if self.finished:  # read after `_done` is set: see _finish
+            return
+        await done
+
+    def abort(self) -> None:
+        """The request task is gone (cancelled) or failed: release the worker."""
+        self.stop(ClientDisconnected("the request was cancelled"))
+        self.body.abort()
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, bytes):
+        return bytes(data)
+    raise TypeError(
+        f"WSGI body chunks must be bytes, not {type(data).__name__} (PEP 3333: 'the "
+        "application [...] must return an iterable yielding zero or more bytestrings')"
+    )
