@@ -257,9 +257,9 @@ async def test_a_worker_yields_the_cpu_between_jobs_once_it_has_worked_a_while(
     # A worker that runs job after job keeps the GIL until CPython forces a switch in the
     # middle of whatever the app does; it lets the others run between jobs instead.
     yields: list[str] = []
-    monkeypatch.setattr(_bridge, "YIELD_AFTER", 0.05)  # wide: a slow CI machine stays under
+    monkeypatch.setattr(_bridge.pool, "YIELD_AFTER", 0.05)  # wide: a slow CI machine stays under
     monkeypatch.setattr(
-        _bridge, "_yield_cpu", lambda: yields.append(threading.current_thread().name)
+        _bridge.pool, "_yield_cpu", lambda: yields.append(threading.current_thread().name)
     )
     single = WorkerPool(1, name=unique("yield-pool"))  # one thread: every job in order on it
     try:
@@ -394,10 +394,10 @@ def test_copy_back_sets_changed_vars_only_and_never_private_ones() -> None:
         var.set("before")
         ctx = contextvars.copy_context()
         ctx.run(var.set, "after")
-        ctx.run(_bridge._current_mailbox.set, _bridge._Mailbox())
+        ctx.run(_bridge.mailbox._current_mailbox.set, _bridge.mailbox._Mailbox())
         _bridge.copy_back(ctx)
         assert var.get() == "after"
-        assert _bridge._current_mailbox.get() is None
+        assert _bridge.mailbox._current_mailbox.get() is None
 
     contextvars.Context().run(scenario)
 
@@ -413,7 +413,7 @@ def test_nothing_starts_at_import_and_the_portal_starts_once() -> None:
         "import crossgate, crossgate.adapters.calls\n"
         "from crossgate.adapters import _bridge as b\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
-        "assert b._portal is None and b._default_pool is None\n"
+        "assert b.portal._portal is None and b.pool._default_pool is None\n"
         "p = b.get_portal()\n"
         "assert threading.active_count() == 2\n"
         "assert b.get_portal() is p\n"
@@ -502,7 +502,7 @@ def test_portal_close_runs_hooks_in_reverse_and_cancels_leftovers() -> None:
 def test_get_portal_replaces_a_closed_portal(monkeypatch: pytest.MonkeyPatch) -> None:
     closed = Portal(name="closed-portal")
     closed.close()
-    monkeypatch.setattr(_bridge, "_portal", closed)  # restored after the test
+    monkeypatch.setattr(_bridge.portal, "_portal", closed)  # restored after the test
     fresh = _bridge.get_portal()
     try:
         assert fresh is not closed
@@ -570,7 +570,7 @@ def test_fork_while_another_thread_holds_the_bridge_locks() -> None:
     release = threading.Event()
 
     def hold() -> None:
-        with pool._lock, _bridge._portal_lock, _bridge._default_lock:
+        with pool._lock, _bridge.portal._portal_lock, _bridge.pool._default_lock:
             holding.set()
             release.wait(LONG)
 

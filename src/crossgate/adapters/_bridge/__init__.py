@@ -1,0 +1,47 @@
+"""The one place where threads meet the event loop.
+
+Everything that crosses between a thread and an event loop goes through this package:
+
+* :class:`WorkerPool` runs sync code in a bounded set of daemon threads, created lazily.
+* :class:`Portal` is the per-process event loop thread that sync code borrows (started on
+  first use, rebuilt after ``fork()``, stopped at interpreter exit).
+* :func:`call_in_loop` runs a coroutine on a loop from a thread and blocks until it ends.
+  While it blocks, the thread serves sync work that the coroutine sends back to it, so
+  nesting ``sync -> async -> sync`` never needs a second thread and never deadlocks.
+* :class:`ThreadToLoop` and :class:`LoopToThread` are bounded byte channels: the producer
+  wakes the consumer only when the consumer is waiting (everything queued meanwhile is
+  taken in one batch), and blocks once the bytes in flight reach the budget.
+
+A thread hop costs tens of microseconds, so the rule here is to hop as rarely as possible:
+results travel with one ``call_soon_threadsafe`` (thread -> loop) or one lock release
+(loop -> thread), never through ``concurrent.futures`` and its callback chains.
+"""
+
+from crossgate.adapters._bridge.channels import DEFAULT_BUDGET, LoopToThread, ThreadToLoop
+from crossgate.adapters._bridge.hop import origin_loop, post_threadsafe, resolve_threadsafe
+from crossgate.adapters._bridge.mailbox import call_in_loop, copy_back, run_sync
+from crossgate.adapters._bridge.pool import (
+    DEFAULT_WORKERS,
+    WorkerPool,
+    default_pool,
+    set_default_workers,
+)
+from crossgate.adapters._bridge.portal import Portal, get_portal
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_WORKERS",
+    "LoopToThread",
+    "Portal",
+    "ThreadToLoop",
+    "WorkerPool",
+    "call_in_loop",
+    "copy_back",
+    "default_pool",
+    "get_portal",
+    "origin_loop",
+    "post_threadsafe",
+    "resolve_threadsafe",
+    "run_sync",
+    "set_default_workers",
+]

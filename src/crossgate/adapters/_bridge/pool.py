@@ -1,0 +1,302 @@
+"""Worker pools: bounded sets of daemon threads that run sync code, created lazily."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+from weakref import WeakSet
+
+from crossgate.adapters._bridge.hop import (
+    Job,
+    Started,
+    make_job,
+    post_threadsafe,
+    run_from,
+    set_result,
+)
+
+__all__ = ["DEFAULT_WORKERS", "WorkerPool", "default_pool", "set_default_workers"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("crossgate")
+
+DEFAULT_WORKERS = 40
+#: Seconds of work after which a worker thread, between two jobs, lets the others run.
+YIELD_AFTER = 0.0002
+
+
+#: Releases the GIL and the CPU, so that a thread waiting for the GIL takes it now.
+#: os.sched_yield() releases the GIL around the call; time.sleep(0), the fallback where
+#: there is no sched_yield() (Windows), may hand it straight back to this thread.
+_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", None) or functools.partial(
+    time.sleep, 0
+)
+
+
+class WorkerPool:
+    """A bounded set of daemon threads that run sync callables, created on first use.
+
+    Threads start one at a time as work arrives and no thread is idle, up to
+    ``max_workers``; past that, work queues (first in, first out) and never deadlocks the
+    loop. After ``fork()`` the child starts with no threads and builds its own.
+    """
+
+    def __init__(self, max_workers: int = DEFAULT_WORKERS, *, name: str = "crossgate") -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers!r}")
+        self.max_workers = max_workers
+        self.name = name
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._reset()
+        _pools.add(self)
+
+    def _reset(self) -> None:
+        import queue  # noqa: PLC0415 - only queue.SimpleQueue; keeps import time low
+
+        self._queue: queue.SimpleQueue[Job | Started | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        # The hot path takes no lock: deque.append() and pop() are atomic, so the counts
+        # live in deques and are read with len(). (A lock taken per job by the caller and
+        # again by the worker cost about 6% of a hello-world request under uvicorn.)
+        # One item per thread that is waiting, or about to wait, for work and that no job
+        # has claimed yet: a job that claims one needs no new thread.
+        self._idle: deque[None] = deque()
+        # One item per job submitted and not finished: drain() waits for it to empty.
+        self._busy: deque[None] = deque()
+        self._drained: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closed = False
+        self._pid = os.getpid()
+
+    @property
+    def thread_count(self) -> int:
+        """How many threads the pool has started (in this process)."""
+        return len(self._threads) if self._pid == os.getpid() else 0
+
+    def submit(self, job: Job) -> None:
+        """Run ``job()`` in a worker thread; it must not raise (wrap it, as :meth:`run` does).
+
+        If ``job()`` returns a callable, the worker calls that too, once it counts itself
+        idle again: deliver results that way, so that the caller's next :meth:`submit`
+        finds the thread idle instead of starting another one.
+        """
+        self._enqueue(job)
+
+    def _enqueue(self, job: Job | Started) -> None:
+        # No getpid() here, on the hot path: a forked child resets every pool before it
+        # runs any code of its own (_after_fork_in_child).
+        if self._closed:
+            raise RuntimeError(f"worker pool {self.name!r} is shut down")
+        self._busy.append(None)
+        try:
+            self._idle.pop()  # claim a waiting thread
+        except IndexError:
+            try:
+                self._grow()
+            except BaseException:
+                self._busy.pop()  # the job is refused: drain() must not wait for it
+                raise
+        self._queue.put(job)
+
+    def _grow(self) -> None:
+        """No thread is free: start one, unless the pool is full (the job then queues).
+
+        A job queued on a full pool is taken by the next thread that frees up, which has
+        put itself in ``_idle`` first, so ``_idle`` may then count one thread too many.
+        That only ever happens on a full pool, where it decides nothing: no thread can be
+        started anyway, and drain() counts ``_busy``, not ``_idle``.
+        """
+        with self._lock:
+            if len(self._threads) < self.max_workers:
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f"{self.name}-{len(self._threads)}",
+                    daemon=True,  # a stuck app must never keep the interpreter alive
+                )
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't start new thread": a process or memory limit
+                    if not self._threads:
+                        raise  # nobody could ever run the job: the caller must know
+                    logger.warning(
+                        "crossgate: pool %r could not start a thread; the job waits for one of "
+                        "its %d threads",
+                        self.name,
+                        len(self._threads),
+                        exc_info=True,
+                    )
+                    return
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        idle = self._idle
+        busy = self._busy
+        clock = time.perf_counter
+        worked = 0.0  # seconds of jobs since this thread last yielded
+        while True:
+            job = get()
+            if job is None:
+                return
+            deliver: object = None
+            started = clock()
+            try:
+                # A tuple comes from start(): run in the caller's context.
+                deliver = run_from(*job) if type(job) is tuple else job()  # type: ignore[operator]
+            except BaseException:  # a job that breaks its contract must not kill the worker
+                logger.exception("crossgate: uncaught error in a worker job")
+            del job
+            # Idle before the result is delivered: a caller that submits again as soon as
+            # it has its result must find this thread idle, not start a new one.
+            idle.append(None)
+            busy.pop()
+            if self._drained:
+                self._wake_drained()
+            if callable(deliver):
+                try:
+                    deliver()
+                except BaseException:
+                    logger.exception("crossgate: uncaught error delivering a job's result")
+            del deliver
+            worked += clock() - started
+            if worked > YIELD_AFTER:
+                # A thread that runs job after job without blocking keeps the GIL until
+                # CPython forces a switch (sys.getswitchinterval(), 5 ms), wherever the app
+                # then is: often inside a lock that every request takes, such as the RLock
+                # of each asgiref Local that Django reads many times per request. Every
+                # thread scheduled next then blocks on that lock in turn: a convoy. Django
+                # under uvicorn ran at 656 requests/s that way, 1,838/s with this yield
+                # (CPU per request 1,553 -> 553 us): the switch happens here, between jobs.
+                worked = 0.0
+                _yield_cpu()
+
+    def _wake_drained(self) -> None:
+        # Called after the last job's busy.pop(), and by drain() after it registered: with
+        # no lock on the worker's path, one of the two sees the other's write, never neither.
+        with self._lock:
+            if self._busy or not self._drained:
+                return
+            waiters, self._drained = self._drained, []
+        for waiter_loop, fut in waiters:
+            post_threadsafe(waiter_loop, set_result, fut, None)
+
+    async def run(
+        self, fn: Callable[..., T], /, *args: Any, context: contextvars.Context | None = None
+    ) -> T:
+        """Run ``fn(*args)`` in a worker thread, in ``context`` (default: a copy of the
+        caller's), and return its result. Cancelling the caller raises ``CancelledError`` at
+        once; a job that has not started yet is then skipped, one that has runs to its end.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        ctx = contextvars.copy_context() if context is None else context
+        self.submit(make_job(loop, fut, ctx, fn, args))
+        return await fut
+
+    def start(
+        self,
+        fn: Callable[..., object],
+        /,
+        *args: Any,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Run ``fn(*args)`` in a worker thread, in ``context`` (default: a copy of the
+        caller's), with ``loop`` as the thread's origin loop; nothing is delivered back.
+
+        For a job that reports through a channel of its own: it spares the future, the
+        task that awaits it and the wake-up of the loop that delivers its result. ``fn``
+        must handle its errors (one that escapes is logged and dropped). If it returns a
+        callable, the worker calls that once it counts itself idle, as for :meth:`submit`.
+        """
+        ctx = contextvars.copy_context() if context is None else context
+        self._enqueue((loop, ctx, fn, args))
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until no job runs or waits; True if that happened within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._pid != os.getpid() or not self._busy:
+                return True
+            self._drained.append((loop, fut))
+        self._wake_drained()  # the last job may have ended before it could see us
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def shutdown(self) -> None:
+        """Let every thread exit once the queued work is done; later :meth:`submit` raises.
+
+        Threads are daemons and are not joined: a job stuck in application code must not
+        hang the caller (use :meth:`drain` first to wait for work with a timeout).
+        """
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+            self._closed = True
+            for _ in self._threads:
+                self._queue.put(None)
+            self._threads = []
+            self._idle.clear()
+
+    def __repr__(self) -> str:
+        return f"<WorkerPool {self.name!r} threads={self.thread_count}/{self.max_workers}>"
+
+
+#: Every pool, so that a forked child can replace their locks (see _after_fork_in_child).
+_pools: WeakSet[WorkerPool] = WeakSet()
+
+_default_pool: WorkerPool | None = None
+_default_workers = DEFAULT_WORKERS
+_default_lock = threading.Lock()
+
+
+def set_default_workers(max_workers: int) -> None:
+    """Size of the process-wide pool that :func:`run_sync` uses (before its first use)."""
+    global _default_workers
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be at least 1, not {max_workers!r}")
+    with _default_lock:
+        _default_workers = max_workers
+        if _default_pool is not None:
+            _default_pool.max_workers = max_workers
+
+
+def default_pool() -> WorkerPool:
+    """The process-wide worker pool, created on first use."""
+    global _default_pool
+    pool = _default_pool
+    if pool is None:
+        with _default_lock:
+            if _default_pool is None:
+                _default_pool = WorkerPool(_default_workers, name="crossgate-sync")
+            pool = _default_pool
+    return pool
+
+
+def _after_fork_in_child() -> None:
+    # A lock that another thread of the parent held at fork() stays held forever in the
+    # child, where that thread does not exist: the pid checks would then deadlock on it.
+    global _default_lock
+    _default_lock = threading.Lock()
+    for pool in list(_pools):
+        # The parent's threads do not exist here: the child starts with none of them, and
+        # nothing it queued (submit skips a pid check for this reason).
+        pool._lock = threading.Lock()
+        pool._reset()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,164 @@
+"""The portal: the per-process event loop thread that sync code borrows (started on first
+use, rebuilt after ``fork()``, stopped at interpreter exit)."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from crossgate.adapters._bridge.hop import post_threadsafe
+from crossgate.adapters._bridge.mailbox import call_in_loop
+
+__all__ = ["Portal", "get_portal"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("crossgate")
+
+
+class Portal:
+    """An event loop running in a daemon thread, for sync code that needs one.
+
+    Use :func:`get_portal` for the per-process instance: it is created on first use and
+    rebuilt in a child process after ``fork()``, because a forked child inherits the
+    portal object but not its thread.
+    """
+
+    def __init__(self, *, name: str = "crossgate-portal") -> None:
+        self.pid = os.getpid()
+        self._close_hooks: list[Callable[[], Coroutine[Any, Any, object]]] = []
+        self._ready = threading.Event()
+        self._stopped = False
+        self.loop = _new_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                self.loop.run_until_complete(self._cancel_remaining())
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    async def _cancel_remaining(self) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not me and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def call(
+        self, fn: Callable[..., Awaitable[T]], /, *args: Any, timeout: float | None = None
+    ) -> T:
+        """Run ``await fn(*args)`` on the portal loop and block until it ends."""
+        if threading.get_ident() == self._thread.ident:
+            raise RuntimeError("Portal.call() from the portal's own thread would deadlock")
+        return call_in_loop(self.loop, fn, *args, timeout=timeout)
+
+    def spawn(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        /,
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Start ``fn(*args)`` as a task on the portal loop without waiting for it."""
+        ctx = contextvars.copy_context() if context is None else context
+
+        def start() -> None:
+            self.loop.create_task(fn(*args), context=ctx)
+
+        if not post_threadsafe(self.loop, start):
+            raise RuntimeError("the crossgate portal is closed")
+
+    def on_close(self, hook: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """Await ``hook()`` on the portal loop when it closes (last registered, first run)."""
+        self._close_hooks.append(hook)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Run the close hooks, cancel what is left, stop the loop and join its thread."""
+        if self._stopped or self.pid != os.getpid():
+            return
+        self._stopped = True
+        if threading.get_ident() == self._thread.ident:
+            raise RuntimeError("Portal.close() from the portal's own thread")
+        hooks, self._close_hooks = self._close_hooks[::-1], []
+        for hook in hooks:
+            try:
+                call_in_loop(self.loop, hook, timeout=timeout)
+            except BaseException:
+                logger.exception("crossgate: a portal close hook failed")
+        post_threadsafe(self.loop, self.loop.stop)
+        self._thread.join(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._stopped
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (as uvicorn picks it), unless CROSSGATE_LOOP=asyncio."""
+    choice = os.environ.get("CROSSGATE_LOOP", "auto")
+    if choice not in {"auto", "asyncio", "uvloop"}:
+        raise ValueError(f"CROSSGATE_LOOP must be auto, asyncio or uvloop, not {choice!r}")
+    if choice != "asyncio":
+        try:
+            import uvloop  # noqa: PLC0415
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+_portal: Portal | None = None
+_portal_lock = threading.Lock()
+
+
+def get_portal() -> Portal:
+    """The per-process portal, started on first use and rebuilt after ``fork()``."""
+    global _portal
+    portal = _portal
+    if portal is not None and portal.pid == os.getpid() and not portal.closed:
+        return portal
+    with _portal_lock:
+        if _portal is None or _portal.pid != os.getpid() or _portal.closed:
+            if _portal is None or _portal.pid != os.getpid():
+                atexit.register(_close_portal_at_exit)
+            _portal = Portal()
+        return _portal
+
+
+def _close_portal_at_exit() -> None:
+    portal = _portal
+    if portal is not None and portal.pid == os.getpid():
+        portal.close()
+
+
+def _after_fork_in_child() -> None:
+    # A lock that another thread of the parent held at fork() stays held forever in the
+    # child, where that thread does not exist: get_portal() would then deadlock on it.
+    global _portal_lock
+    _portal_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
