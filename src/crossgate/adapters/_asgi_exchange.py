@@ -23,8 +23,9 @@ from crossgate._errors import BridgeClosed, ClientDisconnected, InvalidResponse,
 from crossgate._types import ASGIApp, Message
 from crossgate.adapters._bridge import LoopToThread
 from crossgate.adapters.environ import decode_response_headers, status_line
+from crossgate.adapters.lifespan import CANCEL_GRACE
 
-__all__ = ["CANCEL_GRACE", "PATHSEND", "READ_SIZE", "Exchange", "Head", "Item", "PathSend"]
+__all__ = ["PATHSEND", "READ_SIZE", "Exchange", "Head", "Item", "PathSend"]
 
 logger = logging.getLogger("crossgate")
 
@@ -33,8 +34,6 @@ logger = logging.getLogger("crossgate")
 #: ``budget`` bytes at a time instead (see ``Exchange._read``).
 READ_SIZE: Final = 64 * 1024
 PATHSEND: Final = "http.response.pathsend"
-#: Seconds a cancelled app task gets to end before it is left behind.
-CANCEL_GRACE: Final = 1.0
 
 # PEP 3333: "Applications and middleware are forbidden from using HTTP/1.1 "hop-by-hop"
 # features or headers". ASGI: "You may send a Transfer-Encoding header in this message, but

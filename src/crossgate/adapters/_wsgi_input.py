@@ -70,7 +70,7 @@ class RequestBody:
         first: Message,
     ) -> None:
         """``first``: the request's first message, received before the app was called."""
-        # The request refers to its body too: the cycle is broken by release(), so that
+        # The request refers to its body too: the cycle is broken by finish(), so that
         # the two are freed by reference counting, not left to the garbage collector.
         self._request: Request | None = request
         self.loop = loop
@@ -382,7 +382,7 @@ class RequestBody:
 
     def watch(self) -> None:
         """From now on, notice a client that leaves while the response streams."""
-        if self.watcher is None and not self.disconnected:
+        if not self.disconnected:
             self.watcher = self.loop.create_task(self._watch())
 
     async def _watch(self) -> None:
@@ -432,18 +432,15 @@ class RequestBody:
                 if task is not None and task.cancelling():
                     raise  # we are cancelled too, not only the watcher
 
-    def stop_reading(self) -> None:
-        """The app is done: a message still being received ahead is nobody's."""
+    def abort(self) -> None:
+        """The request is over early: stop listening for a disconnect."""
+        if self.watcher is not None:
+            self.watcher.cancel()
+
+    def finish(self) -> None:
+        """The request is over: a message still being received ahead is nobody's, and the
+        request is let go of (see ``__init__``)."""
         reader = self.reader
         if reader is not None:
             reader.cancel()
-
-    def abort(self) -> None:
-        """The request is over early: stop receiving for it."""
-        if self.watcher is not None:
-            self.watcher.cancel()
-        self.stop_reading()
-
-    def release(self) -> None:
-        """The request is over: let go of it (see ``__init__``)."""
         self._request = None

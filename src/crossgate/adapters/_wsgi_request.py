@@ -441,16 +441,15 @@ class Request:
         # The worker opens the channel before it resolves `first` with None.
         assert channel is not None
         body = self.body
-        started = watching = False
+        started = False
         try:
             while True:
-                if started and not watching and not channel.closed:
+                if started and body.watcher is None and not channel.closed:
                     # The response outlives its first batch: from now on a client that
                     # leaves must be noticed. (A short response, such as a framework's
                     # one-chunk iterator, has closed the channel by now and needs no
                     # watcher task.)
                     body.watch()
-                    watching = True
                 try:
                     chunks = await channel.get()
                 except ClientDisconnected:
@@ -471,7 +470,7 @@ class Request:
                 final.insert(0, self._start_message())
             await self._send_all(final)
         finally:
-            if watching:
+            if body.watcher is not None:
                 await body.stop_watching()
 
     def _start_message(self) -> Message:

@@ -35,7 +35,6 @@ from typing import Any, Final, Literal
 from crossgate._errors import ClientDisconnected, LifespanError, ResponseTimeout
 from crossgate._types import ASGIApp, Environ, ExcInfo, StartResponse
 from crossgate.adapters._asgi_exchange import (
-    CANCEL_GRACE,
     PATHSEND,
     READ_SIZE,
     Exchange,
@@ -47,6 +46,7 @@ from crossgate.adapters._asgi_stream import FileStream, Stream, abort, collect
 from crossgate.adapters._bridge import DEFAULT_BUDGET, LoopToThread, Portal, get_portal
 from crossgate.adapters.environ import build_scope
 from crossgate.adapters.lifespan import (
+    CANCEL_GRACE,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     LifespanManager,

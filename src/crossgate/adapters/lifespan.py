@@ -28,6 +28,7 @@ from crossgate._types import ASGIApp, Message
 from crossgate.adapters._bridge import get_portal
 
 __all__ = [
+    "CANCEL_GRACE",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DEFAULT_STARTUP_TIMEOUT",
     "LifespanManager",
@@ -42,9 +43,10 @@ DEFAULT_STARTUP_TIMEOUT: Final = 60.0
 #: Seconds an app may take to answer ``lifespan.shutdown``; below the usual 30 s a process
 #: manager (gunicorn's ``graceful_timeout``, systemd) grants before it kills the process.
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 10.0
-# How long a lifespan task that was cancelled (after a timeout, or after it answered
-# shutdown but did not return) gets to unwind before it is left to the loop's own teardown.
-_CANCEL_GRACE: Final = 1.0
+#: Seconds an app task that was cancelled (a lifespan task after a timeout, or after it
+#: answered shutdown but did not return; a request task) gets to unwind before it is left
+#: to the loop's own teardown.
+CANCEL_GRACE: Final = 1.0
 
 _IDLE: Final = "idle"
 _STARTING: Final = "starting"
@@ -156,7 +158,7 @@ class LifespanManager:
             async with asyncio.timeout(self.shutdown_timeout):
                 await waiter
                 # After its answer the app is expected to return; do not leave it pending.
-                await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+                await asyncio.wait({task}, timeout=CANCEL_GRACE)
         except TimeoutError:
             raise LifespanError(
                 f"ASGI lifespan shutdown did not complete within {self.shutdown_timeout} s"
@@ -280,7 +282,7 @@ class LifespanManager:
         if task is None or task.done():
             return
         task.cancel()
-        await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+        await asyncio.wait({task}, timeout=CANCEL_GRACE)
 
     def __repr__(self) -> str:
         return f"<LifespanManager {self.app!r} phase={self._phase}>"

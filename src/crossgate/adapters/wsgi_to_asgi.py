@@ -174,8 +174,6 @@ class WsgiToAsgi:
             # True is final; on False, wait_finished() registers and then reads it again.
             if not request.finished:
                 await request.wait_finished()
-            if request.body.reader is not None:
-                request.body.stop_reading()
             if request.raised is not None:
                 # After the whole response, as a streamed response's error comes after its
                 # chunks: SystemExit and the like are the server's to handle.
@@ -184,7 +182,8 @@ class WsgiToAsgi:
             request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
         finally:
-            request.body.release()
+            # Before an error leaves: the server sees it once the request is cleaned up.
+            request.body.finish()
 
     async def _other(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
