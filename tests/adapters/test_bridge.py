@@ -790,24 +790,48 @@ async def test_thread_to_loop_backpressure_blocks_producer_until_consumer_takes(
     def produce() -> None:
         channel.put(b"aaaa", 4)
         channel.put(b"bbbb", 4)
-        channel.put(b"cccc", 4)  # 12 >= 10: waits for the consumer
+        channel.put(b"cccc", 4)  # 8 < 10: queued at once, spending the budget (12 >= 10)
+        channel.put(b"dddd", 4)  # waits for the consumer before it is queued
         returned.set()
 
     producer = asyncio.create_task(asyncio.to_thread(produce))
-    while channel.in_flight < 12:  # noqa: ASYNC110 - a thread's progress has no awaitable
+    while not channel._producer_waiting:  # noqa: ASYNC110 - a thread's progress has no awaitable
         await asyncio.sleep(0.001)
     await asyncio.sleep(0.02)
     assert not returned.is_set()
+    assert channel.in_flight == 12  # the waiting item is not in flight
     assert await channel.get() == [b"aaaa", b"bbbb", b"cccc"]
     await asyncio.wait_for(producer, LONG)
     assert returned.is_set()
+    assert await channel.get() == [b"dddd"]
+
+
+async def test_thread_to_loop_last_item_that_spends_the_budget_does_not_wait() -> None:
+    # The wait is for room for the next item: a producer whose last item spends the budget
+    # closes the stream at once, with no round trip to the consumer.
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=4)
+
+    def produce() -> None:
+        channel.put(b"aaaa", 4)
+        channel.put(b"bbbbbbbb", 8)  # 4 >= 4 after the first: this one waited, then 8 >= 4
+        channel.close()
+
+    producer = asyncio.create_task(asyncio.to_thread(produce))
+    assert await asyncio.wait_for(channel.get(), LONG) == [b"aaaa"]
+    await asyncio.wait_for(producer, LONG)  # ended without the consumer taking the last item
+    assert channel.in_flight == 8
+    assert await channel.get() == [b"bbbbbbbb"]
+    assert await channel.get() == []
 
 
 async def test_thread_to_loop_producer_timeout() -> None:
     channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=2)
+    channel.put(b"abc", 3)  # room before it: queued, the budget is spent
     with pytest.raises(TimeoutError, match="took nothing"):
-        await asyncio.to_thread(channel.put, b"abc", 3, timeout=0.02)
-    assert await channel.get() == [b"abc"]  # the item was queued; only the wait timed out
+        await asyncio.to_thread(channel.put, b"de", 2, timeout=0.02)
+    assert await channel.get() == [b"abc"]  # the item that timed out was not queued
+    channel.put(b"de", 2)
+    assert await channel.get() == [b"de"]
 
 
 async def test_thread_to_loop_producer_close_is_the_end() -> None:
@@ -828,8 +852,10 @@ async def test_thread_to_loop_producer_close_is_the_end() -> None:
 
 async def test_thread_to_loop_consumer_close_with_error_wakes_blocked_producer() -> None:
     channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=1)
-    blocked = asyncio.create_task(asyncio.to_thread(channel.put, b"xx", 2))
-    while channel.in_flight < 2:  # noqa: ASYNC110 - a thread's progress has no awaitable
+    channel.put(b"xx", 2)  # the budget is spent: the next put waits
+
+    blocked = asyncio.create_task(asyncio.to_thread(channel.put, b"yy", 2))
+    while not channel._producer_waiting:  # noqa: ASYNC110 - a thread's progress has no awaitable
         await asyncio.sleep(0.001)
     channel.close(ConnectionResetError("client left"))
     with pytest.raises(ConnectionResetError, match="client left"):

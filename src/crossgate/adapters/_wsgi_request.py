@@ -4,9 +4,10 @@ worker thread, its response handed to the loop and sent from there.
 A list or tuple body crosses to the loop whole, through the request's first-delivery
 future (one hop: start and body go out together). Any other iterable streams through a
 byte-budgeted :class:`~crossgate.adapters._bridge.ThreadToLoop` channel, opened with its
-first chunk and drained by the request coroutine in batches, the worker blocking once the
-budget is in flight. A disconnect, or a ``send()`` that raises, stops the request: the
-worker's next put raises, and the iterable is closed on the thread that ran it.
+first chunk and drained by the request coroutine in batches; once the budget is in flight
+the worker's next chunk waits for the loop to take them. A disconnect, or a ``send()``
+that raises, stops the request: the worker's next put raises, and the iterable is closed
+on the thread that ran it.
 
 Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/), the
 ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its extensions

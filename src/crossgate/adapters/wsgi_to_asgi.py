@@ -5,10 +5,10 @@ body and calls ``close()``, all on the same worker thread. A list or tuple body 
 the loop whole, through the request's first-delivery future (one hop: start and body go
 out together). Any other iterable streams through a byte-budgeted
 :class:`~crossgate.adapters._bridge.ThreadToLoop` channel, opened with its first chunk and
-drained by the request coroutine, in batches, the worker blocking once the budget is in
-flight. A stream that outlives its first batch gets a watcher for ``http.disconnect``; a
-disconnect, or a ``send()`` that raises, stops the request, so the worker's next put raises
-and the iterable is closed.
+drained by the request coroutine, in batches; once the budget is in flight the worker's
+next chunk waits for the loop to take them. A stream that outlives its first batch gets a
+watcher for ``http.disconnect``; a disconnect, or a ``send()`` that raises, stops the
+request, so the worker's next put raises and the iterable is closed.
 ``wsgi.input`` pulls from ``receive()`` on demand, sharing it with the watcher.
 
 This module is the adapter and its other scopes (lifespan, websocket); one request's run

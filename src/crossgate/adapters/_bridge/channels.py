@@ -1,7 +1,8 @@
 """Bounded byte channels between a thread and a loop, one per direction.
 
 The producer wakes the consumer only when the consumer is waiting (everything queued
-meanwhile is taken in one batch), and blocks once the bytes in flight reach the budget.
+meanwhile is taken in one batch); once the bytes in flight reach the budget, its next item
+waits for the consumer to take them.
 """
 
 from __future__ import annotations
@@ -106,32 +107,40 @@ class ThreadToLoop(_Channel[Item]):
             self._space.release()  # type: ignore[union-attr]  # set by the waiting producer
 
     def put(self, item: Item, size: int = 0, *, timeout: float | None = None) -> None:
-        """Queue ``item`` (``size`` bytes); wait while the budget is spent.
+        """Queue ``item`` (``size`` bytes), first waiting while the budget is spent.
+
+        The wait comes before the item is queued, not after it: a producer whose item
+        spends the budget goes on at once, and if that was its last item it ends the
+        stream with no wait at all, where waiting after the item would cost a round trip
+        between the threads for nothing. The bytes in flight stay under the budget plus
+        one item either way.
 
         Raises :class:`BridgeClosed` (or the exception the consumer closed with) once the
-        channel is closed, and ``TimeoutError`` if the budget stays spent for ``timeout``.
+        channel is closed, and ``TimeoutError``, with nothing queued, if the budget stays
+        spent for ``timeout``.
         """
         with self._lock:
-            self._push(item, size)
-            if self._consumer is not None:  # tested here: put() is the streaming hot path
-                self._wake_consumer()
-            if self._bytes < self.budget:
+            if self._bytes < self.budget or self.closed:  # closed: _push raises
+                self._push(item, size)
+                if self._consumer is not None:  # tested here: put() is the streaming hot path
+                    self._wake_consumer()
                 return
             space = self._space
             if space is None:
                 space = self._space = threading.Lock()
                 space.acquire()
             self._producer_waiting = True
-        # Over budget: wait until the consumer takes the queue (or closes the channel).
+        # The budget is spent: wait until the consumer takes the queue (or closes the channel).
         if not space.acquire(timeout=-1 if timeout is None else timeout):
             with self._lock:
                 if self._producer_waiting:
                     self._producer_waiting = False
                     raise TimeoutError(f"the consumer took nothing for {timeout} s")
             space.acquire()  # a release raced the timeout
-        error = self._error
-        if error is not None:
-            raise error
+        with self._lock:
+            self._push(item, size)
+            if self._consumer is not None:
+                self._wake_consumer()
 
     async def get(self) -> list[Item]:
         """Everything queued, waiting for at least one item; ``[]`` at the end."""
