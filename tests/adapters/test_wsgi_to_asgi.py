@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
 from crossgate.adapters._bridge import call_in_loop
+from crossgate.adapters._wsgi_input import RequestBody
 from crossgate.adapters._wsgi_request import FileWrapper
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
@@ -875,6 +876,92 @@ async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
     # "ab" came before the app ran; each later message, the end of the body included, was
     # received while the app worked on the one before.
     assert trips == []
+
+
+async def test_a_read_waits_for_the_message_being_read_ahead_without_a_trip(
+    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that reads faster than the client sends waits for the message the loop is
+    already receiving, instead of asking the loop for it: no trip per message."""
+    seen: dict[str, Any] = {}
+    parts = [b"ab", b"cd", b"ef", b"gh"]
+    calls: list[str] = []
+
+    async def receive() -> Message:
+        calls.append("receive")
+        if len(calls) > 1:
+            await asyncio.sleep(0.03)  # a client slower than the app
+        if len(calls) <= len(parts):
+            more = len(calls) < len(parts)
+            return {"type": "http.request", "body": parts[len(calls) - 1], "more_body": more}
+        await asyncio.Event().wait()  # nothing after the body until the response ends
+        raise AssertionError("unreachable")
+
+    trips: list[object] = []
+
+    def counting_call_in_loop(*args: Any, **kwargs: Any) -> Any:
+        trips.append(args[1])
+        return call_in_loop(*args, **kwargs)
+
+    monkeypatch.setattr("crossgate.adapters._wsgi_input.call_in_loop", counting_call_in_loop)
+
+    def op(f: Any) -> list[bytes]:
+        first: bytes = f.read(2)
+        time.sleep(0.01)  # the loop starts receiving the next message ahead meanwhile
+        return [first] + [f.read(2) for _ in range(4)]
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await make(reading_app(op, seen))(Exchange(method="POST").scope, receive, send)
+    assert seen["result"] == [b"ab", b"cd", b"ef", b"gh", b""]
+    assert trips == []  # each message was waited for, none asked for
+    assert calls == ["receive"] * 4  # and none received beyond the body
+
+
+async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_received() -> None:
+    """While the response streams, the disconnect watcher shares receive() with the reader
+    and may take a body message first, then keep receive() (after the last message, until
+    the client leaves). A worker waiting for the reader must be handed that message."""
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def receive() -> Message:
+        calls.append("receive")
+        await release.wait()  # the reader's receive(): nothing comes through it
+        return {"type": "http.disconnect"}
+
+    class Stub:
+        def stop(self, exc: BaseException) -> None:
+            pass
+
+    first: Message = {"type": "http.request", "body": b"a", "more_body": True}
+    body = RequestBody(Stub(), loop, receive, None, first)  # type: ignore[arg-type]
+    reads: list[bytes] = []
+    reading_ahead = threading.Event()
+
+    def worker() -> None:
+        reads.append(body.read(1))  # the first message; the loop starts reading ahead
+        reading_ahead.wait(5)
+        reads.append(body.read(1))  # waits for the reader
+
+    thread = asyncio.create_task(asyncio.to_thread(worker))
+    with anyio.fail_after(5):
+        while calls != ["receive"]:  # noqa: ASYNC110 - a thread's progress has no awaitable
+            await asyncio.sleep(0.001)
+        reading_ahead.set()  # the reader is in receive()
+        while not body._worker_waits:  # noqa: ASYNC110 - a thread's progress has no awaitable
+            await asyncio.sleep(0.001)
+        # The watcher's receive() returns the last body message meanwhile.
+        body._hold({"type": "http.request", "body": b"b", "more_body": False})
+        await thread
+    assert reads == [b"a", b"b"]
+    body.finish()
+    release.set()
 
 
 async def test_streaming_without_reading_the_body_reads_no_further(

@@ -14,6 +14,7 @@ ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -31,11 +32,13 @@ class RequestBody:
     """``wsgi.input``: a read-only file over the request body, pulled from ``receive()``.
 
     Each refill takes the message the loop read ahead, if one is there, without a trip to
-    the loop; otherwise it is one trip that receives just enough messages for the call at
-    hand (``read()`` to the end, ``read(n)`` until n bytes, ``readline()`` until a newline).
-    Either way the loop then reads one message ahead, so that an app reading a long body
-    in pieces waits for the loop only when it outpaces the client. Nothing is received
-    beyond what was asked plus one message.
+    the loop; if the loop is still receiving it, the worker waits for it, again without a
+    trip (and the loop, seeing the worker waiting, reads on at once); otherwise it is one
+    trip that receives just enough messages for the call at hand (``read()`` to the end,
+    ``read(n)`` until n bytes, ``readline()`` until a newline). Either way the loop then
+    reads one message ahead, so that an app reading a long body in pieces waits for the
+    loop only when it outpaces the client. Nothing is received beyond what was asked plus
+    one message.
     The unread bytes are the tail of one received chunk from an offset, so a read copies
     each byte once: a slice of the chunk, or a join of the chunks it spans.
     """
@@ -43,11 +46,16 @@ class RequestBody:
     __slots__ = (
         "_data",
         "_eof",
+        "_handed",
         "_lock",
+        "_mutex",
         "_pos",
+        "_reading",
         "_request",
         "_space",
         "_started",
+        "_wake",
+        "_worker_waits",
         "ahead",
         "disconnected",
         "head_unread",
@@ -98,6 +106,17 @@ class RequestBody:
         # whether more follows): set on the loop while None, taken by the worker or the loop.
         self.ahead: tuple[bytes, bool] | None = None
         self.reader: asyncio.Task[None] | None = None  # receiving a message ahead
+        # A worker that needs the body while the reader receives waits for the reader rather
+        # than posting a receive of its own; only bodies that span messages need the locks.
+        self._reading = False  # a reader task has been started and has not ended
+        self._worker_waits = False
+        self._handed: tuple[bytes, bool] | None = None  # the reader's message, for the worker
+        self._mutex: threading.Lock | None = None
+        self._wake: threading.Lock | None = None
+        if self.more_body:
+            self._mutex = threading.Lock()
+            self._wake = threading.Lock()
+            self._wake.acquire()
         self.watcher: asyncio.Task[None] | None = None  # listening for http.disconnect
         # The file, touched by the worker only. The first body message, received before the
         # app started: a body that fits in it (most requests) is read with no trip to the
@@ -121,16 +140,23 @@ class RequestBody:
         not ``line``), unless the body ends first. ``line``: a chunk holding a newline is
         enough.
         """
-        ahead = self.ahead
+        handed = None
+        if self.ahead is None and self._reading:
+            handed = self._wait_for_reader()
+        ahead = handed
+        if ahead is None:
+            ahead = self.ahead
+            if ahead is not None:
+                # Read ahead by the loop; only the loop sets `ahead`, and only while it is
+                # None, so taking it needs no lock.
+                self.ahead = None
         if ahead is not None:
-            # Read ahead by the loop; only the loop sets `ahead`, and only while it is None,
-            # so taking it needs no lock.
-            self.ahead = None
             body, more = ahead
             if not more:
                 self._eof = True
                 return [body] if body else []
-            self.ask_ahead()  # the app has asked into this message: read the next one
+            if handed is None:  # handed over: the loop already reads the next one ahead
+                self.ask_ahead()  # the app has asked into this message: read the next one
             if body and (want >= 0 or line):
                 return [body]  # the caller asks again if it needs more; read() needs all
             chunks = [body] if body else []
@@ -141,6 +167,25 @@ class RequestBody:
             self._eof = True
         chunks += got
         return chunks
+
+    def _wait_for_reader(self) -> tuple[bytes, bool] | None:
+        """The message the loop's reader is receiving, waited for; None if the reader has
+        ended (it may have left a message ahead) or ends with nothing for the file (the
+        pull that follows sorts out why).
+
+        Waiting here instead of pulling spares a trip to the loop: an app that reads faster
+        than the client sends would otherwise make one per message, each a task on the loop.
+        """
+        mutex = self._mutex
+        if mutex is None:
+            return None
+        with mutex:
+            if not self._reading or self.ahead is not None:
+                return None  # the caller takes what is held ahead, or pulls
+            self._worker_waits = True
+        self._wake.acquire()  # type: ignore[union-attr]  # made with the mutex
+        handed, self._handed = self._handed, None
+        return handed
 
     def _rest(self) -> bytes:
         """The unread bytes of the current chunk, which is then used up."""
@@ -357,25 +402,80 @@ class RequestBody:
 
     def _read_ahead(self) -> None:
         """Receive the next body message before the app asks for it, if none is held."""
-        if (
-            self._may_receive()
-            and not self.head_unread
-            and (self.reader is None or self.reader.done())
-        ):
+        if self._may_receive() and not self.head_unread and not self._reading:
             self.reader = self.loop.create_task(self._receive_ahead())
+            self._reading = True  # the task cannot start before this: it is the loop's turn
 
     async def _receive_ahead(self) -> None:
-        async with self._receiving():
-            if not self._may_receive():
-                return
-            message = await self.receive()
-        self._hold(message)
+        message = None
+        try:
+            async with self._receiving():
+                if not self._may_receive():
+                    return
+                message = await self.receive()
+        finally:
+            self._reader_done(message)
+
+    def _reader_done(self, message: Message | None) -> None:
+        """The reader ended, with ``message`` or without one."""
+        body = None if message is None else self._accept(message)
+        mutex = self._mutex
+        if mutex is None:  # a body in one message has no reader; for the type checker
+            self._reading = False
+            return
+        with mutex:
+            self._reading = False
+            handed = False
+            if body is not None:
+                handed = self._arrived(body)
+            elif self._worker_waits:
+                # Empty-handed (a disconnect, a body over the limit, or the watcher took the
+                # message): the worker pulls, and the pull sorts out which.
+                self._worker_waits = False
+                self._wake.release()  # type: ignore[union-attr]  # made with the mutex
+        if handed:
+            self._hand_over()
 
     def _hold(self, message: Message) -> None:
-        """Account for a message received before the app asked: its body is held ahead."""
+        """Account for a message the watcher received before the app asked: its body is
+        held ahead, or handed to a worker waiting for one."""
         body = self._accept(message)
-        if body is not None:
+        if body is None:
+            return
+        mutex = self._mutex
+        if mutex is None:  # pragma: no cover - a body in one message leaves no more to watch
             self.ahead = (body, self.more_body)
+            return
+        with mutex:
+            handed = self._arrived(body)
+        if handed:
+            self._hand_over()
+
+    def _arrived(self, body: bytes) -> bool:  # with self._mutex held
+        """A body message received ahead: handed to the waiting worker (True), else held.
+
+        Every message received ahead comes through here under the mutex, and the worker
+        waits only if none is held (``_wait_for_reader``), so a waiting worker gets the
+        next message whoever receives it: the watcher may take the lock before the reader
+        and then keep it, after the last body message, until the client leaves.
+        """
+        if self._worker_waits:
+            self._worker_waits = False
+            self._handed = (body, self.more_body)
+            return True  # the caller wakes the worker: _hand_over
+        self.ahead = (body, self.more_body)
+        return False
+
+    def _hand_over(self) -> None:
+        """Wake the worker for the message handed to it.
+
+        The app has asked into that message (its worker waited for it): the next one may
+        be read ahead at once, with no word from the worker. The reader starts before the
+        worker wakes, so that the worker, back for more, finds it and waits for it too.
+        """
+        self._asked()
+        self._read_ahead()
+        self._wake.release()  # type: ignore[union-attr]  # made with the mutex
 
     def _too_large(self) -> RequestBodyTooLarge:
         return RequestBodyTooLarge(f"the request body is larger than max_request_body={self.limit}")
@@ -443,4 +543,8 @@ class RequestBody:
         reader = self.reader
         if reader is not None:
             reader.cancel()
+            if self._reading:
+                # Cancelled before it ran, it never ends by itself: a worker waiting for it
+                # (the request cancelled under it) goes on, and finds the request over.
+                self._reader_done(None)
         self._request = None
