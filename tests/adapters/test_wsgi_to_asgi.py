@@ -850,11 +850,8 @@ async def test_bytes_received_before_a_disconnect_stay_readable(
     assert seen["result"] == [ClientDisconnected, b"abcd", ClientDisconnected]
 
 
-async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
-    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: dict[str, Any] = {}
-    ex = Exchange([b"ab", b"cd", b"ef", b"gh"], method="POST")
+def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record each trip ``wsgi.input`` makes to the loop (the coroutine it runs there)."""
     trips: list[object] = []
 
     def counting_call_in_loop(*args: Any, **kwargs: Any) -> Any:
@@ -862,6 +859,15 @@ async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
         return call_in_loop(*args, **kwargs)
 
     monkeypatch.setattr("crossgate.adapters._wsgi_input.call_in_loop", counting_call_in_loop)
+    return trips
+
+
+async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
+    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+    ex = Exchange([b"ab", b"cd", b"ef", b"gh"], method="POST")
+    trips = count_trips(monkeypatch)
 
     def op(f: Any) -> list[bytes]:
         parts = []
@@ -897,13 +903,7 @@ async def test_a_read_waits_for_the_message_being_read_ahead_without_a_trip(
         await asyncio.Event().wait()  # nothing after the body until the response ends
         raise AssertionError("unreachable")
 
-    trips: list[object] = []
-
-    def counting_call_in_loop(*args: Any, **kwargs: Any) -> Any:
-        trips.append(args[1])
-        return call_in_loop(*args, **kwargs)
-
-    monkeypatch.setattr("crossgate.adapters._wsgi_input.call_in_loop", counting_call_in_loop)
+    trips = count_trips(monkeypatch)
 
     def op(f: Any) -> list[bytes]:
         first: bytes = f.read(2)
