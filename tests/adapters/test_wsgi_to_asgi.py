@@ -922,6 +922,44 @@ async def test_a_read_waits_for_the_message_being_read_ahead_without_a_trip(
     assert calls == ["receive"] * 4  # and none received beyond the body
 
 
+async def test_a_read_handed_the_message_it_waited_for_reads_only_one_more_ahead(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """The loop reads on as it hands a waiting worker its message: one message ahead of
+    the app, never two, however long the app then takes."""
+    seen: dict[str, Any] = {}
+    parts = [b"ab", b"cd", b"ef", b"gh", b"ij"]
+    calls: list[str] = []
+
+    async def receive() -> Message:
+        calls.append("receive")
+        if len(calls) > 1:
+            await asyncio.sleep(0.03)  # a client slower than the app
+        if len(calls) <= len(parts):
+            more = len(calls) < len(parts)
+            return {"type": "http.request", "body": parts[len(calls) - 1], "more_body": more}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    probe: dict[str, int] = {}
+
+    def op(f: Any) -> list[bytes]:
+        first: bytes = f.read(2)
+        time.sleep(0.01)  # the loop starts receiving the next message ahead meanwhile
+        second: bytes = f.read(2)  # waits for it, and is handed it
+        time.sleep(0.2)  # time enough for the loop to read far ahead, were it to
+        probe["receives"] = len(calls)
+        return [first, second]
+
+    async def send(message: Message) -> None:
+        pass
+
+    with anyio.fail_after(5):
+        await make(reading_app(op, seen))(Exchange(method="POST").scope, receive, send)
+    assert seen["result"] == [b"ab", b"cd"]
+    assert probe["receives"] == 3  # "ab" before the app, "cd" asked for, "ef" ahead
+
+
 async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_received() -> None:
     """While the response streams, the disconnect watcher shares receive() with the reader
     and may take a body message first, then keep receive() (after the last message, until

@@ -111,8 +111,10 @@ class RequestBody:
         self._reading = False  # a reader task has been started and has not ended
         self._worker_waits = False
         self._handed: tuple[bytes, bool] | None = None  # the reader's message, for the worker
-        self._mutex: threading.Lock | None = None
-        self._wake: threading.Lock | None = None
+        # Made only for a body that spans messages: a reader, and so every use of these,
+        # exists only for one (a body in one message is whole before the app runs).
+        self._mutex: threading.Lock
+        self._wake: threading.Lock
         if self.more_body:
             self._mutex = threading.Lock()
             self._wake = threading.Lock()
@@ -176,14 +178,11 @@ class RequestBody:
         Waiting here instead of pulling spares a trip to the loop: an app that reads faster
         than the client sends would otherwise make one per message, each a task on the loop.
         """
-        mutex = self._mutex
-        if mutex is None:
-            return None
-        with mutex:
+        with self._mutex:
             if not self._reading or self.ahead is not None:
                 return None  # the caller takes what is held ahead, or pulls
             self._worker_waits = True
-        self._wake.acquire()  # type: ignore[union-attr]  # made with the mutex
+        self._wake.acquire()
         handed, self._handed = self._handed, None
         return handed
 
@@ -419,11 +418,7 @@ class RequestBody:
     def _reader_done(self, message: Message | None) -> None:
         """The reader ended, with ``message`` or without one."""
         body = None if message is None else self._accept(message)
-        mutex = self._mutex
-        if mutex is None:  # a body in one message has no reader; for the type checker
-            self._reading = False
-            return
-        with mutex:
+        with self._mutex:
             self._reading = False
             handed = False
             if body is not None:
@@ -432,7 +427,7 @@ class RequestBody:
                 # Empty-handed (a disconnect, a body over the limit, or the watcher took the
                 # message): the worker pulls, and the pull sorts out which.
                 self._worker_waits = False
-                self._wake.release()  # type: ignore[union-attr]  # made with the mutex
+                self._wake.release()
         if handed:
             self._hand_over()
 
@@ -442,11 +437,8 @@ class RequestBody:
         body = self._accept(message)
         if body is None:
             return
-        mutex = self._mutex
-        if mutex is None:  # pragma: no cover - a body in one message leaves no more to watch
-            self.ahead = (body, self.more_body)
-            return
-        with mutex:
+        # A body: the watcher holds one only while more was to come, so it spans messages.
+        with self._mutex:
             handed = self._arrived(body)
         if handed:
             self._hand_over()
@@ -475,7 +467,7 @@ class RequestBody:
         """
         self._asked()
         self._read_ahead()
-        self._wake.release()  # type: ignore[union-attr]  # made with the mutex
+        self._wake.release()
 
     def _too_large(self) -> RequestBodyTooLarge:
         return RequestBodyTooLarge(f"the request body is larger than max_request_body={self.limit}")
