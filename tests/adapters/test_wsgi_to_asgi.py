@@ -8,6 +8,7 @@ disconnect; test apps run inside ``wsgiref.validate.validator`` where the behavi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import gc
 import io
@@ -72,6 +73,7 @@ class Exchange:
         body: Sequence[bytes] = (),
         *,
         cut: bool = False,
+        pending: bool = False,
         method: str = "GET",
         path: str = "/",
         query: bytes = b"",
@@ -80,6 +82,10 @@ class Exchange:
     ) -> None:
         self.body = list(body)
         self.cut = cut
+        # pending: the body's last message is still on its way when the response ends (a
+        # server may send the final empty message late: granian does) and receive() waits
+        # until it is cancelled.
+        self.pending = pending
         self.scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -107,9 +113,12 @@ class Exchange:
         self.receives += 1
         if self.body:
             chunk = self.body.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(self.body) or self.cut}
+            more = bool(self.body) or self.cut or self.pending
+            return {"type": "http.request", "body": chunk, "more_body": more}
         if self.receives == 1:
             return {"type": "http.request", "body": b"", "more_body": self.cut}
+        if self.pending:
+            await asyncio.Event().wait()
         if not self.cut:
             await self.gone.wait()
         self.gone.set()
@@ -1214,27 +1223,119 @@ def _read_in_pieces(stream: Any) -> int:
     return sum(len(piece) for piece in iter(lambda: stream.read(7), b""))
 
 
+def _read_content_length(stream: Any) -> int:
+    # Reads what CONTENT_LENGTH promises and no further, as PEP 3333 asks of apps: the
+    # message that ends the body may still be on its way (being read ahead) as it returns.
+    remaining = len(BODY)
+    while remaining:
+        remaining -= len(stream.read(min(7, remaining)))
+    return len(BODY)
+
+
+def _streaming_reader(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+    # Streams past the budget (the disconnect watcher runs) and reads part of the body.
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield environ["wsgi.input"].read(7)
+    yield from [b"x" * 50] * 8
+
+
+def _reads_past_the_client(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    # Reads the whole body, which the client cut short, and answers all the same.
+    with contextlib.suppress(OSError):
+        environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"done"]
+
+
+def _reads_no_matter_what(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    environ["wsgi.input"].read()  # the read's error leaves the app: a 500
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"done"]
+
+
 NO_CYCLE_CASES = [
-    pytest.param(app_returning([b"hello"]), (), id="list-body"),
-    pytest.param(app_returning(Closing([b"x" * 50] * 8)), (), id="streamed-over-budget"),
-    pytest.param(reading_app(_read_in_pieces, {}), ragged(BODY), id="body-read-in-pieces"),
+    pytest.param(app_returning([b"hello"]), (), {}, id="list-body"),
+    pytest.param(app_returning(Closing([b"x" * 50] * 8)), (), {}, id="streamed-over-budget"),
+    pytest.param(reading_app(_read_in_pieces, {}), ragged(BODY), {}, id="body-read-in-pieces"),
+    pytest.param(
+        reading_app(_read_content_length, {}),
+        [BODY[:30], BODY[30:]],
+        {"pending": True},
+        id="body-end-still-coming",  # the read-ahead is cancelled as the request ends
+    ),
+    pytest.param(
+        reading_app(_read_content_length, {}),
+        [BODY[:30], BODY[30:]],
+        {"pending": True, "headers": [(b"content-length", str(len(BODY)).encode())]},
+        id="body-end-still-coming-with-length",
+    ),
+    pytest.param(_streaming_reader, [BODY[:30], BODY[30:]], {"pending": True}, id="watched-stream"),
+    pytest.param(_reads_past_the_client, ragged(BODY), {"cut": True}, id="client-left-mid-body"),
+    pytest.param(_reads_no_matter_what, ragged(BODY), {"cut": True}, id="read-error-out-of-app"),
 ]
 
 
-@pytest.mark.parametrize(("app", "body"), NO_CYCLE_CASES)
+@pytest.mark.parametrize(("app", "body", "options"), NO_CYCLE_CASES)
 async def test_a_request_leaves_no_reference_cycles(
-    make: Callable[..., WsgiToAsgi], app: WSGIApp, body: Sequence[bytes]
+    make: Callable[..., WsgiToAsgi], app: WSGIApp, body: Sequence[bytes], options: dict[str, Any]
 ) -> None:
     """Everything a request makes is freed by reference counting as it ends: garbage
-    left to the cyclic collector would cost every request its share of a collection."""
+    left to the cyclic collector would cost every request its share of a collection, and
+    keep the body it holds (up to a message of the body) alive until then."""
     adapter = make(app, budget=120)
     for _ in range(3):  # first-use state (the pool, its threads, caches) made beforehand
-        await Exchange(body, method="POST").run(adapter)
+        await Exchange(body, method="POST", **options).run(adapter)
     gc.collect()
     gc.disable()
     try:
         for _ in range(10):
-            await Exchange(body, method="POST").run(adapter)
+            await Exchange(body, method="POST", **options).run(adapter)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+async def _cut_short(adapter: WsgiToAsgi, how: str) -> None:
+    """One streamed request the client leaves (``send()`` fails) or the server cancels."""
+    ex = Exchange()
+    if how == "send-oserror":
+        ex.send_error = OSError("broken pipe")
+    elif how == "send-raises":
+        ex.send_error = RuntimeError("server bug")
+    task = asyncio.ensure_future(ex.run(adapter))
+    if how == "cancelled":
+        await ex.started.wait()
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+        await task
+    # The test's own references, so that only the adapter's could make a cycle: the task
+    # keeps the error it ended with, and the error's traceback holds this frame (and, for
+    # the error Exchange.send raised, that frame and its Exchange).
+    del task
+    ex.send_error = None
+    # The worker raised the stop, closed the body and finished its job.
+    assert await adapter.pool.drain(5)
+
+
+@pytest.mark.parametrize("how", ["send-oserror", "send-raises", "cancelled"])
+async def test_a_request_cut_short_leaves_no_reference_cycles(
+    make: Callable[..., WsgiToAsgi], how: str
+) -> None:
+    """A stop is kept and raised in the worker, and send()'s error re-raised: their
+    tracebacks must not tie the request (and the chunks it holds) into a cycle."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closing([b"tick"], endless=True)
+
+    adapter = make(app, budget=120)
+    for _ in range(3):
+        await _cut_short(adapter, how)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            await _cut_short(adapter, how)
         assert gc.collect() == 0
     finally:
         gc.enable()

@@ -402,6 +402,11 @@ class Request:
     def _failed(self, exc: Exception) -> None:
         if self.stopped is not None:  # stopped by the loop side: the client left, quietly
             logger.debug("crossgate: WSGI response stopped: %r", exc)
+            # The stop is kept (here and by the channel) and raised in this thread: its
+            # traceback holds this job's frames, which hold the request, a cycle only the
+            # cyclic collector would free, with the queued chunks in it. Nobody reads it.
+            exc.__traceback__ = None
+            self.stopped.__traceback__ = None
         elif self.headers_sent:
             # After the headers went out: abort the response, the server sees the error
             # once it has sent the chunks the app produced before it (PEP 3333 counts them
@@ -453,8 +458,11 @@ class Request:
                     body.watch()
                 try:
                     chunks = await channel.get()
-                except ClientDisconnected:
-                    return  # the client left; the worker stops at its next chunk
+                except ClientDisconnected as exc:
+                    # The client left; the worker stops at its next chunk. The stop is kept
+                    # (see _failed): raised here, its traceback holds this frame.
+                    exc.__traceback__ = None
+                    return
                 # Any other error is the application's, after the headers: it aborts the
                 # response and propagates to the server (no final more_body=False goes out).
                 if not chunks:
@@ -484,7 +492,9 @@ class Request:
             for message in messages:
                 await send(message)
         except BaseException as exc:
-            return self.send_failed(exc)
+            if self.send_failed(exc):
+                return False
+            raise
         return True
 
     async def _send_chunks(self, chunks: list[bytes], start: bool) -> bool:
@@ -496,20 +506,26 @@ class Request:
             for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except BaseException as exc:
-            return self.send_failed(exc)
+            if self.send_failed(exc):
+                return False
+            raise
         return True
 
     def send_failed(self, exc: BaseException) -> bool:
-        """Release the worker after ``send()`` raised ``exc``: False for a client gone
-        (an OSError), else re-raise."""
+        """Release the worker after ``send()`` raised ``exc``. True: the client is gone
+        (an OSError) and the response ends quietly; False: the caller re-raises ``exc``.
+
+        The caller re-raises with a bare ``raise``: raised from here, the exception's
+        traceback would hold this frame, and this frame the exception, a cycle.
+        """
         if isinstance(exc, OSError):
             # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
             # than wait forever for a consumer: its next put() raises.
             self.body.disconnected = True
             self.stop(ClientDisconnected("send() failed: the client is gone"))
-            return False
+            return True
         self.stop(ClientDisconnected("send() failed"))
-        raise exc
+        return False
 
     async def _send_file(self, message: Message) -> None:
         try:

@@ -168,7 +168,8 @@ class WsgiToAsgi:
                         )
                         await send({"type": "http.response.body", "body": body})
                     except BaseException as exc:
-                        request.send_failed(exc)
+                        if not request.send_failed(exc):
+                            raise
                 else:
                     await request.send_parts(status, headers, body)
             # True is final; on False, wait_finished() registers and then reads it again.

@@ -189,10 +189,15 @@ def call_in_loop(
     # The task's context holds the mailbox: dropping the task breaks that cycle, so each
     # call's objects are freed by reference counting, not left for the cyclic collector.
     mailbox.task = None
-    if mailbox.error is not None:
-        error = mailbox.error
-        mailbox.error = None  # break the frame <-> exception cycle
-        raise error
+    error = mailbox.error
+    if error is not None:
+        # Neither the mailbox nor this frame may keep the exception once it is raised: its
+        # traceback holds this frame, a cycle only the cyclic collector would free.
+        mailbox.error = None
+        try:
+            raise error
+        finally:
+            del error
     result: T = mailbox.result
     return result
 
