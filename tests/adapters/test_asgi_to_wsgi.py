@@ -7,10 +7,12 @@ import contextlib
 import gc
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 import wsgiref.util
 import wsgiref.validate
@@ -466,6 +468,73 @@ def test_a_request_leaves_no_reference_cycles(
     try:
         for _ in range(10):
             call(wrapper, **environ)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+async def _endless_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(START)
+    while True:
+        await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
+
+
+async def _failing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise ValueError("the app's bug")
+
+
+def _ignore_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return lambda data: None
+
+
+def _closed_early(wrapper: AsgiToWsgi) -> None:
+    """The WSGI server stops iterating after a few chunks (its client left) and closes."""
+    iterable: Any = wrapper(make_environ(), _ignore_start)
+    for _ in range(3):
+        next(iter(iterable))
+    iterable.close()
+
+
+def _answered(wrapper: AsgiToWsgi) -> None:
+    """A server that reads the whole response (no validator: its wrappers keep frames)."""
+    assert b"".join(wrapper(make_environ(), _ignore_start))
+
+
+@pytest.mark.parametrize(
+    ("app", "request_"),
+    [
+        pytest.param(_endless_app, _closed_early, id="client-left-mid-stream"),
+        pytest.param(_failing_app, _answered, id="app-failed-500"),
+    ],
+)
+def test_a_request_cut_short_leaves_no_reference_cycles(
+    wrap: Callable[..., AsgiToWsgi],
+    app: ASGI,
+    request_: Callable[[AsgiToWsgi], object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The stop the app's send() raises, kept by the response channel, and the app's error,
+    kept by the exchange, must not tie the request into a cycle through their tracebacks."""
+    # No log records: a captured record keeps the error, and all it holds, reachable.
+    caplog.set_level(logging.CRITICAL, logger="crossgate")
+    wrapper = wrap(app, lifespan="off", budget=120)
+
+    def one() -> None:
+        request_(wrapper)
+        process = wrapper._process
+        assert process is not None
+        deadline = time.monotonic() + 5
+        while process.tasks and time.monotonic() < deadline:  # the app's task ending
+            time.sleep(0.005)
+        assert not process.tasks
+
+    for _ in range(3):
+        one()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            one()
         assert gc.collect() == 0
     finally:
         gc.enable()
