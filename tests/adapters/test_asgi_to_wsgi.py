@@ -479,6 +479,14 @@ async def _endless_app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
 
 
+async def _deaf_app(scope: Scope, receive: Receive, send: Send) -> None:
+    # Never notices the client leave: cancelled after the disconnect grace.
+    await send(START)
+    for _ in range(4):
+        await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
+    await asyncio.sleep(3600)
+
+
 async def _failing_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise ValueError("the app's bug")
 
@@ -488,10 +496,9 @@ def _ignore_start(status: str, headers: list[tuple[str, str]], exc_info: Any = N
 
 
 def _closed_early(wrapper: AsgiToWsgi) -> None:
-    """The WSGI server stops iterating after a few chunks (its client left) and closes."""
+    """The WSGI server stops iterating after the first chunk (its client left), closes."""
     iterable: Any = wrapper(make_environ(), _ignore_start)
-    for _ in range(3):
-        next(iter(iterable))
+    next(iter(iterable))
     iterable.close()
 
 
@@ -505,6 +512,7 @@ def _answered(wrapper: AsgiToWsgi) -> None:
     [
         pytest.param(_endless_app, _closed_early, id="client-left-mid-stream"),
         pytest.param(_failing_app, _answered, id="app-failed-500"),
+        pytest.param(_deaf_app, _closed_early, id="app-cancelled-after-the-grace"),
     ],
 )
 def test_a_request_cut_short_leaves_no_reference_cycles(
@@ -517,7 +525,7 @@ def test_a_request_cut_short_leaves_no_reference_cycles(
     kept by the exchange, must not tie the request into a cycle through their tracebacks."""
     # No log records: a captured record keeps the error, and all it holds, reachable.
     caplog.set_level(logging.CRITICAL, logger="crossgate")
-    wrapper = wrap(app, lifespan="off", budget=120)
+    wrapper = wrap(app, lifespan="off", budget=120, disconnect_grace=0.01)
 
     def one() -> None:
         request_(wrapper)
