@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
-from crossgate._types import Environ, Message, StartResponse, WSGIApp
+from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters._bridge import call_in_loop
 from crossgate.adapters._wsgi_input import RequestBody
 from crossgate.adapters._wsgi_request import FileWrapper
@@ -893,6 +893,24 @@ async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
     assert trips == []
 
 
+def slow_client(parts: Sequence[bytes], calls: list[str]) -> Receive:
+    """receive() for a client slower than the app: ``parts`` as the body, every message
+    after the first 30 ms late, then nothing until the response ends. Each call is
+    recorded in ``calls``."""
+
+    async def receive() -> Message:
+        calls.append("receive")
+        if len(calls) > 1:
+            await asyncio.sleep(0.03)
+        if len(calls) <= len(parts):
+            more = len(calls) < len(parts)
+            return {"type": "http.request", "body": parts[len(calls) - 1], "more_body": more}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return receive
+
+
 async def test_a_read_waits_for_the_message_being_read_ahead_without_a_trip(
     make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -902,15 +920,7 @@ async def test_a_read_waits_for_the_message_being_read_ahead_without_a_trip(
     parts = [b"ab", b"cd", b"ef", b"gh"]
     calls: list[str] = []
 
-    async def receive() -> Message:
-        calls.append("receive")
-        if len(calls) > 1:
-            await asyncio.sleep(0.03)  # a client slower than the app
-        if len(calls) <= len(parts):
-            more = len(calls) < len(parts)
-            return {"type": "http.request", "body": parts[len(calls) - 1], "more_body": more}
-        await asyncio.Event().wait()  # nothing after the body until the response ends
-        raise AssertionError("unreachable")
+    receive = slow_client(parts, calls)
 
     trips = count_trips(monkeypatch)
 
@@ -940,15 +950,7 @@ async def test_a_read_handed_the_message_it_waited_for_reads_only_one_more_ahead
     parts = [b"ab", b"cd", b"ef", b"gh", b"ij"]
     calls: list[str] = []
 
-    async def receive() -> Message:
-        calls.append("receive")
-        if len(calls) > 1:
-            await asyncio.sleep(0.03)  # a client slower than the app
-        if len(calls) <= len(parts):
-            more = len(calls) < len(parts)
-            return {"type": "http.request", "body": parts[len(calls) - 1], "more_body": more}
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+    receive = slow_client(parts, calls)
 
     probe: dict[str, int] = {}
 
