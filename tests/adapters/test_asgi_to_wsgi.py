@@ -485,6 +485,12 @@ async def _failing_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise ValueError("the app's bug")
 
 
+async def _failing_midway_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(START)
+    await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
+    raise ValueError("the app's bug, after its response started")
+
+
 def _ignore_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
     return lambda data: None
 
@@ -493,6 +499,15 @@ def _closed_early(wrapper: AsgiToWsgi) -> None:
     """The WSGI server stops iterating after the first chunk (its client left), closes."""
     iterable: Any = wrapper(make_environ(), _ignore_start)
     next(iter(iterable))
+    iterable.close()
+
+
+def _aborted(wrapper: AsgiToWsgi) -> None:
+    """A server that meets the app's error in the middle of the body, then closes."""
+    iterable: Any = wrapper(make_environ(), _ignore_start)
+    with pytest.raises(ValueError, match="after its response started"):
+        for _ in iterable:
+            pass
     iterable.close()
 
 
@@ -506,6 +521,7 @@ def _answered(wrapper: AsgiToWsgi) -> None:
     [
         pytest.param(_endless_app, _closed_early, id="client-left-mid-stream"),
         pytest.param(_failing_app, _answered, id="app-failed-500"),
+        pytest.param(_failing_midway_app, _aborted, id="app-failed-after-its-start"),
         pytest.param(_deaf_app, _closed_early, id="app-cancelled-after-the-grace"),
     ],
 )

@@ -918,6 +918,27 @@ async def test_loop_to_thread_error_close_with_keep_delivers_queued_items_first(
         channel.get(timeout=5)
 
 
+async def test_channels_raise_an_error_to_the_consumer_once_then_let_go_of_it() -> None:
+    """Kept after it was raised, the error's traceback (which holds the consumer's frames,
+    and so the channel) would tie the channel into a reference cycle."""
+    loop = asyncio.get_running_loop()
+    to_loop: ThreadToLoop[bytes] = ThreadToLoop(loop)
+    to_thread: LoopToThread[bytes] = LoopToThread(loop)
+    error = ValueError("app failed")
+    for channel in (to_loop, to_thread):
+        channel.close(error)
+    with pytest.raises(ValueError, match="app failed"):
+        await to_loop.get()
+    with pytest.raises(ValueError, match="app failed"):
+        to_thread.get(timeout=5)
+    assert to_loop._error is not error
+    assert to_thread._error is not error
+    with pytest.raises(BridgeClosed, match="raised already"):
+        await to_loop.get()
+    with pytest.raises(BridgeClosed, match="raised already"):
+        to_thread.get(timeout=5)
+
+
 async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:
     channel: ThreadToLoop[int] = ThreadToLoop(asyncio.get_running_loop())
     getter = asyncio.create_task(channel.get())

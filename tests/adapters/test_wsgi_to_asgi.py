@@ -1336,6 +1336,31 @@ async def test_a_request_cut_short_leaves_no_reference_cycles(
             await _cut_short(adapter, how)
 
 
+async def test_an_app_failing_after_its_headers_leaves_no_reference_cycles(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """The app's error crosses to the loop through the response channel and goes on to the
+    server: the channel must not keep it, or its traceback would hold the channel."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"x" * 50
+        raise ValueError("the app's bug, after its headers")
+
+    adapter = make(app, budget=120)
+
+    async def one() -> None:
+        with pytest.raises(ValueError, match="after its headers"):
+            await Exchange().run(adapter)
+        assert await adapter.pool.drain(5)
+
+    for _ in range(3):
+        await one()
+    with no_new_cycles():
+        for _ in range(5):
+            await one()
+
+
 # -------------------------------------------------------------------------- file_wrapper
 
 

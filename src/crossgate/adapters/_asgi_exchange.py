@@ -168,6 +168,9 @@ class Exchange:
                 self._fail(InvalidResponse(f"ASGI app returned without sending {what}"))
         finally:
             tasks.discard(task)
+            # Only the checks above read it. Kept, the app's error would keep its traceback,
+            # which holds this frame and this exchange: a cycle.
+            self.error = None
             self._wake_receiver()
 
     def _app_raised(self, exc: BaseException) -> None:

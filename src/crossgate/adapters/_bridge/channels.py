@@ -72,9 +72,17 @@ class _Channel(Generic[Item]):
         return items
 
     def _ended(self) -> list[Item]:  # with self._lock held, nothing queued, closed
-        if self._error is not None:
-            raise self._error
-        return []
+        error = self._error
+        if error is None:
+            return []
+        # The consumer meets the error once. Kept, it would tie the channel into a cycle:
+        # raised here, its traceback gains this frame and the consumer's, which hold the
+        # channel. A later get() finds the channel closed all the same.
+        self._error = BridgeClosed("channel closed (its error was raised already)")
+        try:
+            raise error
+        finally:
+            del error  # the frame is in the traceback: no local may keep the error
 
 
 class ThreadToLoop(_Channel[Item]):
