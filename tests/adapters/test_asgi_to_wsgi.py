@@ -485,6 +485,30 @@ async def _failing_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise ValueError("the app's bug")
 
 
+async def _send_until_it_fails(send: Send) -> None:
+    await send(START)
+    while True:
+        await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
+
+
+async def _quietly_stopping_app(scope: Scope, receive: Receive, send: Send) -> None:
+    # ASGI: send() on a closed connection raises an OSError; this app takes it as its cue.
+    with contextlib.suppress(OSError):
+        await _send_until_it_fails(send)
+
+
+class _Disconnect(Exception):
+    pass
+
+
+async def _translating_app(scope: Scope, receive: Receive, send: Send) -> None:
+    # What Starlette's StreamingResponse does: the OSError becomes an error of its own.
+    try:
+        await _send_until_it_fails(send)
+    except OSError:
+        raise _Disconnect from None
+
+
 async def _failing_midway_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send(START)
     await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
@@ -522,6 +546,8 @@ def _answered(wrapper: AsgiToWsgi) -> None:
         pytest.param(_endless_app, _closed_early, id="client-left-mid-stream"),
         pytest.param(_failing_app, _answered, id="app-failed-500"),
         pytest.param(_failing_midway_app, _aborted, id="app-failed-after-its-start"),
+        pytest.param(_quietly_stopping_app, _closed_early, id="app-swallowed-the-stop"),
+        pytest.param(_translating_app, _closed_early, id="app-translated-the-stop"),
         pytest.param(_deaf_app, _closed_early, id="app-cancelled-after-the-grace"),
     ],
 )

@@ -918,25 +918,68 @@ async def test_loop_to_thread_error_close_with_keep_delivers_queued_items_first(
         channel.get(timeout=5)
 
 
-async def test_channels_raise_an_error_to_the_consumer_once_then_let_go_of_it() -> None:
-    """Kept after it was raised, the error's traceback (which holds the consumer's frames,
-    and so the channel) would tie the channel into a reference cycle."""
+async def test_channels_raise_the_producers_error_itself_once_then_copies() -> None:
+    """The consumer meets the error itself (its traceback is the app's); kept and raised
+    again, its traceback would gain frames that hold the channel: a reference cycle."""
     loop = asyncio.get_running_loop()
     to_loop: ThreadToLoop[bytes] = ThreadToLoop(loop)
     to_thread: LoopToThread[bytes] = LoopToThread(loop)
     error = ValueError("app failed")
     for channel in (to_loop, to_thread):
         channel.close(error)
-    with pytest.raises(ValueError, match="app failed"):
+    with pytest.raises(ValueError, match="app failed") as first:
         await to_loop.get()
-    with pytest.raises(ValueError, match="app failed"):
-        to_thread.get(timeout=5)
-    assert to_loop._error is not error
-    assert to_thread._error is not error
-    with pytest.raises(BridgeClosed, match="raised already"):
+    assert first.value is error
+    with pytest.raises(ValueError, match="app failed") as again:
         await to_loop.get()
-    with pytest.raises(BridgeClosed, match="raised already"):
+    assert again.value is not error
+    with pytest.raises(ValueError, match="app failed") as first:
         to_thread.get(timeout=5)
+    assert first.value is error
+    with pytest.raises(ValueError, match="app failed") as again:
+        to_thread.get(timeout=5)
+    assert again.value is not error
+
+
+async def test_a_stopped_channel_raises_a_fresh_copy_of_the_stop_at_each_use() -> None:
+    """The producer meets the consumer's stop at every put (an app may catch it and go on):
+    each a new exception of the same type, the kept one never raised."""
+    loop = asyncio.get_running_loop()
+    stop = ConnectionResetError("client left")
+    to_loop: ThreadToLoop[bytes] = ThreadToLoop(loop)
+    to_loop.close(stop)
+    to_thread: LoopToThread[bytes] = LoopToThread(loop)
+    to_thread.close(stop)
+    raised: list[BaseException] = []
+    for _ in range(2):
+        with pytest.raises(ConnectionResetError, match="client left") as info:
+            to_loop.put(b"x", 1)
+        raised.append(info.value)
+        with pytest.raises(ConnectionResetError, match="client left") as info:
+            await to_thread.put(b"x", 1)
+        raised.append(info.value)
+        with pytest.raises(ConnectionResetError, match="client left") as info:
+            await to_thread.ask(lambda: None)
+        raised.append(info.value)
+    assert len({id(error) for error in raised}) == len(raised)
+    assert all(error is not stop for error in raised)
+    assert stop.__traceback__ is None
+
+
+def test_an_error_that_cannot_be_copied_is_raised_itself() -> None:
+    class Picky(Exception):
+        def __init__(self, code: int, reason: str) -> None:
+            super().__init__(f"{code} {reason}")  # args no longer fit __init__
+
+    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.new_event_loop())
+    try:
+        error = Picky(1, "gone")
+        channel.close(error)
+        with pytest.raises(Picky) as info:
+            channel.put(b"x", 1)
+        assert info.value is error
+    finally:
+        channel._loop.close()
 
 
 async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:

@@ -1317,17 +1317,42 @@ async def _cut_short(adapter: WsgiToAsgi, how: str) -> None:
     assert await adapter.pool.drain(5)
 
 
+def _endless(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing([b"tick"], endless=True)
+
+
+def _writes_until_it_fails(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    # Takes the OSError from write() as its cue to stop, and returns normally.
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    with contextlib.suppress(OSError):
+        while True:
+            write(b"tick")
+    return []
+
+
+class _Gone(Exception):
+    pass
+
+
+def _translates_the_stop(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    # Turns the OSError into an error of its own, as frameworks do.
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        while True:
+            write(b"tick")
+    except OSError:
+        raise _Gone from None
+
+
+@pytest.mark.parametrize("app", [_endless, _writes_until_it_fails, _translates_the_stop])
 @pytest.mark.parametrize("how", ["send-oserror", "send-raises", "cancelled"])
 async def test_a_request_cut_short_leaves_no_reference_cycles(
-    make: Callable[..., WsgiToAsgi], how: str
+    make: Callable[..., WsgiToAsgi], how: str, app: WSGIApp
 ) -> None:
     """A stop is kept and raised in the worker, and send()'s error re-raised: their
-    tracebacks must not tie the request (and the chunks it holds) into a cycle."""
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return Closing([b"tick"], endless=True)
-
+    tracebacks must not tie the request (and the chunks it holds) into a cycle, whether the
+    app lets the stop through, swallows it or raises another error in its place."""
     adapter = make(app, budget=120)
     for _ in range(3):
         await _cut_short(adapter, how)

@@ -178,9 +178,6 @@ class Exchange:
             # ASGI: servers "must be prepared to catch this exception if they raised it and
             # should not log it as an error in their server logs."
             logger.debug("crossgate: ASGI app ended after the client left: %r", exc)
-            # Nobody reads it. Most often it is the stop the app's send() raised, which the
-            # response channel keeps: its traceback would tie this exchange into a cycle.
-            exc.__traceback__ = None
         elif self.complete:
             logger.error("crossgate: ASGI app failed after its response was sent", exc_info=exc)
         elif self.failed:

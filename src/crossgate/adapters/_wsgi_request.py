@@ -402,11 +402,6 @@ class Request:
     def _failed(self, exc: Exception) -> None:
         if self.stopped is not None:  # stopped by the loop side: the client left, quietly
             logger.debug("crossgate: WSGI response stopped: %r", exc)
-            # The stop is kept (here and by the channel) and raised in this thread: its
-            # traceback holds this job's frames, which hold the request, a cycle only the
-            # cyclic collector would free, with the queued chunks in it. Nobody reads it.
-            exc.__traceback__ = None
-            self.stopped.__traceback__ = None
         elif self.headers_sent:
             # After the headers went out: abort the response, the server sees the error
             # once it has sent the chunks the app produced before it (PEP 3333 counts them
@@ -459,8 +454,9 @@ class Request:
                 try:
                     chunks = await channel.get()
                 except ClientDisconnected as exc:
-                    # The client left; the worker stops at its next chunk. The stop is kept
-                    # (see _failed): raised here, its traceback holds this frame.
+                    # The client left; the worker stops at its next chunk. This is the stop
+                    # itself, which `stopped` keeps: raised here, its traceback holds this
+                    # frame, and this frame the request (see the channels' docstring).
                     exc.__traceback__ = None
                     return
                 # Any other error is the application's, after the headers: it aborts the

@@ -426,10 +426,6 @@ class AsgiToWsgi:
         # tuple. This argument should be supplied by the application only if
         # start_response is being called by an error handler."
         start_response("500 Internal Server Error", list(_ERROR_HEADERS), _exc_info(exc))
-        # Logged and answered. The exchange keeps the error, whose traceback holds the
-        # frames that hold the exchange: dropped, they go with the request, not with the
-        # next run of the cyclic collector.
-        exc.__traceback__ = None
         return [_ERROR_BODY]
 
     def _lifespan_failed(

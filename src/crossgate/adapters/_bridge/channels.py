@@ -3,11 +3,19 @@
 The producer wakes the consumer only when the consumer is waiting (everything queued
 meanwhile is taken in one batch); once the bytes in flight reach the budget, its next item
 waits for the consumer to take them.
+
+A channel closed with an error raises it at every later use, and never the kept instance
+twice: an exception raised gains the frames it passes through in its traceback, and those
+frames hold the channel (or what holds it), so a kept error that was raised ties them all
+into a reference cycle, which only Python's cyclic collector frees. The producer's error
+reaches the consumer once as itself (its traceback is the app's, for the server's log);
+every other raise is of a fresh copy, which nothing keeps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +31,16 @@ Item = TypeVar("Item")
 
 #: Bytes allowed in flight per channel before the producer waits.
 DEFAULT_BUDGET = 1 << 20
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A new exception of ``error``'s type and arguments, to raise in its place (``error``
+    itself if it cannot be copied: an ``__init__`` its ``args`` do not fit)."""
+    try:
+        fresh = copy.copy(error)
+    except Exception:
+        return error
+    return fresh if type(fresh) is type(error) else error
 
 
 class _Channel(Generic[Item]):
@@ -62,7 +80,7 @@ class _Channel(Generic[Item]):
     def _push(self, item: Item, size: int) -> None:  # with self._lock held
         """Queue ``item`` of ``size`` bytes; raise if the channel is closed."""
         if self.closed:
-            raise self._error or BridgeClosed("channel closed")
+            raise self._closed_error()
         self._items.append(item)
         self._bytes += size
 
@@ -71,18 +89,21 @@ class _Channel(Generic[Item]):
         self._bytes = 0
         return items
 
+    def _closed_error(self) -> BaseException:
+        """What to raise at a use of the closed channel (see the module's docstring)."""
+        return BridgeClosed("channel closed") if self._error is None else _fresh(self._error)
+
     def _ended(self) -> list[Item]:  # with self._lock held, nothing queued, closed
         error = self._error
         if error is None:
             return []
-        # The consumer meets the error once. Kept, it would tie the channel into a cycle:
-        # raised here, its traceback gains this frame and the consumer's, which hold the
-        # channel. A later get() finds the channel closed all the same.
-        self._error = BridgeClosed("channel closed (its error was raised already)")
+        # The consumer meets the error itself once (see the module's docstring); the
+        # channel keeps a copy for any later use.
+        self._error = _fresh(error)
         try:
             raise error
         finally:
-            del error  # the frame is in the traceback: no local may keep the error
+            del error  # this frame is in the traceback: no local of it may keep the error
 
 
 class ThreadToLoop(_Channel[Item]):
@@ -235,7 +256,7 @@ class LoopToThread(_Channel[Item]):
             with self._lock:
                 if self.closed:
                     if self._error is not None:
-                        raise self._error
+                        raise self._closed_error()
                     return
                 if self._bytes < self.budget:
                     return
@@ -252,7 +273,7 @@ class LoopToThread(_Channel[Item]):
         fut: asyncio.Future[T] = self._loop.create_future()
         with self._lock:
             if self.closed:
-                raise self._error or BridgeClosed("channel closed")
+                raise self._closed_error()
             self._calls.append((fn, fut))
             self._wake_consumer()
         return await fut
@@ -310,5 +331,4 @@ class LoopToThread(_Channel[Item]):
         if producer is not None:
             post_threadsafe(self._loop, set_result, producer, None)
         for _, fut in calls:
-            failure = error or BridgeClosed("channel closed")
-            post_threadsafe(self._loop, set_exception, fut, failure)
+            post_threadsafe(self._loop, set_exception, fut, self._closed_error())
