@@ -989,8 +989,21 @@ async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:
     getter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await getter
+    assert channel._loop_waiter is None
     channel.put(1)  # must not try to wake the cancelled getter
     assert await channel.get() == [1]
+
+
+async def test_loop_to_thread_cancelled_put_leaves_no_waiter() -> None:
+    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=1)
+    putter = asyncio.create_task(channel.put(b"xy", 2))  # spends the budget: waits
+    await asyncio.sleep(0)
+    assert not putter.done()
+    putter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await putter
+    assert channel._loop_waiter is None
+    assert channel.get(timeout=5) == [b"xy"]  # must not try to wake the cancelled put
 
 
 @pytest.mark.parametrize("way", ["whole", "chunks", "bytes"])

@@ -46,7 +46,7 @@ def _fresh(error: BaseException) -> BaseException:
 class _Channel(Generic[Item]):
     """State shared by both channel directions: a queue of (item, size) with a budget."""
 
-    __slots__ = ("_bytes", "_error", "_items", "_lock", "_loop", "budget", "closed")
+    __slots__ = ("_bytes", "_error", "_items", "_lock", "_loop", "_loop_waiter", "budget", "closed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: int) -> None:
         if budget < 1:
@@ -58,6 +58,8 @@ class _Channel(Generic[Item]):
         self._bytes = 0
         self.closed = False
         self._error: BaseException | None = None
+        # The loop side's wait, if it waits: ThreadToLoop's consumer, LoopToThread's producer.
+        self._loop_waiter: asyncio.Future[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -89,6 +91,16 @@ class _Channel(Generic[Item]):
         self._bytes = 0
         return items
 
+    async def _wait_on_loop(self, waiter: asyncio.Future[None]) -> None:
+        """Await ``waiter`` (set as ``_loop_waiter`` under the lock); a cancelled wait
+        leaves no waiter behind for the thread to wake."""
+        try:
+            await waiter
+        except BaseException:
+            with self._lock:
+                self._loop_waiter = None
+            raise
+
     def _closed_error(self) -> BaseException:
         """What to raise at a use of the closed channel (see the module's docstring)."""
         return BridgeClosed("channel closed") if self._error is None else _fresh(self._error)
@@ -114,20 +126,19 @@ class ThreadToLoop(_Channel[Item]):
     from either side, releases the other side with that exception.
     """
 
-    __slots__ = ("_consumer", "_producer_waiting", "_space")
+    __slots__ = ("_producer_waiting", "_space")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
         super().__init__(loop, budget)
-        self._consumer: asyncio.Future[None] | None = None
         # Created by the first producer that has to wait: most channels (one response that
         # fits the budget) never need it.
         self._space: threading.Lock | None = None
         self._producer_waiting = False
 
     def _wake_consumer(self) -> None:  # with self._lock held
-        waiter = self._consumer
+        waiter = self._loop_waiter
         if waiter is not None:
-            self._consumer = None
+            self._loop_waiter = None
             post_threadsafe(self._loop, set_result, waiter, None)
 
     def _release_producer(self) -> None:  # with self._lock held
@@ -151,7 +162,7 @@ class ThreadToLoop(_Channel[Item]):
         with self._lock:
             if self._bytes < self.budget or self.closed:  # closed: _push raises
                 self._push(item, size)
-                if self._consumer is not None:  # tested here: put() is the streaming hot path
+                if self._loop_waiter is not None:  # tested here: put() is the streaming hot path
                     self._wake_consumer()
                 return
             space = self._space
@@ -168,7 +179,7 @@ class ThreadToLoop(_Channel[Item]):
             space.acquire()  # a release raced the timeout
         with self._lock:
             self._push(item, size)
-            if self._consumer is not None:
+            if self._loop_waiter is not None:
                 self._wake_consumer()
 
     async def get(self) -> list[Item]:
@@ -181,13 +192,8 @@ class ThreadToLoop(_Channel[Item]):
                     return items
                 if self.closed:
                     return self._ended()
-                waiter = self._consumer = self._loop.create_future()
-            try:
-                await waiter
-            except BaseException:
-                with self._lock:
-                    self._consumer = None
-                raise
+                waiter = self._loop_waiter = self._loop.create_future()
+            await self._wait_on_loop(waiter)
 
     def close(self, error: BaseException | None = None, *, keep: bool = False) -> None:
         """End the stream (producer) or abandon it (consumer, with ``error``), from any side.
@@ -211,11 +217,10 @@ class LoopToThread(_Channel[Item]):
     response, with no extra thread.
     """
 
-    __slots__ = ("_calls", "_consumer_waiting", "_producer", "_wake")
+    __slots__ = ("_calls", "_consumer_waiting", "_wake")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
         super().__init__(loop, budget)
-        self._producer: asyncio.Future[None] | None = None
         self._wake = threading.Lock()
         self._wake.acquire()
         self._consumer_waiting = False
@@ -260,13 +265,8 @@ class LoopToThread(_Channel[Item]):
                     return
                 if self._bytes < self.budget:
                     return
-                waiter = self._producer = self._loop.create_future()
-            try:
-                await waiter
-            except BaseException:
-                with self._lock:
-                    self._producer = None
-                raise
+                waiter = self._loop_waiter = self._loop.create_future()
+            await self._wait_on_loop(waiter)
 
     async def ask(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the consumer thread during its next :meth:`get`; return its result."""
@@ -291,7 +291,7 @@ class LoopToThread(_Channel[Item]):
                 if not calls:
                     if self._items:
                         items = self._take()
-                        producer, self._producer = self._producer, None
+                        producer, self._loop_waiter = self._loop_waiter, None
                         if producer is not None:
                             post_threadsafe(self._loop, set_result, producer, None)
                         return items
@@ -327,7 +327,7 @@ class LoopToThread(_Channel[Item]):
                 return
             calls, self._calls = self._calls, []
             self._wake_consumer()
-            producer, self._producer = self._producer, None
+            producer, self._loop_waiter = self._loop_waiter, None
         if producer is not None:
             post_threadsafe(self._loop, set_result, producer, None)
         for _, fut in calls:
