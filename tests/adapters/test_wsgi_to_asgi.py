@@ -1296,7 +1296,8 @@ async def test_a_request_leaves_no_reference_cycles(
 
 
 async def _cut_short(adapter: WsgiToAsgi, how: str) -> None:
-    """One streamed request the client leaves (``send()`` fails) or the server cancels."""
+    """One streamed request the client leaves (``http.disconnect``, or ``send()`` fails) or
+    the server cancels."""
     ex = Exchange()
     if how == "send-oserror":
         ex.send_error = OSError("broken pipe")
@@ -1306,6 +1307,9 @@ async def _cut_short(adapter: WsgiToAsgi, how: str) -> None:
     if how == "cancelled":
         await ex.started.wait()
         task.cancel()
+    elif how == "client-left":
+        await ex.started.wait()
+        ex.leave()
     with contextlib.suppress(asyncio.CancelledError, RuntimeError):
         await task
     # The test's own references, so that only the adapter's could make a cycle: the task
@@ -1346,7 +1350,7 @@ def _translates_the_stop(environ: Environ, start_response: StartResponse) -> Ite
 
 
 @pytest.mark.parametrize("app", [_endless, _writes_until_it_fails, _translates_the_stop])
-@pytest.mark.parametrize("how", ["send-oserror", "send-raises", "cancelled"])
+@pytest.mark.parametrize("how", ["client-left", "send-oserror", "send-raises", "cancelled"])
 async def test_a_request_cut_short_leaves_no_reference_cycles(
     make: Callable[..., WsgiToAsgi], how: str, app: WSGIApp
 ) -> None:

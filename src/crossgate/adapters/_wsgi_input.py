@@ -373,7 +373,7 @@ class RequestBody:
             # generator stops and its close() runs.
             request = self._request
             if request is not None:  # None: the request is over, already stopped
-                request.stop(ClientDisconnected("the client disconnected"))
+                request.stop("the client disconnected")
         return None
 
     def _asked_ahead(self) -> None:

@@ -140,9 +140,10 @@ class Request:
         # Opened by the worker when the response streams, and announced through `first`
         # at once (see _stream): a whole response, the usual case, needs none.
         self.channel: ThreadToLoop[bytes] | None = None
-        # Set on the loop once nobody will take the response (the client left, send()
-        # failed, the task was cancelled): the worker's next put raises it, so the app stops.
-        self.stopped: BaseException | None = None
+        # Why nobody will take the response, once the loop knows (the client left, send()
+        # failed, the task was cancelled): the worker's next put raises, so the app stops.
+        # A reason, not the exception: see stop().
+        self.stopped: str | None = None
         self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
         # Set by the worker once the app and its close() are done; the loop waits on _done
         # only when it gets there first (an early exit), so the usual request needs no
@@ -242,7 +243,7 @@ class Request:
             # other, so a stop is never missed (it may be applied twice, which is harmless).
             stopped = self.stopped
             if stopped is not None:
-                channel.close(stopped)
+                channel.close(ClientDisconnected(stopped))
             resolve_threadsafe(self.first, None)
         return channel
 
@@ -417,12 +418,19 @@ class Request:
 
     # ------------------------------------------------------------------------ loop side
 
-    def stop(self, exc: BaseException) -> None:
-        """Nobody will take the response: the worker's next put raises ``exc``."""
-        self.stopped = exc  # before the read of `channel`: see _stream
+    def stop(self, reason: str) -> None:
+        """Nobody will take the response: the worker's next put raises
+        :class:`ClientDisconnected` with ``reason``.
+
+        The request keeps the reason, and only the channel the exception: the loop, which
+        meets it once as the channel's consumer (in respond), then holds it in a traceback
+        that holds respond's frame, and that frame this request. Kept here too, it would
+        tie them into a reference cycle.
+        """
+        self.stopped = reason  # before the read of `channel`: see _stream
         channel = self.channel
         if channel is not None:
-            channel.close(exc)
+            channel.close(ClientDisconnected(reason))
 
     async def send_parts(
         self, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes]
@@ -453,12 +461,8 @@ class Request:
                     body.watch()
                 try:
                     chunks = await channel.get()
-                except ClientDisconnected as exc:
-                    # The client left; the worker stops at its next chunk. This is the stop
-                    # itself, which `stopped` keeps: raised here, its traceback holds this
-                    # frame, and this frame the request (see the channels' docstring).
-                    exc.__traceback__ = None
-                    return
+                except ClientDisconnected:
+                    return  # the client left (see stop); the worker stops at its next chunk
                 # Any other error is the application's, after the headers: it aborts the
                 # response and propagates to the server (no final more_body=False goes out).
                 if not chunks:
@@ -518,9 +522,9 @@ class Request:
             # ASGI: send() after a disconnect raises an OSError. The worker must stop rather
             # than wait forever for a consumer: its next put() raises.
             self.body.disconnected = True
-            self.stop(ClientDisconnected("send() failed: the client is gone"))
+            self.stop("send() failed: the client is gone")
             return True
-        self.stop(ClientDisconnected("send() failed"))
+        self.stop("send() failed")
         return False
 
     async def _send_file(self, message: Message) -> None:
@@ -539,7 +543,7 @@ class Request:
 
     def abort(self) -> None:
         """The request task is gone (cancelled) or failed: release the worker."""
-        self.stop(ClientDisconnected("the request was cancelled"))
+        self.stop("the request was cancelled")
         self.body.abort()
 
 
