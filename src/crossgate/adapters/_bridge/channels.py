@@ -24,13 +24,44 @@ from typing import Any, Generic, TypeVar
 from crossgate._errors import BridgeClosed
 from crossgate.adapters._bridge.hop import post_threadsafe, set_exception, set_result
 
-__all__ = ["DEFAULT_BUDGET", "LoopToThread", "ThreadToLoop"]
+__all__ = ["COALESCE_UP_TO", "DEFAULT_BUDGET", "LoopToThread", "ThreadToLoop", "coalesce"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 
 #: Bytes allowed in flight per channel before the producer waits.
 DEFAULT_BUDGET = 1 << 20
+#: Body chunks up to this size are joined with their neighbours in a batch: see coalesce().
+COALESCE_UP_TO = 64 * 1024
+
+
+def coalesce(chunks: list[bytes]) -> list[bytes]:
+    """A batch of body chunks as few pieces as little copying allows: each run of chunks of
+    up to :data:`COALESCE_UP_TO` bytes joined into one, larger chunks left as they are.
+
+    Every piece costs the server a call and a write of its own (uvicorn's ``send()`` and
+    its transport's write, a WSGI server's ``sendall()``), some microseconds each, where
+    copying a 16 KiB chunk costs a fraction of one: a batch of 64 such chunks (1 MiB) is
+    joined in about 35 us. A large chunk costs more to copy than to write alone. What a
+    join copies is bounded by the batch, and so by the channel's budget.
+    """
+    if len(chunks) < 2:
+        return chunks
+    if max(map(len, chunks)) <= COALESCE_UP_TO:  # the usual batch: one piece
+        return [b"".join(chunks)]
+    pieces: list[bytes] = []
+    run: list[bytes] = []
+    for chunk in chunks:
+        if len(chunk) <= COALESCE_UP_TO:
+            run.append(chunk)
+            continue
+        if run:
+            pieces.append(run[0] if len(run) == 1 else b"".join(run))
+            run = []
+        pieces.append(chunk)
+    if run:
+        pieces.append(run[0] if len(run) == 1 else b"".join(run))
+    return pieces
 
 
 def _fresh(error: BaseException) -> BaseException:
