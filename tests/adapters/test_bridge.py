@@ -1211,3 +1211,20 @@ def test_coalesce_joins_each_run_of_small_chunks(chunks: list[bytes], pieces: li
     # Large chunks are handed on, not copied.
     large = [chunk for chunk in chunks if len(chunk) > COALESCE_UP_TO]
     assert [piece for piece in result if any(piece is chunk for chunk in large)] == large
+
+
+@pytest.mark.parametrize(
+    ("chunks", "limit", "pieces"),
+    [
+        pytest.param([SMALL] * 5, 25, [SMALL * 2, SMALL * 2, SMALL], id="runs-cut-at-the-limit"),
+        pytest.param([SMALL] * 3, 30, [SMALL * 3], id="up-to-the-limit"),
+        pytest.param([SMALL] * 3, 5, [SMALL] * 3, id="chunks-over-the-limit-alone"),
+        pytest.param(
+            [SMALL, LARGE, SMALL, SMALL, SMALL], 20, [SMALL, LARGE, SMALL * 2, SMALL], id="mixed"
+        ),
+    ],
+)
+def test_coalesce_keeps_joined_pieces_within_a_limit(
+    chunks: list[bytes], limit: int, pieces: list[bytes]
+) -> None:
+    assert coalesce(chunks, limit) == pieces

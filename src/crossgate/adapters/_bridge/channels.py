@@ -35,30 +35,36 @@ DEFAULT_BUDGET = 1 << 20
 COALESCE_UP_TO = 64 * 1024
 
 
-def coalesce(chunks: list[bytes]) -> list[bytes]:
+def coalesce(chunks: list[bytes], limit: int | None = None) -> list[bytes]:
     """A batch of body chunks as few pieces as little copying allows: each run of chunks of
-    up to :data:`COALESCE_UP_TO` bytes joined into one, larger chunks left as they are.
+    up to :data:`COALESCE_UP_TO` bytes joined, into pieces of at most ``limit`` bytes
+    (``None``: no limit but the batch's size, which the channel's budget bounds); larger
+    chunks are left as they are.
 
     Every piece costs the server a call and a write of its own (uvicorn's ``send()`` and
     its transport's write, a WSGI server's ``sendall()``), some microseconds each, where
     copying a 16 KiB chunk costs a fraction of one: a batch of 64 such chunks (1 MiB) is
-    joined in about 35 us. A large chunk costs more to copy than to write alone. What a
-    join copies is bounded by the batch, and so by the channel's budget.
+    joined in about 35 us. A large chunk costs more to copy than to write alone.
     """
     if len(chunks) < 2:
         return chunks
-    if max(map(len, chunks)) <= COALESCE_UP_TO:  # the usual batch: one piece
+    if limit is None and max(map(len, chunks)) <= COALESCE_UP_TO:  # the usual batch
         return [b"".join(chunks)]
+    cap = limit if limit is not None else sum(map(len, chunks))
     pieces: list[bytes] = []
     run: list[bytes] = []
+    size = 0
     for chunk in chunks:
-        if len(chunk) <= COALESCE_UP_TO:
-            run.append(chunk)
-            continue
-        if run:
+        small = len(chunk) <= COALESCE_UP_TO
+        if run and (not small or size + len(chunk) > cap):
             pieces.append(run[0] if len(run) == 1 else b"".join(run))
             run = []
-        pieces.append(chunk)
+            size = 0
+        if small:
+            run.append(chunk)
+            size += len(chunk)
+        else:
+            pieces.append(chunk)
     if run:
         pieces.append(run[0] if len(run) == 1 else b"".join(run))
     return pieces
