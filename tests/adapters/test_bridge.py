@@ -1187,6 +1187,7 @@ async def test_loop_to_thread_carries_a_body_fed_three_ways(way: str) -> None:
 SMALL = b"s" * 10
 LARGE = b"L" * (COALESCE_UP_TO + 1)
 EDGE = b"e" * COALESCE_UP_TO
+HALF = b"h" * (COALESCE_UP_TO // 2)
 
 
 @pytest.mark.parametrize(
@@ -1196,35 +1197,22 @@ EDGE = b"e" * COALESCE_UP_TO
         pytest.param([SMALL], [SMALL], id="one-small"),
         pytest.param([LARGE], [LARGE], id="one-large"),
         pytest.param([SMALL, SMALL, SMALL], [SMALL * 3], id="small-run"),
-        pytest.param([EDGE, EDGE], [EDGE * 2], id="up-to-the-limit-joined"),
+        pytest.param([HALF, HALF], [HALF * 2], id="up-to-the-limit"),
+        pytest.param([HALF, HALF, SMALL, HALF], [HALF * 2, SMALL + HALF], id="cut-at-the-limit"),
+        pytest.param([EDGE, EDGE], [EDGE, EDGE], id="limit-sized-alone"),
         pytest.param([LARGE, LARGE], [LARGE, LARGE], id="large-left-alone"),
         pytest.param(
-            [SMALL, SMALL, LARGE, SMALL, LARGE, SMALL, EDGE],
-            [SMALL * 2, LARGE, SMALL, LARGE, SMALL + EDGE],
+            [SMALL, SMALL, LARGE, SMALL, LARGE, SMALL, SMALL],
+            [SMALL * 2, LARGE, SMALL, LARGE, SMALL * 2],
             id="runs-between-large-ones",
         ),
     ],
 )
-def test_coalesce_joins_each_run_of_small_chunks(chunks: list[bytes], pieces: list[bytes]) -> None:
+def test_coalesce_joins_runs_of_small_chunks_into_pieces_of_up_to_64_kib(
+    chunks: list[bytes], pieces: list[bytes]
+) -> None:
     result = coalesce(chunks)
     assert result == pieces
     # Large chunks are handed on, not copied.
     large = [chunk for chunk in chunks if len(chunk) > COALESCE_UP_TO]
     assert [piece for piece in result if any(piece is chunk for chunk in large)] == large
-
-
-@pytest.mark.parametrize(
-    ("chunks", "limit", "pieces"),
-    [
-        pytest.param([SMALL] * 5, 25, [SMALL * 2, SMALL * 2, SMALL], id="runs-cut-at-the-limit"),
-        pytest.param([SMALL] * 3, 30, [SMALL * 3], id="up-to-the-limit"),
-        pytest.param([SMALL] * 3, 5, [SMALL] * 3, id="chunks-over-the-limit-alone"),
-        pytest.param(
-            [SMALL, LARGE, SMALL, SMALL, SMALL], 20, [SMALL, LARGE, SMALL * 2, SMALL], id="mixed"
-        ),
-    ],
-)
-def test_coalesce_keeps_joined_pieces_within_a_limit(
-    chunks: list[bytes], limit: int, pieces: list[bytes]
-) -> None:
-    assert coalesce(chunks, limit) == pieces

@@ -33,7 +33,7 @@ from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters._bridge import call_in_loop
 from crossgate.adapters._bridge.channels import COALESCE_UP_TO
 from crossgate.adapters._wsgi_input import RequestBody
-from crossgate.adapters._wsgi_request import _PIECE, FileWrapper
+from crossgate.adapters._wsgi_request import FileWrapper
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
 from tests.adapters.support import no_new_cycles
@@ -557,13 +557,13 @@ async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., Wsg
 
 
 @pytest.mark.parametrize(
-    ("size", "joined"), [(16 * 1024, True), (COALESCE_UP_TO, True), (COALESCE_UP_TO + 1, False)]
+    ("size", "joined"), [(16 * 1024, True), (COALESCE_UP_TO, False), (COALESCE_UP_TO + 1, False)]
 )
 async def test_chunks_queued_together_go_out_together_when_small(
     make: Callable[..., WsgiToAsgi], size: int, joined: bool
 ) -> None:
     """Chunks queued while send() is busy reach the server joined into messages of up to
-    256 KiB when they are small (a message costs the server more than copying them), as
+    64 KiB when they are small (a message costs the server more than copying them), as
     they are when large."""
     ex = Exchange()
     ex.send_gate = asyncio.Event()  # the first body message waits: the rest queue up
@@ -584,8 +584,8 @@ async def test_chunks_queued_together_go_out_together_when_small(
     assert b"".join(bodies) == b"".join(chunks)
     if joined:
         # The batch send() was given first, then the rest in as few pieces as fit.
-        assert len(bodies) <= 1 + -(-7 * size // _PIECE)
-        assert all(len(body) <= _PIECE for body in bodies)
+        assert len(bodies) <= 1 + -(-7 * size // COALESCE_UP_TO)
+        assert all(len(body) <= COALESCE_UP_TO for body in bodies)
     else:
         assert bodies == chunks
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import IO, Final
+from typing import IO
 
 from crossgate._errors import ClientDisconnected
 from crossgate.adapters._asgi_exchange import Exchange, Item
@@ -19,13 +19,6 @@ from crossgate.adapters._bridge import Portal, coalesce
 __all__ = ["FileStream", "Stream", "abort", "collect"]
 
 logger = logging.getLogger("crossgate")
-
-#: The largest piece small chunks are joined into for the WSGI server. Joined whole, a
-#: 1 MiB batch is one write, but the server writes from each of its threads, and pieces
-#: that large raised gunicorn's peak RSS (16 threads, 16 clients of a 4 MiB download) by
-#: about 30 MiB; pieces of 64 KiB keep it flat and still cut the writes by 4 for 16 KiB
-#: chunks (422 -> 470 downloads/s).
-_PIECE: Final = 64 * 1024
 
 
 def collect(batch: list[Item], start: int, first: bytes = b"") -> tuple[list[bytes], bool]:
@@ -46,7 +39,7 @@ def collect(batch: list[Item], start: int, first: bytes = b"") -> tuple[list[byt
             final = True
         if item:
             chunks.append(item)
-    return coalesce(chunks, _PIECE), final
+    return coalesce(chunks), final
 
 
 class Stream:
