@@ -31,7 +31,6 @@ from starlette.routing import Route
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, LifespanError
 from crossgate._types import Environ, Message, Receive, Send
-from crossgate.adapters._bridge.channels import COALESCE_UP_TO
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
 from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
 from tests.adapters.support import no_new_cycles
@@ -224,41 +223,6 @@ def test_streamed_response_yields_as_sent(wrap: Callable[..., AsgiToWsgi]) -> No
         assert b"".join(chunks) == b"second"
     finally:
         iterable.close()
-
-
-@pytest.mark.parametrize(
-    ("size", "per_piece"), [(16 * 1024, 4), (COALESCE_UP_TO, 1), (COALESCE_UP_TO + 1, 1)]
-)
-def test_chunks_sent_together_reach_the_server_together_when_small(
-    wrap: Callable[..., AsgiToWsgi], size: int, per_piece: int
-) -> None:
-    """Body messages the server has not taken yet are handed to it joined into pieces of up
-    to 64 KiB when they are small (fewer writes), as they are when large."""
-    release = threading.Event()
-    sent = threading.Event()
-    chunks = [bytes([index]) * size for index in range(8)]
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(START)
-        await send({"type": "http.response.body", "body": b"first", "more_body": True})
-        await asyncio.get_running_loop().run_in_executor(None, release.wait, WAIT)
-        for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        sent.set()
-
-    iterable: Any = wsgiref.validate.validator(wrap(app, lifespan="off", budget=16 * size))(
-        make_environ(), _ignore_start
-    )
-    try:
-        pieces = iter(iterable)
-        assert next(pieces) == b"first"
-        release.set()
-        assert sent.wait(WAIT)
-        rest = list(pieces)
-    finally:
-        iterable.close()
-    assert rest == [b"".join(chunks[i : i + per_piece]) for i in range(0, 8, per_piece)]
 
 
 def test_send_waits_while_the_byte_budget_is_full(wrap: Callable[..., AsgiToWsgi]) -> None:

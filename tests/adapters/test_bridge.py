@@ -26,8 +26,7 @@ import pytest
 
 from crossgate._errors import BridgeClosed
 from crossgate.adapters import _bridge
-from crossgate.adapters._bridge import LoopToThread, Portal, ThreadToLoop, WorkerPool, coalesce
-from crossgate.adapters._bridge.channels import COALESCE_UP_TO
+from crossgate.adapters._bridge import LoopToThread, Portal, ThreadToLoop, WorkerPool
 from tests.adapters.support import no_new_cycles
 
 pytestmark = pytest.mark.anyio
@@ -1180,39 +1179,3 @@ async def test_loop_to_thread_carries_a_body_fed_three_ways(way: str) -> None:
         await channel.put(piece, len(piece))
     channel.close()
     assert await asyncio.wait_for(consumer, LONG) == BODY
-
-
-# ------------------------------------------------------------------------------ coalesce
-
-SMALL = b"s" * 10
-LARGE = b"L" * (COALESCE_UP_TO + 1)
-EDGE = b"e" * COALESCE_UP_TO
-HALF = b"h" * (COALESCE_UP_TO // 2)
-
-
-@pytest.mark.parametrize(
-    ("chunks", "pieces"),
-    [
-        pytest.param([], [], id="nothing"),
-        pytest.param([SMALL], [SMALL], id="one-small"),
-        pytest.param([LARGE], [LARGE], id="one-large"),
-        pytest.param([SMALL, SMALL, SMALL], [SMALL * 3], id="small-run"),
-        pytest.param([HALF, HALF], [HALF * 2], id="up-to-the-limit"),
-        pytest.param([HALF, HALF, SMALL, HALF], [HALF * 2, SMALL + HALF], id="cut-at-the-limit"),
-        pytest.param([EDGE, EDGE], [EDGE, EDGE], id="limit-sized-alone"),
-        pytest.param([LARGE, LARGE], [LARGE, LARGE], id="large-left-alone"),
-        pytest.param(
-            [SMALL, SMALL, LARGE, SMALL, LARGE, SMALL, SMALL],
-            [SMALL * 2, LARGE, SMALL, LARGE, SMALL * 2],
-            id="runs-between-large-ones",
-        ),
-    ],
-)
-def test_coalesce_joins_runs_of_small_chunks_into_pieces_of_up_to_64_kib(
-    chunks: list[bytes], pieces: list[bytes]
-) -> None:
-    result = coalesce(chunks)
-    assert result == pieces
-    # Large chunks are handed on, not copied.
-    large = [chunk for chunk in chunks if len(chunk) > COALESCE_UP_TO]
-    assert [piece for piece in result if any(piece is chunk for chunk in large)] == large

@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters._bridge import call_in_loop
-from crossgate.adapters._bridge.channels import COALESCE_UP_TO
 from crossgate.adapters._wsgi_input import RequestBody
 from crossgate.adapters._wsgi_request import FileWrapper
 from crossgate.adapters.environ import build_environ
@@ -554,40 +553,6 @@ async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., Wsg
     await task
     assert ex.body_bytes == b"x" * 2000
     assert max(worst) <= 90
-
-
-@pytest.mark.parametrize(
-    ("size", "joined"), [(16 * 1024, True), (COALESCE_UP_TO, False), (COALESCE_UP_TO + 1, False)]
-)
-async def test_chunks_queued_together_go_out_together_when_small(
-    make: Callable[..., WsgiToAsgi], size: int, joined: bool
-) -> None:
-    """Chunks queued while send() is busy reach the server joined into messages of up to
-    64 KiB when they are small (a message costs the server more than copying them), as
-    they are when large."""
-    ex = Exchange()
-    ex.send_gate = asyncio.Event()  # the first body message waits: the rest queue up
-    queued = threading.Event()
-    chunks = [bytes([index]) * size for index in range(8)]
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        yield from chunks
-        queued.set()  # asked for more only once its last chunk was queued
-
-    task = asyncio.ensure_future(ex.run(make(app, budget=16 * size)))
-    assert await asyncio.to_thread(queued.wait, 5)
-    ex.send_gate.set()
-    await task
-    assert ex.complete
-    bodies = [m["body"] for m in ex.messages[1:] if m["body"]]
-    assert b"".join(bodies) == b"".join(chunks)
-    if joined:
-        # The batch send() was given first, then the rest in as few pieces as fit.
-        assert len(bodies) <= 1 + -(-7 * size // COALESCE_UP_TO)
-        assert all(len(body) <= COALESCE_UP_TO for body in bodies)
-    else:
-        assert bodies == chunks
 
 
 async def test_disconnect_stops_an_endless_generator_on_its_thread(

@@ -10,26 +10,30 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Final
 
 from crossgate._errors import ClientDisconnected
 from crossgate.adapters._asgi_exchange import Exchange, Item
-from crossgate.adapters._bridge import Portal, coalesce
+from crossgate.adapters._bridge import Portal
 
 __all__ = ["FileStream", "Stream", "abort", "collect"]
 
 logger = logging.getLogger("crossgate")
+
+# Batches of body chunks up to this size are joined before they reach the server.
+_COALESCE: Final = 64 * 1024
 
 
 def collect(batch: list[Item], start: int, first: bytes = b"") -> tuple[list[bytes], bool]:
     """The body chunks in ``batch[start:]`` (after ``first``), empty ones dropped, and
     whether the last chunk is among them.
 
-    Runs of small chunks are joined into pieces of up to 64 KiB, one write instead of
-    several; large chunks pass as they are (see :func:`~crossgate.adapters._bridge.coalesce`).
+    Large chunks pass as they are (copying a megabyte costs more than handing the server a
+    few more writes); a run of small ones is joined, one write instead of many.
     """
     chunks: list[bytes] = [first] if first else []
     final = False
+    total = len(first)
     for index in range(start, len(batch)):
         item = batch[index]
         if type(item) is not bytes:
@@ -39,7 +43,10 @@ def collect(batch: list[Item], start: int, first: bytes = b"") -> tuple[list[byt
             final = True
         if item:
             chunks.append(item)
-    return coalesce(chunks), final
+            total += len(item)
+    if len(chunks) > 1 and total <= _COALESCE:
+        return [b"".join(chunks)], final
+    return chunks, final
 
 
 class Stream:

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
-from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, coalesce, resolve_threadsafe
+from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe
 from crossgate.adapters._wsgi_input import RequestBody
 from crossgate.adapters.environ import check_status, encode_response_headers
 
@@ -38,6 +38,13 @@ logger = logging.getLogger("crossgate")
 
 _ERROR_BODY: Final = b"Internal Server Error"
 _PLAIN: Final = b"text/plain; charset=utf-8"
+#: Small batches of streamed chunks are joined into one ``http.response.body`` message.
+#: Joining more was measured and not taken (4 MiB download in 16 KiB chunks, 16 clients):
+#: runs joined into 64 KiB messages gained nothing on uvicorn, granian or gunicorn; 256 KiB
+#: messages sped uvicorn up by up to 1.5x but raised granian's and gunicorn's peak RSS by
+#: 15-30 MiB, slowed granian, and slowed daphne (no backpressure) in noticing a client
+#: that left, from 2 s to 4-33 s.
+_JOIN_BELOW: Final = 64 * 1024
 _FILE_BLOCK: Final = 64 * 1024
 
 
@@ -465,7 +472,8 @@ class Request:
                 # response and propagates to the server (no final more_body=False goes out).
                 if not chunks:
                     break
-                chunks = coalesce(chunks)  # small chunks in fewer messages
+                if len(chunks) > 1 and sum(map(len, chunks)) <= _JOIN_BELOW:
+                    chunks = [b"".join(chunks)]
                 if not await self._send_chunks(chunks, not started):
                     return
                 started = True

@@ -10,20 +10,14 @@ Everything that crosses between a thread and an event loop goes through this pac
   nesting ``sync -> async -> sync`` never needs a second thread and never deadlocks.
 * :class:`ThreadToLoop` and :class:`LoopToThread` are bounded byte channels: the producer
   wakes the consumer only when the consumer is waiting (everything queued meanwhile is
-  taken in one batch), and blocks once the bytes in flight reach the budget;
-  :func:`coalesce` turns a batch of body chunks into as few pieces as it is worth.
+  taken in one batch), and blocks once the bytes in flight reach the budget.
 
 A thread hop costs tens of microseconds, so the rule here is to hop as rarely as possible:
 results travel with one ``call_soon_threadsafe`` (thread -> loop) or one lock release
 (loop -> thread), never through ``concurrent.futures`` and its callback chains.
 """
 
-from crossgate.adapters._bridge.channels import (
-    DEFAULT_BUDGET,
-    LoopToThread,
-    ThreadToLoop,
-    coalesce,
-)
+from crossgate.adapters._bridge.channels import DEFAULT_BUDGET, LoopToThread, ThreadToLoop
 from crossgate.adapters._bridge.hop import origin_loop, post_threadsafe, resolve_threadsafe
 from crossgate.adapters._bridge.mailbox import call_in_loop, copy_back, run_sync
 from crossgate.adapters._bridge.pool import (
@@ -42,7 +36,6 @@ __all__ = [
     "ThreadToLoop",
     "WorkerPool",
     "call_in_loop",
-    "coalesce",
     "copy_back",
     "default_pool",
     "get_portal",

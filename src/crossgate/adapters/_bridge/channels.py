@@ -24,53 +24,13 @@ from typing import Any, Generic, TypeVar
 from crossgate._errors import BridgeClosed
 from crossgate.adapters._bridge.hop import post_threadsafe, set_exception, set_result
 
-__all__ = ["COALESCE_UP_TO", "DEFAULT_BUDGET", "LoopToThread", "ThreadToLoop", "coalesce"]
+__all__ = ["DEFAULT_BUDGET", "LoopToThread", "ThreadToLoop"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 
 #: Bytes allowed in flight per channel before the producer waits.
 DEFAULT_BUDGET = 1 << 20
-#: Body chunks up to this size are joined with their neighbours into pieces of up to this
-#: size: see coalesce().
-COALESCE_UP_TO = 64 * 1024
-
-
-def coalesce(chunks: list[bytes]) -> list[bytes]:
-    """A batch of body chunks as fewer pieces: each run of chunks of up to
-    :data:`COALESCE_UP_TO` (64 KiB) joined into pieces of at most that size; larger chunks
-    are left as they are.
-
-    Every piece costs the server a call and a write of its own (uvicorn's ``send()`` and
-    its transport's write, a WSGI server's ``sendall()``), where copying a 16 KiB chunk
-    costs a fraction of one. Larger pieces were measured and not taken: 256 KiB pieces
-    raised the peak RSS of gunicorn (16 threads) and granian by 15-30 MiB for 16 clients of
-    a 4 MiB download, slowed granian, and slowed daphne (which buffers what it is sent
-    without backpressure) in noticing a client that left; 64 KiB pieces keep all of those
-    as they were.
-    """
-    if len(chunks) < 2:
-        return chunks
-    limit = COALESCE_UP_TO
-    if sum(map(len, chunks)) <= limit:  # the usual small batch: one piece
-        return [b"".join(chunks)]
-    pieces: list[bytes] = []
-    run: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        small = len(chunk) <= limit
-        if run and (not small or size + len(chunk) > limit):
-            pieces.append(run[0] if len(run) == 1 else b"".join(run))
-            run = []
-            size = 0
-        if small:
-            run.append(chunk)
-            size += len(chunk)
-        else:
-            pieces.append(chunk)
-    if run:
-        pieces.append(run[0] if len(run) == 1 else b"".join(run))
-    return pieces
 
 
 def _fresh(error: BaseException) -> BaseException:
