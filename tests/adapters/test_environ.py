@@ -993,7 +993,7 @@ def test_status_line_round_trips_through_check_status() -> None:
 # encode_response_headers (WSGI -> ASGI)
 # --------------------------------------------------------------------------------------------
 
-ENCODE_VALID: list[tuple[str, list[tuple[str, str]], list[tuple[bytes, bytes]]]] = [
+ENCODE_VALID: list[tuple[str, list[Any], list[tuple[bytes, bytes]]]] = [
     ("empty", [], []),
     (
         "names-lower-cased",
@@ -1019,6 +1019,22 @@ ENCODE_VALID: list[tuple[str, list[tuple[str, str]], list[tuple[bytes, bytes]]]]
         [(b"!#$%&'*+-.^_`|~09azaz", b"v")],
     ),
     ("underscore-name-allowed", [("X_Thing", "1")], [(b"x_thing", b"1")]),
+    # RFC 9110 5.5: "a field value does not include leading or trailing whitespace".
+    # Django's cookies come as ' csrftoken=...' (SimpleCookie.output(header='')), which
+    # h11 refuses as an illegal header value.
+    (
+        "leading-space-stripped",
+        [("Set-Cookie", " csrftoken=abc; Path=/")],
+        [(b"set-cookie", b"csrftoken=abc; Path=/")],
+    ),
+    ("trailing-space-stripped", [("X-A", "1  ")], [(b"x-a", b"1")]),
+    ("surrounding-tabs-stripped", [("X-A", "\t 1 \t")], [(b"x-a", b"1")]),
+    ("inner-whitespace-kept", [("X-A", " a \t b ")], [(b"x-a", b"a \t b")]),
+    ("only-whitespace-is-empty", [("X-A", " \t ")], [(b"x-a", b"")]),
+    ("latin-1-stripped", [("X-A", " caf\xe9 ")], [(b"x-a", b"caf\xe9")]),
+    # gunicorn, waitress and every peer take 2-item lists as well as tuples.
+    ("list-pair", [["X-A", "1"]], [(b"x-a", b"1")]),
+    ("list-pair-twice-not-cached-as-list", [["X-A", "1"], ["X-A", "1"]], [(b"x-a", b"1")] * 2),
 ]
 
 
@@ -1082,11 +1098,17 @@ ENCODE_INVALID: list[tuple[str, object, str]] = [
     ("none-value", ("X", None), "None"),
     ("int-value", ("X", 5), "int"),
     ("unhashable-value", ("X", ["v"]), "list"),
-    ("list-item", ["X", "v"], "tuple"),
     ("three-tuple", ("X", "v", "w"), "3 items"),
     ("one-tuple", ("X",), "1 items"),
-    ("str-item", "Xv", "tuple"),
+    ("three-list", ["X", "v", "w"], "3 items"),
+    ("str-item", "Xv", "str"),
+    ("bytes-item", b"Xv", "bytes"),
+    ("set-item", {"X"}, "set"),
+    ("dict-item", {"X": "v"}, "dict"),
+    ("iterator-item", iter(("X", "v")), "iterator"),
     ("none-item", None, "None"),
+    ("cr-after-stripping", ("X", " a\r "), "control character"),
+    ("nul-at-the-end", ("X", "a\x00"), "control character"),
 ]
 
 
@@ -1118,6 +1140,9 @@ DECODE_VALID: list[tuple[str, list[Any], list[tuple[str, str]]]] = [
     ("latin-1-value", [(b"x", b"caf\xe9 \xff")], [("x", "caf\xe9 \xff")]),
     ("tab-in-value", [(b"x", b"a\tb")], [("x", "a\tb")]),
     ("empty-value", [(b"x", b"")], [("x", "")]),
+    # RFC 9110 5.5: "a field value does not include leading or trailing whitespace".
+    ("surrounding-whitespace-stripped", [(b"x", b" \ta b\t ")], [("x", "a b")]),
+    ("only-whitespace-is-empty", [(b"x", b"  ")], [("x", "")]),
     (
         "repeated-set-cookie",
         [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],
@@ -1177,9 +1202,10 @@ def test_decode_response_headers_invalid(item: Any, mention: str) -> None:
     )
 )
 def test_response_headers_round_trip(headers: list[tuple[str, str]]) -> None:
-    """decode(encode(headers)) gives the headers back with lower-cased names."""
+    """decode(encode(headers)) gives the headers back with lower-cased names and the
+    surrounding whitespace of each value stripped."""
     back = decode_response_headers(encode_response_headers(headers))
-    assert back == [(name.lower(), value) for name, value in headers]
+    assert back == [(name.lower(), value.strip(" \t")) for name, value in headers]
 
 
 def _iterate(items: Iterable[Any]) -> Iterator[Any]:

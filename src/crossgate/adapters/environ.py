@@ -20,7 +20,7 @@ Specifications, quoted beside the code that implements them:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, cast
 from urllib.parse import quote_from_bytes
@@ -585,15 +585,20 @@ def status_line(code: int) -> str:
     raise InvalidStatus(f"invalid HTTP status code {value!r}: expected an int in 100-999")
 
 
-def encode_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """WSGI response headers (``(str, str)`` tuples) as ASGI ``(bytes, bytes)`` pairs.
+def encode_response_headers(
+    headers: Iterable[tuple[str, str] | list[str]],
+) -> list[tuple[bytes, bytes]]:
+    """WSGI response headers ((name, value) str pairs: tuples, or lists of two) as ASGI
+    ``(bytes, bytes)`` pairs.
 
     Names must be RFC 9110 tokens and are lower-cased; values must be latin-1 text without
-    control characters (HTAB allowed). Anything else raises :class:`InvalidHeader`.
+    control characters (HTAB allowed), and lose surrounding spaces and tabs (RFC 9110 5.5).
+    Anything else raises :class:`InvalidHeader`.
     Hop-by-hop headers pass through: real applications send them and servers drop them.
     """
     # PEP 3333: "The response_headers argument is a list of (header_name, header_value)
-    # tuples." Any iterable is accepted here; the adapter decides how strict to be about list.
+    # tuples." Lists of two items are taken too, as gunicorn, waitress and wsgiref take them:
+    # real applications send them. Any other 2-item sequence is checked the slow way.
     result: list[tuple[bytes, bytes]] = []
     append = result.append
     names = _ENCODED_NAMES
@@ -608,19 +613,31 @@ def encode_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[by
                 append(encoded)
                 continue
             name, value = item
+        elif type(item) is list and len(item) == 2:
+            name, value = item
         else:
-            name, value = _check_pair(item, tuple, "str")
+            name, value = _check_sequence_pair(item)
         try:
             encoded_name = names[name]
         except (KeyError, TypeError):
             encoded_name = _encode_name(name)
-        # Fast path: printable ASCII (0x20-0x7E) is always valid and encodes 1:1.
+        # Fast path: printable ASCII (0x20-0x7E) is always valid and encodes 1:1; only
+        # spaces can surround it (a tab is not printable, so it takes the slow path).
         if type(value) is str and value.isascii() and value.isprintable():
-            encoded_value = value.encode("ascii")
+            # RFC 9110 5.5: "a field value does not include leading or trailing whitespace"
+            # (https://www.rfc-editor.org/rfc/rfc9110#section-5.5). Django's cookies start
+            # with a space, which h11 refuses as an illegal value. bytes.strip() returns
+            # the same object when there is nothing to strip.
+            encoded_value = value.encode("ascii").strip(b" ")
         else:
             encoded_value = _encode_value(name, value)
         encoded = (encoded_name, encoded_value)
-        if type(name) is str and type(value) is str and len(value) <= _PAIR_VALUE_MAX:
+        if (
+            type(item) is tuple
+            and type(name) is str
+            and type(value) is str
+            and len(value) <= _PAIR_VALUE_MAX
+        ):
             if len(pairs) >= _CACHE_MAX:
                 pairs.clear()  # bounded; the pairs an app keeps sending come back at once
             pairs[item] = encoded
@@ -632,8 +649,8 @@ def decode_response_headers(headers: Iterable[Iterable[bytes]]) -> list[tuple[st
     """ASGI response headers (``[bytes, bytes]`` pairs) as WSGI ``(str, str)`` tuples.
 
     Names must be RFC 9110 tokens (their case is kept); values must hold no control
-    characters (HTAB allowed); both are decoded latin-1. Anything else raises
-    :class:`InvalidHeader`.
+    characters (HTAB allowed) and lose surrounding spaces and tabs; both are decoded
+    latin-1. Anything else raises :class:`InvalidHeader`.
     """
     result: list[tuple[str, str]] = []
     append = result.append
@@ -644,7 +661,7 @@ def decode_response_headers(headers: Iterable[Iterable[bytes]]) -> list[tuple[st
         if (type(item) is tuple or type(item) is list) and len(item) == 2:
             name, value = item
         else:
-            name, value = _check_pair(item, None, "bytes")
+            name, value = _check_pair(item)
         try:
             decoded_name = names[name]
         except (KeyError, TypeError):
@@ -659,7 +676,8 @@ def decode_response_headers(headers: Iterable[Iterable[bytes]]) -> list[tuple[st
                 f"ASGI header value for {decoded_name!r} contains a control character "
                 f"(CR, LF, NUL and the like are refused, RFC 9110 5.5): {value!r}"
             )
-        append((decoded_name, value.decode("latin-1")))
+        # RFC 9110 5.5: "a field value does not include leading or trailing whitespace".
+        append((decoded_name, value.strip(b" \t").decode("latin-1")))
     return result
 
 
@@ -677,30 +695,38 @@ def _iterate(headers: Iterable[Any], side: str) -> Iterable[Any]:
         ) from None
 
 
-def _check_pair(item: object, kind: type | None, expected: str) -> tuple[Any, Any]:
-    """``item`` as a (name, value) pair, or InvalidHeader saying what was wrong with it."""
-    if kind is not None and not isinstance(item, kind):
+def _check_sequence_pair(item: object) -> tuple[Any, Any]:
+    """A WSGI header given as some other 2-item sequence (not str or bytes) as a pair,
+    or InvalidHeader saying what is wrong with it."""
+    if isinstance(item, Sequence) and not isinstance(item, (str, bytes, bytearray)):
+        if len(item) == 2:
+            return item[0], item[1]
         raise InvalidHeader(
-            f"WSGI header must be a (name, value) tuple of {expected}, "
-            f"got {type(item).__name__}: {item!r}"
+            f"WSGI header must be a (name, value) pair of str, got {len(item)} items: {item!r}"
         )
-    if isinstance(item, (str, bytes, bytearray)):
-        raise InvalidHeader(
-            f"header must be a (name, value) pair of {expected}, got {type(item).__name__}: "
-            f"{item!r}"
-        )
-    try:
-        pair = tuple(cast("Iterable[object]", item))
-    except TypeError:
-        raise InvalidHeader(
-            f"header must be a (name, value) pair of {expected}, got {type(item).__name__}: "
-            f"{item!r}"
-        ) from None
-    if len(pair) != 2:
-        raise InvalidHeader(
-            f"header must be a (name, value) pair of {expected}, got {len(pair)} items: {item!r}"
-        )
-    return pair[0], pair[1]
+    raise InvalidHeader(
+        f"WSGI header must be a (name, value) tuple of str, got {type(item).__name__}: {item!r}"
+    )
+
+
+def _check_pair(item: object) -> tuple[Any, Any]:
+    """An ASGI header ``item`` as a (name, value) pair, or InvalidHeader saying what was wrong
+    with it."""
+    if not isinstance(item, (str, bytes, bytearray)):
+        try:
+            pair = tuple(cast("Iterable[object]", item))
+        except TypeError:
+            pass
+        else:
+            if len(pair) == 2:
+                return pair[0], pair[1]
+            raise InvalidHeader(
+                f"ASGI header must be a (name, value) pair of bytes, got {len(pair)} items: "
+                f"{item!r}"
+            )
+    raise InvalidHeader(
+        f"ASGI header must be a (name, value) pair of bytes, got {type(item).__name__}: {item!r}"
+    )
 
 
 def _encode_name(name: object) -> bytes:
@@ -731,7 +757,8 @@ def _encode_value(name: str, value: object) -> bytes:
             f"'must not include any control characters'): {value!r}"
         )
     try:
-        return value.encode("latin-1")
+        # RFC 9110 5.5: "a field value does not include leading or trailing whitespace".
+        return value.strip(" \t").encode("latin-1")
     except UnicodeEncodeError:
         # PEP 3333: strings passed as response headers "must either be ISO-8859-1
         # characters, or use RFC 2047 MIME encoding."
