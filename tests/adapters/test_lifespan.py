@@ -80,8 +80,32 @@ async def _sends_before_receiving(scope: Scope, receive: Receive, send: Send) ->
     await send({"type": "http.response.start", "status": 404, "headers": []})
 
 
+async def _ignores_the_scope_type(scope: Scope, receive: Receive, send: Send) -> None:
+    # A hand-written app that treats every scope as a request: it reads lifespan.startup
+    # as its request and answers with a response.
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def _answers_startup_with_a_shutdown_message(
+    scope: Scope, receive: Receive, send: Send
+) -> None:
+    await receive()
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+NO_LIFESPAN_APPS = [
+    _raises_on_lifespan,
+    _returns_at_once,
+    _sends_before_receiving,
+    _ignores_the_scope_type,
+    _answers_startup_with_a_shutdown_message,
+]
+
+
 @pytest.mark.anyio
-@pytest.mark.parametrize("app", [_raises_on_lifespan, _returns_at_once, _sends_before_receiving])
+@pytest.mark.parametrize("app", NO_LIFESPAN_APPS)
 async def test_app_without_lifespan_yields_empty_state(app: Any) -> None:
     manager = LifespanManager(app, startup_timeout=None)
     assert await manager.startup() == {}
@@ -148,20 +172,26 @@ async def test_shutdown_timeout_raises_and_cancels_the_app() -> None:
 
 
 @pytest.mark.anyio
-async def test_unexpected_message_raises_in_the_app_and_fails_startup() -> None:
+async def test_a_message_other_than_the_startup_answers_means_no_lifespan() -> None:
+    """Lifespan spec: only lifespan.startup.failed is a failed startup. An app that answers
+    lifespan.startup with anything else (a response, a shutdown message) does not speak the
+    protocol: send() raises in the app, and the server carries on without lifespan."""
     seen: list[BaseException] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         try:
-            await send({"type": "lifespan.shutdown.complete"})
+            await send({"type": "http.response.start", "status": 200, "headers": []})
         except LifespanError as exc:
             seen.append(exc)
             raise
 
-    with pytest.raises(LifespanError, match="unexpected ASGI lifespan message"):
-        await LifespanManager(app).startup()
+    manager = LifespanManager(app)
+    assert await manager.startup() == {}
+    assert manager.supported is False
     assert len(seen) == 1
+    assert "'http.response.start'" in str(seen[0])
+    assert manager.error is seen[0]
 
 
 @pytest.mark.anyio

@@ -203,6 +203,7 @@ class LifespanManager:
                 f"ASGI app sent {kind!r} before it received lifespan.startup: "
                 "it has no lifespan support"
             )
+            logger.debug("%s", error)
             self._unsupported(error)
             raise error
         if phase == _STARTING and kind == "lifespan.startup.complete":
@@ -219,6 +220,17 @@ class LifespanManager:
             self._phase = _STOPPED
             self._resolve(LifespanError(f"ASGI lifespan startup failed: {_message_text(message)}"))
             return
+        if phase == _STARTING:
+            # Any other answer to lifespan.startup: an app that ignores the scope's type
+            # (it received lifespan.startup as if it were a request, and answers with
+            # http.response.start). Only lifespan.startup.failed is a failed startup;
+            # uvicorn and hypercorn in "auto" mode run such an app without lifespan too.
+            error = LifespanError(
+                f"ASGI app answered lifespan.startup with {kind!r}: it has no lifespan support"
+            )
+            logger.debug("%s", error)
+            self._unsupported(error)
+            raise error
         if phase == _STOPPING and kind == "lifespan.shutdown.complete":
             self._resolve(None)
             return
@@ -256,19 +268,19 @@ class LifespanManager:
             # same refusal, said politely.
             if error is not None and self._received_startup:
                 logger.warning(
-                    "crossgate: ASGI app raised during lifespan startup without sending "
+                    "ASGI app raised during lifespan startup without sending "
                     "lifespan.startup.failed; running it without lifespan",
                     exc_info=error,
                 )
             elif error is not None:
-                logger.debug("crossgate: ASGI app has no lifespan support (%r)", error)
+                logger.debug("ASGI app has no lifespan support (%r)", error)
             if not cancelled:
                 self._unsupported(error)
         elif phase == _STARTED:
             # Died between startup and shutdown: reported when shutdown comes.
             self.error = error
             if error is not None:
-                logger.error("crossgate: ASGI lifespan task failed", exc_info=error)
+                logger.error("ASGI lifespan task failed", exc_info=error)
         elif phase == _STOPPING:
             # Returning is an answer too (nothing left to clean up); raising is a failure.
             if error is None:
