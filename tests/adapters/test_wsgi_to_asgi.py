@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
+from crossgate._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters._bridge import call_in_loop
 from crossgate.adapters._wsgi_input import RequestBody
@@ -296,7 +296,9 @@ async def test_headers_wait_for_the_first_non_empty_chunk(make: Callable[..., Ws
         yield b""
         raise RuntimeError("boom")
 
-    ex = await Exchange().run(make(app))
+    ex = Exchange()
+    with pytest.raises(RuntimeError, match="boom"):
+        await ex.run(make(app))
     assert ex.status == 500
     assert ex.complete
 
@@ -351,16 +353,17 @@ async def test_exc_info_after_headers_reraises_and_aborts(make: Callable[..., Ws
 
 
 async def test_second_start_response_without_exc_info_is_an_error(
-    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+    make: Callable[..., WsgiToAsgi],
 ) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [])
         start_response("404 Not Found", [])
         return [b"never"]
 
-    ex = await Exchange().run(make(app))
+    ex = Exchange()
+    with pytest.raises(InvalidResponse, match="second time"):
+        await ex.run(make(app))
     assert ex.status == 500
-    assert "second time" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -381,15 +384,33 @@ async def test_second_start_response_without_exc_info_is_an_error(
 async def test_invalid_status_or_header_gives_500(
     make: Callable[..., WsgiToAsgi], status: Any, headers: list[Any]
 ) -> None:
-    ex = await Exchange().run(make(app_returning([b"body"], status, headers)))
+    """start_response refuses it in the app: the client gets a 500, the server the error."""
+    ex = Exchange()
+    with pytest.raises(InvalidResponse):
+        await ex.run(make(app_returning([b"body"], status, headers)))
     assert ex.status == 500
     assert ex.body_bytes == b"Internal Server Error"
     assert ex.complete
 
 
 async def test_non_bytes_body_gives_500(make: Callable[..., WsgiToAsgi]) -> None:
-    ex = await Exchange().run(make(app_returning(["text"])))  # type: ignore[list-item]
+    ex = Exchange()
+    with pytest.raises(TypeError, match="bytes"):
+        await ex.run(make(app_returning(["text"])))  # type: ignore[list-item]
     assert ex.status == 500
+
+
+async def test_headers_as_two_item_lists_are_taken(make: Callable[..., WsgiToAsgi]) -> None:
+    """gunicorn, waitress and every peer take ``[["X-A", "1"]]``; it gave 500."""
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [["Content-Type", "text/plain"], ["X-A", " 1"]])  # type: ignore[list-item]
+        return [b"ok"]
+
+    ex = await Exchange().run(make(app))
+    assert ex.status == 200
+    assert ex.headers == [(b"content-type", b"text/plain"), (b"x-a", b"1")]
+    assert ex.body_bytes == b"ok"
 
 
 @pytest.mark.parametrize("kind", ["list", "generator"])
@@ -411,117 +432,81 @@ async def test_head_passes_the_body_through(make: Callable[..., WsgiToAsgi]) -> 
     assert ex.body_bytes == b"abc"
 
 
-async def test_error_before_headers_is_500_and_logged(
+async def test_error_before_headers_is_a_500_then_raised_to_the_server(
     make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
 ) -> None:
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        raise KeyError("missing thing")
+    """The client gets a whole 500; the server gets the app's own exception after it (and
+    logs it as every ASGI server does; test clients re-raise it), once: crossgate does not
+    log it as well."""
+    raised: list[BaseException] = []
 
-    with caplog.at_level(logging.ERROR, logger="crossgate"):
-        ex = await Exchange().run(make(app))
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        error = KeyError("missing thing")
+        raised.append(error)
+        raise error
+
+    ex = Exchange()
+    with caplog.at_level(logging.DEBUG, logger="crossgate"), pytest.raises(KeyError) as caught:
+        await ex.run(make(app))
+    assert caught.value is raised[0]
     assert ex.status == 500
     assert ex.complete
-    record = next(r for r in caplog.records if r.name == "crossgate")
-    assert record.exc_info is not None
-    assert record.exc_info[0] is KeyError
+    assert ex.body_bytes == b"Internal Server Error"
+    assert not [r for r in caplog.records if r.name.startswith("crossgate")]
 
 
-async def test_error_after_headers_propagates_to_the_server(
-    make: Callable[..., WsgiToAsgi],
-) -> None:
-    body = Closing([b"a"])
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-
-        def gen() -> Iterator[bytes]:
-            yield b"first"
-            raise OSError("disk on fire")
-
-        body.chunks = []
-        return _Chain(gen(), body)
-
-    ex = Exchange()
-    with pytest.raises(OSError, match="disk on fire"):
-        await ex.run(make(app))
-    assert not ex.complete
-    assert body.close_calls == 1
-
-
-@pytest.mark.parametrize("after_write", [False, True])
-async def test_base_exception_in_the_app_reaches_the_server(
-    make: Callable[..., WsgiToAsgi], after_write: bool
-) -> None:
-    # SystemExit and the like are the server's to handle: not a 500, and no hang. write(b"")
-    # commits the headers, but the error aborts the response before they go out.
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        write = start_response("200 OK", [("Content-Type", "text/plain")])
-        if after_write:
-            write(b"")
-        raise SystemExit("stop the server")
-
-    ex = Exchange()
-    with pytest.raises(SystemExit, match="stop the server"):
-        await ex.run(make(app))
-    assert ex.messages == []
-
-
-async def test_base_exception_from_close_after_an_empty_body_reaches_the_server(
-    make: Callable[..., WsgiToAsgi],
-) -> None:
-    # An iterable with nothing but empty chunks is answered whole (headers at the end); a
-    # SystemExit from its close() then reaches the server after the response, as it does
-    # after a streamed one.
-    class Empty:
-        def __iter__(self) -> Iterator[bytes]:
-            return iter([b""])
-
-        def close(self) -> None:
-            raise SystemExit("closing failed")
-
-    def app(environ: Environ, start_response: StartResponse) -> Empty:
-        start_response("204 No Content", [])
-        return Empty()
-
-    ex = Exchange()
-    with pytest.raises(SystemExit, match="closing failed"):
-        await ex.run(make(app))
-    assert ex.complete
-    assert ex.status == 204
-
-
-class _Chain:
-    """Iterate ``inner`` and delegate close() to ``closer``."""
-
-    def __init__(self, inner: Iterator[bytes], closer: Closing) -> None:
-        self.inner = inner
-        self.closer = closer
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.inner
-
-    def close(self) -> None:
-        self.closer.close()
-
-
-async def test_close_errors_are_logged_not_raised(
+async def test_an_app_giving_up_on_a_body_the_client_cut_is_one_quiet_line(
     make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
 ) -> None:
-    class BadClose(list[bytes]):
-        def close(self) -> None:
-            raise RuntimeError("close failed")
+    """Django wraps the read's ClientDisconnected in its UnreadablePostError (an OSError
+    raised ``from`` it): a client that leaves is not an application error, so neither a
+    traceback nor an error for the server."""
 
-    ex = await Exchange().run(make(app_returning(BadClose([b"ok"]))))
-    assert ex.body_bytes == b"ok"
-    assert ex.complete
-    assert "close() raised" in caplog.text
+    class UnreadablePostError(OSError):
+        pass
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except OSError as exc:
+            raise UnreadablePostError(*exc.args) from exc
+        start_response("200 OK", [])
+        return [b"never"]
+
+    with caplog.at_level(logging.DEBUG, logger="crossgate"):
+        await Exchange([b"part"], cut=True, method="POST", path="/upload").run(make(app))
+    records = [r for r in caplog.records if r.name.startswith("crossgate")]
+    assert [r.levelno for r in records] == [logging.DEBUG]
+    assert "the client disconnected" in records[0].getMessage()
+    assert records[0].exc_info is None
+
+
+async def test_an_unrelated_error_after_a_disconnect_is_logged_as_the_apps(
+    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only an error that comes from the disconnect is the client's doing; the app's own
+    bug is logged with its traceback (the client, and the request, are gone)."""
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        with contextlib.suppress(OSError):
+            environ["wsgi.input"].read()
+        raise ZeroDivisionError("the app's own bug")
+
+    with caplog.at_level(logging.DEBUG, logger="crossgate"):
+        await Exchange([b"part"], cut=True, method="POST").run(make(app))
+    records = [r for r in caplog.records if r.name.startswith("crossgate")]
+    assert [r.levelno for r in records] == [logging.ERROR]
+    assert records[0].exc_info is not None
+    assert records[0].exc_info[0] is ZeroDivisionError
 
 
 async def test_missing_start_response_gives_500(make: Callable[..., WsgiToAsgi]) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         return [b"no status"]
 
-    ex = await Exchange().run(make(app))
+    ex = Exchange()
+    with pytest.raises(InvalidResponse, match="without calling start_response"):
+        await ex.run(make(app))
     assert ex.status == 500
 
 
@@ -1388,6 +1373,39 @@ async def test_an_app_failing_after_its_headers_leaves_no_reference_cycles(
     with no_new_cycles():
         for _ in range(5):
             await one()
+
+
+@pytest.mark.parametrize("error", [ValueError, SystemExit])
+async def test_an_app_failing_before_its_headers_leaves_no_reference_cycles(
+    make: Callable[..., WsgiToAsgi], error: type[BaseException]
+) -> None:
+    """The app's error waits on the request while the 500 goes out, then leaves for the
+    server: the request must let go of it, or its traceback (which holds the worker's and
+    the loop's frames) would tie them into a cycle."""
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if error is SystemExit:
+            start_response("200 OK", [])
+            return _ClosingRaises([b"x"])
+        raise error("the app's bug, before its headers")
+
+    adapter = make(app, budget=120)
+
+    async def one() -> None:
+        with pytest.raises(error):
+            await Exchange().run(adapter)
+        assert await adapter.pool.drain(5)
+
+    for _ in range(3):
+        await one()
+    with no_new_cycles():
+        for _ in range(5):
+            await one()
+
+
+class _ClosingRaises(list[bytes]):
+    def close(self) -> None:
+        raise SystemExit("closing failed")
 
 
 # -------------------------------------------------------------------------- file_wrapper

@@ -139,8 +139,10 @@ class Request:
         # None, meaning "read `channel`" (a stream, or an end that went through it).
         self.first: asyncio.Future[_Whole | None] = loop.create_future()
         self.whole: _Whole | None = None  # a whole response, handed over as the job ends
-        # A BaseException (SystemExit) from the app's close() after a whole response: the
-        # loop sends the response, then raises it to the server.
+        # What the app raised when its response went whole: the app's error behind a 500,
+        # or a SystemExit from its close(). The loop sends the response, then raises it
+        # to the server (and takes it back: kept here, its traceback, which holds the
+        # frames of run() and of the loop's call, would tie them to this request).
         self.raised: BaseException | None = None
         # Opened by the worker when the response streams, and announced through `first`
         # at once (see _stream): a whole response, the usual case, needs none.
@@ -263,7 +265,6 @@ class Request:
             # The request was abandoned (its task cancelled) while this job was queued.
             self._finish()
             return None
-        error: BaseException | None = None
         try:
             iterable = app(environ, self.start_response)
             try:
@@ -284,22 +285,23 @@ class Request:
                     try:
                         close()
                     except Exception:
-                        logger.exception("crossgate: the WSGI iterable's close() raised")
+                        logger.exception("the WSGI iterable's close() raised")
         except Exception as exc:
             self._failed(exc)
         except BaseException as exc:  # SystemExit and the like: the server's to handle
-            error = exc
+            # An attribute, not a local: this frame is in the error's traceback.
+            self.raised = exc
         # Finished before the channel ends: the loop, woken by the end, then finds the
         # work done and need not be woken a second time.
         self._finish()
         whole = self.whole
         if whole is not None:
-            # Written before `first` resolves, so the loop sees it once it has `whole`.
-            self.raised = error
+            # `raised` is written before `first` resolves: the loop sees it with `whole`.
             return functools.partial(resolve_threadsafe, self.first, whole)
         # A stream; or write(b"") alone, a file sent by the server, an error after the
-        # headers: all end through the channel.
-        self._stream().close(error, keep=True)
+        # headers: all end through the channel, which takes the error over.
+        self._stream().close(self.raised, keep=True)
+        self.raised = None
         return None
 
     def _finish(self) -> None:
@@ -406,20 +408,29 @@ class Request:
         self.sent_by_worker = True
 
     def _failed(self, exc: Exception) -> None:
-        if self.stopped is not None:  # stopped by the loop side: the client left, quietly
-            logger.debug("crossgate: WSGI response stopped: %r", exc)
+        stopped = self.stopped
+        if stopped is not None:
+            # Stopped by the loop side (the client left, send() failed, the request was
+            # cancelled): nobody takes a response, or an error after it, any more.
+            if _caused_by_disconnect(exc):
+                # A client that leaves is not an application error: one line, no traceback.
+                logger.debug("WSGI app stopped: %s (%r)", stopped, exc)
+            else:
+                logger.error(
+                    "WSGI app raised after its request stopped (%s)", stopped, exc_info=exc
+                )
         elif self.headers_sent:
             # After the headers went out: abort the response, the server sees the error
             # once it has sent the chunks the app produced before it (PEP 3333 counts them
             # as sent; dropping them would turn an aborted response into a 500).
             self._stream().close(exc, keep=True)
         else:
-            if isinstance(exc, ClientDisconnected) and self.body.disconnected:
-                logger.info("crossgate: the client left while the WSGI app read the body")
-            else:
-                # Before the headers: a 500 replaces the response, the traceback is logged.
-                logger.error("crossgate: the WSGI application raised", exc_info=exc)
+            # Before the headers: a 500 replaces the response, and the error goes on to the
+            # server after it, as every ASGI server expects of an app that failed (it logs
+            # "Exception in ASGI application"; test clients re-raise it). Not logged here
+            # as well: once is enough.
             self.whole = plain_response(500, _ERROR_BODY)
+            self.raised = exc
 
     # ------------------------------------------------------------------------ loop side
 
@@ -550,6 +561,19 @@ class Request:
         """The request task is gone (cancelled) or failed: release the worker."""
         self.stop("the request was cancelled")
         self.body.abort()
+
+
+def _caused_by_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised from (or while handling), a ClientDisconnected:
+    apps turn the stop into errors of their own (Django's ``UnreadablePostError``)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ClientDisconnected):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _as_bytes(data: object) -> bytes:

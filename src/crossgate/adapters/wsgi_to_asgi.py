@@ -175,10 +175,17 @@ class WsgiToAsgi:
             # True is final; on False, wait_finished() registers and then reads it again.
             if not request.finished:
                 await request.wait_finished()
-            if request.raised is not None:
-                # After the whole response, as a streamed response's error comes after its
-                # chunks: SystemExit and the like are the server's to handle.
-                raise request.raised
+            error = request.raised
+            if error is not None:
+                # After the whole response (the 500 the app's error left, or a response
+                # whose close() raised SystemExit), as a streamed response's error comes
+                # after its chunks. Taken back from the request first, and no local keeps
+                # it: its traceback will hold this frame (see Request.raised).
+                request.raised = None
+                try:
+                    raise error
+                finally:
+                    del error
         except BaseException:
             request.abort()  # a job still queued is skipped; a running one stops at its put
             raise
@@ -231,7 +238,7 @@ class WsgiToAsgi:
         try:
             await self.pool.run(run_all)
         except Exception as exc:
-            logger.exception("crossgate: a lifespan hook raised")
+            logger.exception("a lifespan hook raised")
             return f"{type(exc).__name__}: {exc}"
         return None
 
@@ -239,7 +246,7 @@ class WsgiToAsgi:
         pool = self._pool
         if pool is not None and not await pool.drain(self.shutdown_timeout):
             logger.warning(
-                "crossgate: WSGI requests still running after %s s at shutdown",
+                "WSGI requests still running after %s s at shutdown",
                 self.shutdown_timeout,
             )
         error = await self._run_hooks(self.on_shutdown)
