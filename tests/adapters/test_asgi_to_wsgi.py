@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -966,6 +967,80 @@ def test_lifespan_auto_tolerates_an_app_without_lifespan(
     assert b"'state'" in body
 
 
+def test_lifespan_auto_serves_an_app_that_ignores_the_scope_type(
+    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand-written app that treats every scope as a request (it receives, then answers
+    with http.response.start) has no lifespan: uvicorn and hypercorn in auto mode serve it,
+    and so does crossgate (this answered 500 to every request)."""
+    scopes: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scopes.append(scope["type"])
+        await receive()
+        await send(START)
+        await send({"type": "http.response.body", "body": b"naive"})
+
+    wrapper = wrap(app)
+    with caplog.at_level(logging.WARNING, logger="crossgate"):
+        result = call(wrapper)
+        assert call(wrapper).body == b"naive"
+    assert (result.status, result.body) == ("200 OK", b"naive")
+    assert scopes == ["lifespan", "http", "http"]
+    assert not [r for r in caplog.records if r.name.startswith("crossgate")]
+
+
+def test_a_client_leaving_mid_upload_is_one_info_line_even_after_a_500(
+    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starlette's app raises ClientDisconnect when the body ends early, and its error
+    middleware sends a 500 first, then re-raises: this was logged at ERROR as "failed after
+    its response was sent", with the traceback, though it is the client that left."""
+    done = threading.Event()
+
+    class ClientDisconnect(Exception):
+        pass
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            raise ClientDisconnect
+        except ClientDisconnect:
+            await send({**START, "status": 500})
+            await send({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
+        finally:
+            done.set()
+
+    with caplog.at_level(logging.DEBUG, logger="crossgate"):
+        result = call(
+            wrap(app, lifespan="off"),
+            method="POST",
+            path="/upload",
+            body=b"abc",
+            content_length=100_000,
+        )
+        assert done.wait(5)
+        time.sleep(0.05)  # the app's end is logged on the loop, just after it
+    assert result.status == "500 Internal Server Error"
+    records = [r for r in caplog.records if r.name.startswith("crossgate")]
+    assert [(r.levelno, r.exc_info) for r in records] == [(logging.INFO, None)]
+    assert records[0].getMessage() == (
+        "the client left before the request body ended (POST /upload); the ASGI app "
+        "stopped with ClientDisconnect"
+    )
+
+
+def test_an_error_after_the_response_started_is_raised_to_the_server_not_logged(
+    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The WSGI server logs what the iterable raises: logged here too, it was logged twice."""
+    with caplog.at_level(logging.DEBUG, logger="crossgate"):
+        _aborted(wrap(_failing_midway_app, lifespan="off"))
+    assert not [r for r in caplog.records if r.name.startswith("crossgate")]
+
+
 def test_lifespan_off_sends_no_lifespan_and_no_state(wrap: Callable[..., AsgiToWsgi]) -> None:
     types: list[str] = []
 
@@ -1363,5 +1438,6 @@ def test_wsgi_response_matches_what_the_asgi_app_sent(
     )
     assert app.requests[-1] == (method, path, request_body)
     assert int(result.status[:3]) == status
-    assert result.headers == [(n.decode(), v.decode("latin-1")) for n, v in headers]
+    # RFC 9110 5.5: "a field value does not include leading or trailing whitespace".
+    assert result.headers == [(n.decode(), v.decode("latin-1").strip(" \t")) for n, v in headers]
     assert result.body == b"".join(m.get("body", b"") for m in messages)

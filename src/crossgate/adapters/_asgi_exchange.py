@@ -177,14 +177,30 @@ class Exchange:
         if self.disconnected:
             # ASGI: servers "must be prepared to catch this exception if they raised it and
             # should not log it as an error in their server logs."
-            logger.debug("crossgate: ASGI app ended after the client left: %r", exc)
+            logger.debug("ASGI app ended after the client left: %r", exc)
+        elif (
+            self.input_lost
+            and (self.complete or self.failed)
+            and not isinstance(exc, asyncio.CancelledError)
+        ):
+            # The client left mid-body and the app stopped on it after answering (Starlette
+            # raises ClientDisconnect, and its error middleware sends a 500 first, which
+            # nobody will read). A client that leaves is not an application error. (Before
+            # an answer, the server thread says the same in one line: see _fail below.)
+            logger.info(
+                "the client left before the request body ended (%s %s); the ASGI app "
+                "stopped with %s",
+                self.scope.get("method"),
+                self.scope.get("path"),
+                type(exc).__name__,
+            )
         elif self.complete:
-            logger.error("crossgate: ASGI app failed after its response was sent", exc_info=exc)
+            logger.error("ASGI app failed after its response was sent", exc_info=exc)
         elif self.failed:
             # The response already failed with `self.error` (logged by the server thread).
             # Anything else the app raises afterwards would be lost without this.
             if exc is not self.error and not isinstance(exc, asyncio.CancelledError):
-                logger.error("crossgate: ASGI app raised after its response failed", exc_info=exc)
+                logger.error("ASGI app raised after its response failed", exc_info=exc)
         else:
             if isinstance(exc, asyncio.CancelledError):
                 # Not ours: the loop is going away (portal closing at exit). The server
@@ -282,7 +298,7 @@ class Exchange:
             raise  # self.orphaned stays set: the next receive() collects the data
         except Exception as exc:  # the server's read failed: the client is gone
             self.orphaned = False
-            logger.debug("crossgate: reading wsgi.input failed: %r", exc)
+            logger.debug("reading wsgi.input failed: %r", exc)
             self.input_lost = True
             return {"type": "http.disconnect"}
         finally:
@@ -484,7 +500,7 @@ class Exchange:
                 await asyncio.wait({task}, timeout=grace)
             if not task.done():
                 logger.warning(
-                    "crossgate: cancelling ASGI app still running %s s after the client left",
+                    "cancelling ASGI app still running %s s after the client left",
                     grace,
                 )
                 task.cancel()

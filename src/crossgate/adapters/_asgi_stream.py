@@ -8,7 +8,6 @@ Specification quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import IO, Final
 
@@ -18,7 +17,6 @@ from crossgate.adapters._bridge import Portal
 
 __all__ = ["FileStream", "Stream", "abort", "collect"]
 
-logger = logging.getLogger("crossgate")
 
 # Batches of body chunks up to this size are joined before they reach the server.
 _COALESCE: Final = 64 * 1024
@@ -80,11 +78,11 @@ class Stream:
                 batch = get()
             except BaseException as exc:
                 self._done = True
-                if isinstance(exc, Exception):  # the app's error, passed on by the loop
-                    logger.error(
-                        "crossgate: ASGI app failed after starting its response", exc_info=exc
-                    )
-                else:  # KeyboardInterrupt, SystemExit in the server thread: stop the app
+                # An Exception is the app's error, passed on by the loop: raised to the
+                # WSGI server, which logs it with its traceback (logged here too, it would
+                # be logged twice) and aborts the response.
+                if not isinstance(exc, Exception):
+                    # KeyboardInterrupt, SystemExit in the server thread: stop the app.
                     abort(self._exchange, self._portal, 0.0, ClientDisconnected(repr(exc)))
                 raise
             if not batch:  # closed without an error: nothing more comes

@@ -133,7 +133,7 @@ class _Process:
             _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
             if pending:
                 logger.warning(
-                    "crossgate: cancelling %d ASGI request task(s) still running after %s s",
+                    "cancelling %d ASGI request task(s) still running after %s s",
                     len(pending),
                     self.shutdown_timeout,
                 )
@@ -174,7 +174,7 @@ def _read_exactly(stream: Any, size: int) -> tuple[bytes, bool]:
             got += len(more)
         return b"".join(parts), True
     except Exception as exc:  # the server's read failed: the client is gone
-        logger.debug("crossgate: reading wsgi.input failed: %r", exc)
+        logger.debug("reading wsgi.input failed: %r", exc)
         return b"", False
 
 
@@ -259,11 +259,11 @@ class AsgiToWsgi:
                 process.state = portal.call(manager.startup)
             except LifespanError as exc:
                 process.failure = exc
-                logger.error("crossgate: %s", exc)
+                logger.error("%s", exc)
             except Exception as exc:
                 process.failure = LifespanError(f"ASGI lifespan startup failed: {exc!r}")
                 process.failure.__cause__ = exc
-                logger.error("crossgate: ASGI lifespan startup failed", exc_info=exc)
+                logger.error("ASGI lifespan startup failed", exc_info=exc)
             else:
                 if manager.supported:
                     process.manager = manager
@@ -352,7 +352,7 @@ class AsgiToWsgi:
                 f"the ASGI app did not start its response within {self.response_timeout} s"
             )
             abort(exchange, portal, 0.0, error)
-            logger.error("crossgate: %s (%s %s)", error, scope["method"], scope["path"])
+            logger.error("%s (%s %s)", error, scope["method"], scope["path"])
             start_response("504 Gateway Timeout", list(_TIMEOUT_HEADERS))
             return [_TIMEOUT_BODY]
         except Exception as exc:
@@ -412,12 +412,10 @@ class AsgiToWsgi:
         path = environ.get("PATH_INFO")
         if quiet:
             # The request body was cut off: the app failing on it is the client's doing.
-            logger.info(
-                "crossgate: ASGI app failed on a truncated request (%s %s): %r", method, path, exc
-            )
+            logger.info("ASGI app failed on a truncated request (%s %s): %r", method, path, exc)
         else:
             logger.error(
-                "crossgate: ASGI app failed before starting its response (%s %s)",
+                "ASGI app failed before starting its response (%s %s)",
                 method,
                 path,
                 exc_info=exc,
@@ -433,7 +431,7 @@ class AsgiToWsgi:
     ) -> list[bytes]:
         if self.lifespan == "on":
             raise LifespanError(str(failure)) from failure
-        logger.error("crossgate: answering 500, the app's lifespan startup failed: %s", failure)
+        logger.error("answering 500, the app's lifespan startup failed: %s", failure)
         start_response("500 Internal Server Error", list(_ERROR_HEADERS), _exc_info(failure))
         return [_ERROR_BODY]
 

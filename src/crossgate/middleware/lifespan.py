@@ -171,7 +171,7 @@ class LifespanShim:
         try:
             await manager.startup()
         except LifespanError as exc:
-            logger.error("crossgate: with_lifespan: %s", exc)
+            logger.error("with_lifespan: %s", exc)
             # The server exits without a shutdown after startup.failed: close what the
             # startup hooks opened now, or nobody will.
             await self._run(self.on_shutdown, state, "on_shutdown", self.shutdown_timeout)
@@ -189,7 +189,7 @@ class LifespanShim:
             try:
                 await manager.shutdown()
             except LifespanError as exc:  # the hooks still run: their resources must close
-                logger.error("crossgate: with_lifespan: %s", exc)
+                logger.error("with_lifespan: %s", exc)
                 errors.append(str(exc))
         error = await self._run(self.on_shutdown, state, "on_shutdown", self.shutdown_timeout)
         if error is not None:
@@ -212,7 +212,7 @@ class LifespanShim:
             if not deadline.expired():
                 return _failed(phase, current, exc)
             message = f"{phase} hook {current.name} did not finish within {timeout} s"
-            logger.error("crossgate: %s", message)
+            logger.error("%s", message)
             return message
         except Exception as exc:
             return _failed(phase, current, exc)
@@ -223,7 +223,7 @@ class LifespanShim:
 
 
 def _failed(phase: str, hook: _Hook, exc: Exception) -> str:
-    logger.error("crossgate: %s hook %s raised", phase, hook.name, exc_info=exc)
+    logger.error("%s hook %s raised", phase, hook.name, exc_info=exc)
     # Lifespan spec (Startup Failed / Shutdown Failed): "message (Unicode string) --
     # Optional; if missing defaults to ''." The server prints it: it must say what broke.
     return f"{phase} hook {hook.name} raised {type(exc).__name__}: {exc}"

@@ -128,8 +128,7 @@ class WorkerPool:
                     if not self._threads:
                         raise  # nobody could ever run the job: the caller must know
                     logger.warning(
-                        "crossgate: pool %r could not start a thread; the job waits for one of "
-                        "its %d threads",
+                        "pool %r could not start a thread; the job waits for one of its %d threads",
                         self.name,
                         len(self._threads),
                         exc_info=True,
@@ -153,7 +152,7 @@ class WorkerPool:
                 # A tuple comes from start(): run in the caller's context.
                 deliver = run_from(*job) if type(job) is tuple else job()  # type: ignore[operator]
             except BaseException:  # a job that breaks its contract must not kill the worker
-                logger.exception("crossgate: uncaught error in a worker job")
+                logger.exception("uncaught error in a worker job")
             del job
             # Idle before the result is delivered: a caller that submits again as soon as
             # it has its result must find this thread idle, not start a new one.
@@ -165,7 +164,7 @@ class WorkerPool:
                 try:
                     deliver()
                 except BaseException:
-                    logger.exception("crossgate: uncaught error delivering a job's result")
+                    logger.exception("uncaught error delivering a job's result")
             del deliver
             worked += clock() - started
             if worked > YIELD_AFTER:

@@ -104,7 +104,7 @@ class Portal:
             try:
                 call_in_loop(self.loop, hook, timeout=timeout)
             except BaseException:
-                logger.exception("crossgate: a portal close hook failed")
+                logger.exception("a portal close hook failed")
         post_threadsafe(self.loop, self.loop.stop)
         self._thread.join(timeout)
 
