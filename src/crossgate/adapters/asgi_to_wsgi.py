@@ -44,6 +44,7 @@ from crossgate.adapters._asgi_exchange import (
 )
 from crossgate.adapters._asgi_stream import FileStream, Stream, abort, collect
 from crossgate.adapters._bridge import DEFAULT_BUDGET, LoopToThread, Portal, get_portal
+from crossgate.adapters._kind import refuse_the_wrong_kind
 from crossgate.adapters.environ import build_scope
 from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
@@ -209,6 +210,7 @@ class AsgiToWsgi:
         disconnect_grace: float = DEFAULT_DISCONNECT_GRACE,
         budget: int = DEFAULT_BUDGET,
     ) -> None:
+        refuse_the_wrong_kind(app, "asgi")
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
         if budget < 1:

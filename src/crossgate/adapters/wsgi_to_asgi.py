@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool
+from crossgate.adapters._kind import refuse_the_wrong_kind
 from crossgate.adapters._wsgi_request import FileWrapper, Request, plain_response
 from crossgate.adapters.environ import build_environ
 
@@ -93,6 +94,7 @@ class WsgiToAsgi:
         multiprocess: bool = True,
         shutdown_timeout: float = 30.0,
     ) -> None:
+        refuse_the_wrong_kind(app, "wsgi")
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers!r}")
         if budget < 1:

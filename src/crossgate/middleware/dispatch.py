@@ -26,16 +26,15 @@ https://asgi.readthedocs.io/en/latest/specs/lifespan.html, https://peps.python.o
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from asgiref.compatibility import guarantee_single_callable
-from asgiref.sync import iscoroutinefunction
 
 from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
+from crossgate.adapters._kind import is_asgi_app, is_wsgi_app, shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
 from crossgate.adapters.lifespan import (
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -74,47 +73,6 @@ _PLAIN: Final = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-len
 _PLAIN_WSGI: Final = [(name.decode(), value.decode()) for name, value in _PLAIN]
 
 
-def _shape(app: object) -> Literal["asgi3", "asgi2", "wsgi"] | None:
-    """ASGI 3 (async callable), ASGI 2 (double callable), WSGI, or None when unsure.
-
-    1. asgiref's hints ``_asgi_single_callable``/``_asgi_double_callable`` decide first;
-    2. a coroutine function, or an object whose ``__call__`` is one, is ASGI 3;
-    3. any other callable is looked at by how many positional arguments it binds: two is
-       WSGI (``environ, start_response``; a PEP 3333 app class too); one is an ASGI 2
-       factory (``scope``; ASGI 2 classes); three is ASGI 3 returning an awaitable.
-    """
-    if not callable(app):
-        return None
-    if getattr(app, "_asgi_single_callable", False):
-        return "asgi3"
-    if getattr(app, "_asgi_double_callable", False):
-        return "asgi2"
-    call = getattr(app, "__call__", None)  # noqa: B004 -- instances with an async __call__
-    if not inspect.isclass(app) and (iscoroutinefunction(app) or iscoroutinefunction(call)):
-        return "asgi3"
-    try:
-        signature = inspect.signature(app)
-    except (TypeError, ValueError):
-        return None
-    for count, shape in ((2, "wsgi"), (1, "asgi2"), (3, "asgi3")):
-        try:
-            signature.bind(*([None] * count))
-        except TypeError:
-            continue
-        return shape  # type: ignore[return-value]
-    return None
-
-
-def is_asgi_app(app: object) -> bool:
-    """Whether ``app`` looks like an ASGI application (3, or 2 "double callable")."""
-    return _shape(app) in ("asgi3", "asgi2")
-
-
-def is_wsgi_app(app: object) -> bool:
-    """Whether ``app`` looks like a PEP 3333 application: a sync callable of two arguments."""
-    return _shape(app) == "wsgi"
-
-
 def _resolve(key: str, value: object) -> tuple[str, Kind, Any]:
     """(normalised prefix, kind, app) for one mount, or raise naming the mount."""
     if not isinstance(key, str) or (key and not key.startswith("/")):
@@ -124,18 +82,18 @@ def _resolve(key: str, value: object) -> tuple[str, Kind, Any]:
         app, kind = value
         if kind not in ("asgi", "wsgi"):
             raise ValueError(f"mount {key!r}: kind must be 'asgi' or 'wsgi', not {kind!r}")
-        if kind == "asgi" and _shape(app) == "asgi2":
+        if kind == "asgi" and shape(app) == "asgi2":
             app = _single(app)
         return prefix, kind, app
-    shape = _shape(value)
-    if shape is None:
+    found = shape(value)
+    if found is None:
         raise TypeError(
             f"mount {key!r}: cannot tell whether {value!r} is a WSGI or an ASGI app; "
             "mount it as (app, 'wsgi') or (app, 'asgi')"
         )
-    if shape == "asgi2":
+    if found == "asgi2":
         value = _single(value)
-    return prefix, "wsgi" if shape == "wsgi" else "asgi", value
+    return prefix, "wsgi" if found == "wsgi" else "asgi", value
 
 
 def _mounts(mounts: Mapping[str, Mountable]) -> list[tuple[str, Kind, Any]]:
