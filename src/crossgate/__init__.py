@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from crossgate._errors import (
     ClientDisconnected,
+    ClientDisconnectFilter,
     CrossgateError,
     InvalidHeader,
     InvalidResponse,
@@ -38,6 +39,7 @@ __all__ = [
     "ENVIRON_SCOPE_KEY",
     "ASGIApp",
     "AsgiToWsgi",
+    "ClientDisconnectFilter",
     "ClientDisconnected",
     "CrossgateError",
     "Dispatcher",

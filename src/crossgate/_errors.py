@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 __all__ = [
     "BridgeClosed",
+    "ClientDisconnectFilter",
     "ClientDisconnected",
     "CrossgateError",
     "InvalidHeader",
@@ -12,6 +15,7 @@ __all__ = [
     "LifespanError",
     "RequestBodyTooLarge",
     "ResponseTimeout",
+    "caused_by_disconnect",
 ]
 
 
@@ -54,3 +58,46 @@ class LifespanError(CrossgateError, RuntimeError):
 
 class ResponseTimeout(CrossgateError, TimeoutError):
     """The application did not answer within the configured response timeout."""
+
+
+def caused_by_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`ClientDisconnected`, or was raised from (or while
+    handling) one: apps turn it into errors of their own (Django's ``UnreadablePostError``
+    is raised ``from`` it)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ClientDisconnected):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class ClientDisconnectFilter(logging.Filter):
+    """A logging filter: a record whose exception comes from a client that left becomes one
+    INFO line that says so, without the traceback. Other records pass as they are.
+
+    For frameworks that log a client's disconnect as a server error themselves: Django
+    logs ``Internal Server Error`` with an ``UnreadablePostError`` traceback when an upload
+    is cut off. Attach it to that logger (a logger's filters run before its handlers' level
+    checks, so an error mailer does not see the record)::
+
+        LOGGING = {
+            "version": 1,
+            "filters": {"client_gone": {"()": "crossgate.ClientDisconnectFilter"}},
+            "loggers": {"django.request": {"filters": ["client_gone"]}},
+        }
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and caused_by_disconnect(exc):
+            message = record.getMessage()
+            record.msg = "%s: the client left before the request ended (%s)"
+            record.args = (message, type(exc).__name__)
+            record.levelno = logging.INFO
+            record.levelname = logging.getLevelName(logging.INFO)
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Final
 
-from crossgate._errors import ClientDisconnected, InvalidResponse
+from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
 from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe
 from crossgate.adapters._wsgi_input import RequestBody
@@ -412,7 +412,7 @@ class Request:
         if stopped is not None:
             # Stopped by the loop side (the client left, send() failed, the request was
             # cancelled): nobody takes a response, or an error after it, any more.
-            if _caused_by_disconnect(exc):
+            if caused_by_disconnect(exc):
                 # A client that leaves is not an application error: one line, no traceback.
                 logger.debug("WSGI app stopped: %s (%r)", stopped, exc)
             else:
@@ -561,19 +561,6 @@ class Request:
         """The request task is gone (cancelled) or failed: release the worker."""
         self.stop("the request was cancelled")
         self.body.abort()
-
-
-def _caused_by_disconnect(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or was raised from (or while handling), a ClientDisconnected:
-    apps turn the stop into errors of their own (Django's ``UnreadablePostError``)."""
-    seen: set[int] = set()
-    error: BaseException | None = exc
-    while error is not None and id(error) not in seen:
-        if isinstance(error, ClientDisconnected):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def _as_bytes(data: object) -> bytes:
