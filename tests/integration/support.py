@@ -84,8 +84,14 @@ def serve(
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
     stop_timeout: float = 10.0,
+    module: bool = True,
+    stop_group: bool = True,
 ) -> Iterator[Path]:
     """Run ``python -m <argv>`` until the block ends; yield the path of its log file.
+
+    With ``module=False``, ``argv`` is a command of its own (``uwsgi``, ``mod_wsgi-express``).
+    With ``stop_group=False``, SIGTERM goes to the server's own process alone (a master that
+    stops its workers itself, as a supervisor signalling its main process has it).
 
     The server runs with the repository on ``PYTHONPATH`` (so ``tests.…`` apps import),
     receives SIGTERM at the end (SIGKILL if it lingers), and its log is printed when the
@@ -95,7 +101,7 @@ def serve(
     with tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
         proc = subprocess.Popen(
-            [sys.executable, "-m", *argv],
+            [sys.executable, "-m", *argv] if module else list(argv),
             cwd=REPO,
             env=full_env,
             stdout=log,
@@ -106,22 +112,28 @@ def serve(
         wait_for_port(port, timeout=timeout, proc=proc)
         yield log_path
     except BaseException:
-        _stop(proc, stop_timeout)
+        _stop(proc, stop_timeout, stop_group)
         sys.stderr.write(log_path.read_text(errors="replace"))
         raise
     else:
-        _stop(proc, stop_timeout)
+        _stop(proc, stop_timeout, stop_group)
     finally:
         log_path.unlink(missing_ok=True)
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _stop(proc: subprocess.Popen[bytes], timeout: float, group: bool = True) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.terminate()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout)
+    if not group:  # whatever the main process left behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

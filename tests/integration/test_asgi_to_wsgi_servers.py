@@ -1,11 +1,13 @@
 """FastAPI and Quart apps through crossgate on real WSGI servers (gunicorn sync and gthread,
-waitress), driven by httpx over 127.0.0.1."""
+waitress, granian's WSGI interface, uWSGI prefork and with lazy apps, mod_wsgi), driven by
+httpx over 127.0.0.1."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,9 @@ APPS = {
     "fastapi": "tests.integration.apps_asgi.fastapi_app:application",
     "quart": "tests.integration.apps_asgi.quart_app:application",
 }
+HOST = "127.0.0.1"
+#: The venv's own commands (uwsgi, mod_wsgi-express), which are not ``python -m`` modules.
+BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Server:
     workers: int
     #: Where the app reports events (see apps_asgi.notify).
     events: socket.socket
+    kind: Kind
 
     def next_event(self, timeout: float = 20.0) -> str:
         """Block until the app reports an event (no polling, no sleeping)."""
@@ -42,8 +48,26 @@ class Server:
             return stream.readline().decode().strip()
 
 
-def _gunicorn(worker: str) -> Callable[[str, int], list[str]]:
-    def argv(app: str, port: int) -> list[str]:
+@dataclass(frozen=True)
+class Kind:
+    """How to run one WSGI server with two workers (processes or threads)."""
+
+    #: The command line for (app "module:name", port, a scratch directory of its own).
+    argv: Callable[[str, int, Path], list[str]]
+    workers: int
+    #: False: ``argv`` is a command of its own, not a ``python -m`` module.
+    module: bool = True
+    #: Why the server never runs crossgate's lifespan shutdown (at interpreter exit) when
+    #: it stops; None: every worker that started the app's lifespan shuts it down.
+    no_shutdown: str | None = None
+    #: Why the app cannot read a chunked request body there; None: it can.
+    no_chunked_upload: str | None = None
+    #: Stop by SIGTERM to the whole process group (True) or to the main process alone.
+    stop_group: bool = True
+
+
+def _gunicorn(worker: str) -> Callable[[str, int, Path], list[str]]:
+    def argv(app: str, port: int, scratch: Path) -> list[str]:
         # --preload: the app is imported before the fork, where nothing may start yet. A
         # sync worker gets one thread: with more, gunicorn runs gthread in its place.
         threads = 1 if worker == "sync" else 2
@@ -54,14 +78,110 @@ def _gunicorn(worker: str) -> Callable[[str, int], list[str]]:
     return argv
 
 
-def _waitress(app: str, port: int) -> list[str]:
-    return ["waitress", f"--listen=127.0.0.1:{port}", "--threads=4", app]
+def _waitress(app: str, port: int, scratch: Path) -> list[str]:
+    return ["waitress", f"--listen={HOST}:{port}", "--threads=4", app]
 
 
+def _granian(app: str, port: int, scratch: Path) -> list[str]:
+    # Each worker process imports the app itself; a worker calls it from its blocking
+    # threads.
+    return [
+        "granian",
+        "--interface=wsgi",
+        f"--host={HOST}",
+        f"--port={port}",
+        "--workers=2",
+        "--blocking-threads=2",
+        "--no-ws",
+        "--log-level=warning",
+        app,
+    ]
+
+
+def _uwsgi(*, lazy: bool) -> Callable[[str, int, Path], list[str]]:
+    def argv(app: str, port: int, scratch: Path) -> list[str]:
+        # Without --lazy-apps the master imports the app and forks its workers, where
+        # nothing may have started yet; with it, each worker imports the app itself.
+        return [
+            str(BIN / "uwsgi"),
+            "--strict",
+            f"--http-socket={HOST}:{port}",
+            f"--virtualenv={sys.prefix}",
+            f"--module={app}",
+            "--need-app",
+            "--master",
+            "--processes=2",
+            "--threads=2",
+            "--enable-threads",
+            # uWSGI 2.0 reloads on SIGTERM unless told to stop.
+            "--die-on-term",
+            # A worker stuck at exit gets SIGKILL after 8 s, within serve()'s stop timeout.
+            "--worker-reload-mercy=8",
+            "--disable-logging",
+            # --http-socket answers HTTP/1.1 without keep-alive, yet says nothing: a client
+            # reusing the connection would meet a reset.
+            "--add-header=Connection: close",
+            *(["--lazy-apps"] if lazy else []),
+        ]
+
+    return argv
+
+
+def _mod_wsgi(app: str, port: int, scratch: Path) -> list[str]:
+    module, _, name = app.partition(":")
+    # Apache refuses to run as root and mod_wsgi refuses root daemons, yet the daemons
+    # must read this Python (under /root with pyenv). As root, run them in a user namespace
+    # where they are uid 1000, mapped to root outside: no setuid, and files stay readable.
+    userns = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+    return [
+        *(userns if os.geteuid() == 0 else []),
+        str(BIN / "mod_wsgi-express"),
+        "start-server",
+        "--application-type=module",
+        f"--entry-point={module}",
+        f"--callable-object={name}",
+        f"--host={HOST}",
+        f"--port={port}",
+        f"--server-root={scratch}",
+        "--processes=2",
+        "--threads=2",
+        "--chunked-request",
+        "--locale=C.UTF-8",
+        "--log-to-terminal",
+    ]
+
+
+UWSGI_CHUNKED = (
+    "uWSGI's wsgi.input is empty for a chunked request body: only its own API "
+    "(uwsgi.chunked_read) reads one"
+)
 SERVERS = {
-    "gunicorn-sync": (_gunicorn("sync"), 2),
-    "gunicorn-gthread": (_gunicorn("gthread"), 2),
-    "waitress": (_waitress, 1),
+    "gunicorn-sync": Kind(_gunicorn("sync"), 2),
+    "gunicorn-gthread": Kind(_gunicorn("gthread"), 2),
+    "waitress": Kind(
+        _waitress,
+        1,
+        no_shutdown="waitress-serve does not handle SIGTERM: the process dies without running "
+        "atexit (docs/deployment-waitress.md has the recipe, test_waitress_sigterm_recipe "
+        "its test)",
+    ),
+    "granian": Kind(
+        _granian,
+        2,
+        no_shutdown="granian's workers are multiprocessing processes forked by the main one: "
+        "when one stops, multiprocessing ends it with os._exit(), which runs no atexit",
+    ),
+    # A uWSGI worker runs Python's atexit (so crossgate's lifespan shutdown) from the C
+    # exit() of its signal handler. Signalled twice, by SIGTERM to the group and then by the
+    # master's SIGINT, it calls exit() again in the middle of the first and is gone before
+    # the shutdown ran. So the master alone gets SIGTERM, as under systemd's KillMode=mixed.
+    "uwsgi-prefork": Kind(
+        _uwsgi(lazy=False), 2, module=False, no_chunked_upload=UWSGI_CHUNKED, stop_group=False
+    ),
+    "uwsgi-lazy-apps": Kind(
+        _uwsgi(lazy=True), 2, module=False, no_chunked_upload=UWSGI_CHUNKED, stop_group=False
+    ),
+    "mod_wsgi": Kind(_mod_wsgi, 2, module=False),
 }
 
 
@@ -74,23 +194,29 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     app, name = request.param
-    argv, workers = SERVERS[name]
+    kind = SERVERS[name]
     markers = tmp_path_factory.mktemp(f"{app}-{name}")
+    scratch = tmp_path_factory.mktemp(f"{app}-{name}-server")
     port = free_port()
     with socket.create_server(("127.0.0.1", 0)) as events:
         env = {
             "CROSSGATE_TEST_DIR": str(markers),
             "CROSSGATE_TEST_NOTIFY": f"127.0.0.1:{events.getsockname()[1]}",
         }
-        with serve(argv(APPS[app], port), port, env=env):
+        argv = kind.argv(APPS[app], port, scratch)
+        with serve(argv, port, env=env, module=kind.module, stop_group=kind.stop_group):
             assert not list(markers.glob("startup-*")), "lifespan ran before any request"
-            yield Server(name, f"http://127.0.0.1:{port}", markers, workers, events)
-    if name.startswith("gunicorn"):
-        # Each worker that started its lifespan ran its shutdown at exit (SIGTERM).
-        started = {p.name.split("-", 1)[1] for p in markers.glob("startup-*")}
-        stopped = {p.name.split("-", 1)[1] for p in markers.glob("shutdown-*")}
-        assert started
+            yield Server(name, f"http://127.0.0.1:{port}", markers, kind.workers, events, kind)
+    # The server stopped (SIGTERM).
+    started = {p.name.split("-", 1)[1] for p in markers.glob("startup-*")}
+    stopped = {p.name.split("-", 1)[1] for p in markers.glob("shutdown-*")}
+    assert started
+    if kind.no_shutdown is None:
+        # Each worker that started its lifespan ran its shutdown at exit.
         assert started == stopped
+    else:
+        # Checked, so that this list learns when a server starts running it.
+        assert not stopped, f"{name} ran the lifespan shutdown after all: {kind.no_shutdown}"
 
 
 def expected_download(size: int) -> bytes:
@@ -134,6 +260,8 @@ def test_streamed_upload_with_content_length(server: Server) -> None:
 
 
 def test_chunked_upload(server: Server) -> None:
+    if server.kind.no_chunked_upload:
+        pytest.skip(server.kind.no_chunked_upload)
     parts = [os.urandom(size) for size in (1, 70_000, 0, 5, 200_000, 65_536)]
 
     def chunks() -> Iterator[bytes]:
