@@ -289,3 +289,22 @@ def test_client_disconnecting_mid_stream_reaches_the_app(server: Server) -> None
         assert server.next_event() == f"disconnect-{token}-http.disconnect"
         # The worker is free again.
         assert client.get("/state").json()["open"] is True
+
+
+def test_waitress_sigterm_recipe(tmp_path: Path) -> None:
+    """docs/deployment-waitress.md: with the recipe's SIGTERM handler in the module it serves,
+    waitress-serve leaves through a normal interpreter exit on SIGTERM, which runs the app's
+    lifespan shutdown (without it, none runs: see the "waitress" server above)."""
+    port = free_port()
+    app = "tests.integration.apps_asgi.waitress_sigterm:application"
+    argv = ["waitress", f"--listen={HOST}:{port}", "--threads=2", app]
+    # stop_group=False: SIGTERM to waitress-serve's process, as a supervisor sends it; a
+    # process still running after the stop timeout is killed, and leaves no marker.
+    with serve(argv, port, env={"CROSSGATE_TEST_DIR": str(tmp_path)}, stop_group=False):
+        with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30) as client:
+            answer = client.get("/state").json()
+        assert answer["open"] is True
+        pid = answer["pid"]
+        assert (tmp_path / f"startup-{pid}").exists()
+        assert not (tmp_path / f"shutdown-{pid}").exists()
+    assert (tmp_path / f"shutdown-{pid}").exists(), "SIGTERM skipped the lifespan shutdown"
