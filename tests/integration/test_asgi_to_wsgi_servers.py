@@ -169,7 +169,8 @@ SERVERS = {
         _granian,
         2,
         no_shutdown="granian's workers are multiprocessing processes forked by the main one: "
-        "when one stops, multiprocessing ends it with os._exit(), which runs no atexit",
+        "when one stops, multiprocessing ends it with os._exit(), which runs no atexit "
+        "(test_granian_finalize_recipe runs the shutdown from a multiprocessing finalizer)",
     ),
     # A uWSGI worker runs Python's atexit (so crossgate's lifespan shutdown) from the C
     # exit() of its signal handler. Signalled twice, by SIGTERM to the group and then by the
@@ -308,3 +309,20 @@ def test_waitress_sigterm_recipe(tmp_path: Path) -> None:
         assert (tmp_path / f"startup-{pid}").exists()
         assert not (tmp_path / f"shutdown-{pid}").exists()
     assert (tmp_path / f"shutdown-{pid}").exists(), "SIGTERM skipped the lifespan shutdown"
+
+
+def test_granian_finalize_recipe(tmp_path: Path) -> None:
+    """granian runs no atexit in its workers (see the "granian" server above), but it runs
+    ``multiprocessing``'s finalizers: one registered by the app module runs the shutdown."""
+    port = free_port()
+    app = "tests.integration.apps_asgi.granian_finalize:application"
+    env = {"CROSSGATE_TEST_DIR": str(tmp_path)}
+    with (
+        serve(_granian(app, port, tmp_path), port, env=env),
+        httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30) as client,
+    ):
+        assert client.get("/state").json()["open"] is True
+    started = {p.name.split("-", 1)[1] for p in tmp_path.glob("startup-*")}
+    stopped = {p.name.split("-", 1)[1] for p in tmp_path.glob("shutdown-*")}
+    assert started
+    assert started == stopped
