@@ -128,6 +128,66 @@ async def test_pool_is_bounded_and_queues_without_deadlock(pool: WorkerPool) -> 
     assert pool.thread_count == 3
 
 
+async def test_a_job_that_steps_away_frees_its_slot_up_to_max_threads() -> None:
+    """One worker slot, three threads at most: two jobs waiting on the network (stepped
+    away) leave the slot to a third; a fourth queues until a thread frees up; threads
+    beyond max_workers end once they find nothing queued."""
+    pool = WorkerPool(1, max_threads=3, name=unique("away-pool"))
+    release = threading.Event()
+    waiting = threading.Semaphore(0)
+
+    def waits_on_the_network() -> str:
+        assert _bridge.step_away()
+        assert not _bridge.step_away()  # already away: nothing to undo for this one
+        waiting.release()
+        try:
+            assert release.wait(LONG)
+        finally:
+            _bridge.step_back()
+        return "waited"
+
+    try:
+        waiters = [asyncio.create_task(pool.run(waits_on_the_network)) for _ in range(2)]
+        for _ in range(2):
+            await asyncio.to_thread(waiting.acquire, timeout=LONG)
+        assert await asyncio.wait_for(pool.run(lambda: "ran beside them"), LONG) == (
+            "ran beside them"
+        )
+        assert pool.thread_count <= 3
+        third = asyncio.create_task(pool.run(waits_on_the_network))
+        await asyncio.to_thread(waiting.acquire, timeout=LONG)
+        assert pool.thread_count == 3
+        queued = asyncio.create_task(pool.run(lambda: "queued"))
+        await asyncio.sleep(0.05)
+        assert not queued.done()  # three threads, all taken: the hard cap holds
+        release.set()
+        assert await asyncio.wait_for(asyncio.gather(*waiters, third, queued), LONG) == [
+            "waited",
+            "waited",
+            "waited",
+            "queued",
+        ]
+        # Threads beyond max_workers end after SURPLUS_IDLE seconds without work.
+        for _ in range(int(LONG / 0.01)):
+            if pool.thread_count == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.thread_count == 1
+    finally:
+        stop(pool)
+
+
+def test_step_away_off_a_pool_thread_does_nothing() -> None:
+    assert not _bridge.step_away()
+
+
+def test_max_threads_below_max_workers_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_threads"):
+        WorkerPool(4, max_threads=2)
+    assert WorkerPool(4).max_threads == _bridge.DEFAULT_MAX_THREADS
+    assert WorkerPool(1000).max_threads == 1000
+
+
 async def test_pool_drain_times_out_then_succeeds(pool: WorkerPool) -> None:
     assert await pool.drain(timeout=0)  # idle: true at once
     release = threading.Event()

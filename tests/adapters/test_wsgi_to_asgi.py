@@ -74,6 +74,7 @@ class Exchange:
         *,
         cut: bool = False,
         pending: bool = False,
+        stalled: bool = False,
         method: str = "GET",
         path: str = "/",
         query: bytes = b"",
@@ -86,6 +87,8 @@ class Exchange:
         # server may send the final empty message late: granian does) and receive() waits
         # until it is cancelled.
         self.pending = pending
+        # stalled: the client sends the messages given, then nothing, until it leaves.
+        self.stalled = stalled
         self.scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -113,12 +116,15 @@ class Exchange:
         self.receives += 1
         if self.body:
             chunk = self.body.pop(0)
-            more = bool(self.body) or self.cut or self.pending
+            more = bool(self.body) or self.cut or self.pending or self.stalled
             return {"type": "http.request", "body": chunk, "more_body": more}
         if self.receives == 1:
             return {"type": "http.request", "body": b"", "more_body": self.cut}
         if self.pending:
             await asyncio.Event().wait()
+        if self.stalled:
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
         if not self.cut:
             await self.gone.wait()
         self.gone.set()
@@ -1193,12 +1199,100 @@ async def test_saturated_pool_queues_requests(make: Callable[..., WsgiToAsgi]) -
         yield environ["PATH_INFO"].encode()
         yield environ["wsgi.input"].read()
 
-    adapter = make(app, workers=2)
+    # Streams step away from `workers`; max_threads is the hard cap, and past it, requests
+    # queue.
+    adapter = make(app, workers=2, max_threads=2)
     exchanges = [Exchange([b"-body"], path=f"/{i}", method="POST") for i in range(12)]
     await asyncio.gather(*(ex.run(adapter) for ex in exchanges))
     assert [ex.body_bytes for ex in exchanges] == [b"/%d-body" % i for i in range(12)]
     assert len(threads) <= 2
     assert adapter.pool.thread_count <= 2
+
+
+def _endless_stream(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+    # An event stream: a chunk, then the app sleeps, forever (until the client leaves).
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+    while True:
+        yield b"data: tick\n\n"
+        time.sleep(0.01)
+
+
+def _hello_or_stream(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    if environ["PATH_INFO"] == "/events":
+        return _endless_stream(environ, start_response)
+    if environ["PATH_INFO"] == "/upload":
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(len(body)).encode()]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+async def test_long_streams_do_not_starve_short_requests(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """Event streams step away from `workers` once they stream on: with one worker and
+    four open streams, a short request is still answered; the streams hold threads up to
+    max_threads, which return to `workers` once they end."""
+    adapter = make(_hello_or_stream, workers=1, max_threads=8)
+    streams = [Exchange(path="/events") for _ in range(4)]
+    tasks = [asyncio.ensure_future(ex.run(adapter)) for ex in streams]
+    for ex in streams:
+        await asyncio.wait_for(ex.started.wait(), 5)
+    hello = await Exchange(path="/hello").run(adapter, timeout=5)
+    assert hello.body_bytes == b"hello"
+    assert adapter.pool.thread_count == 5  # the request ran on a thread of its own
+    for ex in streams:
+        ex.leave()
+    await asyncio.gather(*tasks)
+    assert await adapter.pool.drain(5)
+    # Threads beyond `workers` end after a second without work.
+    for _ in range(300):
+        if adapter.pool.thread_count == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert adapter.pool.thread_count == 1
+    assert (await Exchange(path="/hello").run(adapter)).body_bytes == b"hello"
+
+
+async def test_uploads_waiting_on_their_client_do_not_hold_a_worker(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """A thread blocked in wsgi.input.read() waits on the client, not at work."""
+    adapter = make(_hello_or_stream, workers=1, max_threads=4)
+    stalled = [Exchange([b"x"], stalled=True, method="POST", path="/upload") for _ in range(3)]
+    tasks = [asyncio.ensure_future(ex.run(adapter)) for ex in stalled]
+    for _ in range(100):  # every upload is in the app, waiting for the rest of its body
+        if adapter.pool.thread_count == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert adapter.pool.thread_count == 3
+    hello = await Exchange(path="/hello").run(adapter, timeout=5)
+    assert hello.body_bytes == b"hello"
+    for ex in stalled:
+        ex.leave()
+    await asyncio.gather(*tasks)
+    assert await adapter.pool.drain(5)
+
+
+async def test_past_max_threads_requests_queue_and_run_later(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """The hard cap holds: with every thread streaming, a short request waits its turn
+    (never a deadlock) and is answered once a stream ends."""
+    adapter = make(_hello_or_stream, workers=1, max_threads=2)
+    streams = [Exchange(path="/events") for _ in range(2)]
+    tasks = [asyncio.ensure_future(ex.run(adapter)) for ex in streams]
+    for ex in streams:
+        await asyncio.wait_for(ex.started.wait(), 5)
+    hello = asyncio.ensure_future(Exchange(path="/hello").run(adapter))
+    await asyncio.sleep(0.1)
+    assert not hello.done()
+    assert adapter.pool.thread_count == 2
+    streams[0].leave()
+    assert (await asyncio.wait_for(hello, 5)).body_bytes == b"hello"
+    streams[1].leave()
+    await asyncio.gather(*tasks)
 
 
 async def test_pool_is_created_lazily() -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Message, Receive
-from crossgate.adapters._bridge import call_in_loop, post_threadsafe
+from crossgate.adapters._bridge import call_in_loop, post_threadsafe, step_away, step_back
 
 if TYPE_CHECKING:
     from crossgate.adapters._wsgi_request import Request
@@ -164,7 +164,13 @@ class RequestBody:
             chunks = [body] if body else []
         else:
             chunks = []
-        got, more = call_in_loop(self.loop, self.pull, want, line)
+        # Waiting on the client, not at work: the worker steps away from the pool's count.
+        away = step_away()
+        try:
+            got, more = call_in_loop(self.loop, self.pull, want, line)
+        finally:
+            if away:
+                step_back()
         if not more:
             self._eof = True
         chunks += got
@@ -182,7 +188,12 @@ class RequestBody:
             if not self._reading or self.ahead is not None:
                 return None  # the caller takes what is held ahead, or pulls
             self._worker_waits = True
-        self._wake.acquire()
+        away = step_away()
+        try:
+            self._wake.acquire()
+        finally:
+            if away:
+                step_back()
         handed, self._handed = self._handed, None
         return handed
 

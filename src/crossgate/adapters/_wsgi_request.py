@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
-from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe
+from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe, step_away
 from crossgate.adapters._wsgi_input import RequestBody
 from crossgate.adapters.environ import check_status, encode_response_headers
 
@@ -359,6 +359,11 @@ class Request:
                 break
             elif self.remaining is None:
                 put = self._stream().put
+                # A response that streams on past its first chunk may be long-lived (an
+                # event stream, a long poll, a download): from here on the job does not
+                # count against the pool's `workers`, so it cannot starve short requests
+                # (it still counts against `max_threads`).
+                step_away()
         if not self.headers_sent:
             self._whole(())
 

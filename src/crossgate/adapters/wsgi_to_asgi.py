@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from crossgate._types import Message, Receive, Send, WSGIApp
-from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool
+from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
 from crossgate.adapters._kind import refuse_the_wrong_kind
 from crossgate.adapters._wsgi_request import FileWrapper, Request, plain_response
 from crossgate.adapters.environ import build_environ
@@ -74,7 +74,11 @@ _ERRORS: Final = _ErrorStream()
 class WsgiToAsgi:
     """An ASGI 3 application that runs the WSGI application ``app``.
 
-    ``workers`` bounds the threads (one pool per adapter, created on first request);
+    ``workers`` bounds the requests at work in the app (one pool per adapter, created on
+    first request); a request whose thread waits on the network (for body bytes, or for
+    room in the response budget), or whose response streams on past its first chunk,
+    does not count against it, and runs on one of up to ``max_threads`` threads (default
+    400, at least ``workers``); past that, requests queue;
     ``budget`` bounds the response bytes in flight per request; ``max_request_body`` (bytes)
     answers 413 to a larger declared body and makes ``wsgi.input`` raise
     :class:`RequestBodyTooLarge` when a streamed body crosses it. ``on_startup`` and
@@ -87,6 +91,7 @@ class WsgiToAsgi:
         app: WSGIApp,
         *,
         workers: int = DEFAULT_WORKERS,
+        max_threads: int | None = None,
         on_startup: Iterable[Callable[[], object]] = (),
         on_shutdown: Iterable[Callable[[], object]] = (),
         max_request_body: int | None = None,
@@ -103,6 +108,7 @@ class WsgiToAsgi:
             raise ValueError(f"max_request_body must be None or >= 0, not {max_request_body!r}")
         self.app = app
         self.workers = workers
+        self.max_threads = thread_cap(workers, max_threads)
         self.on_startup = tuple(on_startup)
         self.on_shutdown = tuple(on_shutdown)
         self.max_request_body = max_request_body
@@ -125,7 +131,9 @@ class WsgiToAsgi:
         """The adapter's worker pool, created on first use (again after a shutdown)."""
         pool = self._pool
         if pool is None:
-            pool = self._pool = WorkerPool(self.workers, name="crossgate-wsgi")
+            pool = self._pool = WorkerPool(
+                self.workers, max_threads=self.max_threads, name="crossgate-wsgi"
+            )
         return pool
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:

@@ -2,7 +2,8 @@
 
 Everything that crosses between a thread and an event loop goes through this package:
 
-* :class:`WorkerPool` runs sync code in a bounded set of daemon threads, created lazily.
+* :class:`WorkerPool` runs sync code in a bounded set of daemon threads, created lazily; a
+  job that waits on the network steps away (:func:`step_away`) and does not hold a slot.
 * :class:`Portal` is the per-process event loop thread that sync code borrows (started on
   first use, rebuilt after ``fork()``, stopped at interpreter exit).
 * :func:`call_in_loop` runs a coroutine on a loop from a thread and blocks until it ends.
@@ -21,15 +22,20 @@ from crossgate.adapters._bridge.channels import DEFAULT_BUDGET, LoopToThread, Th
 from crossgate.adapters._bridge.hop import origin_loop, post_threadsafe, resolve_threadsafe
 from crossgate.adapters._bridge.mailbox import call_in_loop, copy_back, run_sync
 from crossgate.adapters._bridge.pool import (
+    DEFAULT_MAX_THREADS,
     DEFAULT_WORKERS,
     WorkerPool,
     default_pool,
     set_default_workers,
+    step_away,
+    step_back,
+    thread_cap,
 )
 from crossgate.adapters._bridge.portal import Portal, get_portal
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "DEFAULT_MAX_THREADS",
     "DEFAULT_WORKERS",
     "LoopToThread",
     "Portal",
@@ -44,4 +50,7 @@ __all__ = [
     "resolve_threadsafe",
     "run_sync",
     "set_default_workers",
+    "step_away",
+    "step_back",
+    "thread_cap",
 ]

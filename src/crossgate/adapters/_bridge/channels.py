@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from crossgate._errors import BridgeClosed
 from crossgate.adapters._bridge.hop import post_threadsafe, set_exception, set_result
+from crossgate.adapters._bridge.pool import step_away, step_back
 
 __all__ = ["DEFAULT_BUDGET", "LoopToThread", "ThreadToLoop"]
 
@@ -170,13 +171,19 @@ class ThreadToLoop(_Channel[Item]):
                 space = self._space = threading.Lock()
                 space.acquire()
             self._producer_waiting = True
-        # The budget is spent: wait until the consumer takes the queue (or closes the channel).
-        if not space.acquire(timeout=-1 if timeout is None else timeout):
-            with self._lock:
-                if self._producer_waiting:
-                    self._producer_waiting = False
-                    raise TimeoutError(f"the consumer took nothing for {timeout} s")
-            space.acquire()  # a release raced the timeout
+        # The budget is spent: wait until the consumer takes the queue (or closes the
+        # channel). A pool's worker waits on the network here, not at work: it steps away.
+        away = step_away()
+        try:
+            if not space.acquire(timeout=-1 if timeout is None else timeout):
+                with self._lock:
+                    if self._producer_waiting:
+                        self._producer_waiting = False
+                        raise TimeoutError(f"the consumer took nothing for {timeout} s")
+                space.acquire()  # a release raced the timeout
+        finally:
+            if away:
+                step_back()
         with self._lock:
             self._push(item, size)
             if self._loop_waiter is not None:

@@ -23,13 +23,26 @@ from crossgate.adapters._bridge.hop import (
     set_result,
 )
 
-__all__ = ["DEFAULT_WORKERS", "WorkerPool", "default_pool", "set_default_workers"]
+__all__ = [
+    "DEFAULT_MAX_THREADS",
+    "DEFAULT_WORKERS",
+    "WorkerPool",
+    "default_pool",
+    "set_default_workers",
+    "step_away",
+    "step_back",
+    "thread_cap",
+]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("crossgate")
 
 DEFAULT_WORKERS = 40
+#: The hard cap on a pool's threads, jobs that stepped away included (see step_away).
+DEFAULT_MAX_THREADS = 400
+#: Seconds a thread beyond ``max_workers`` waits for work before it ends.
+SURPLUS_IDLE = 1.0
 #: Seconds of work after which a worker thread, between two jobs, lets the others run.
 YIELD_AFTER = 0.0002
 
@@ -46,15 +59,27 @@ class WorkerPool:
     """A bounded set of daemon threads that run sync callables, created on first use.
 
     Threads start one at a time as work arrives and no thread is idle, up to
-    ``max_workers``; past that, work queues (first in, first out) and never deadlocks the
-    loop. After ``fork()`` the child starts with no threads and builds its own.
+    ``max_workers`` jobs at work; past that, work queues (first in, first out) and never
+    deadlocks the loop. A job that waits on the network (:func:`step_away`) is not at work:
+    it does not count against ``max_workers``, so another thread starts for the work behind
+    it, up to ``max_threads`` threads in all; a thread beyond ``max_workers`` ends once it
+    finds nothing queued. After ``fork()`` the child starts with no threads and builds its
+    own.
     """
 
-    def __init__(self, max_workers: int = DEFAULT_WORKERS, *, name: str = "crossgate") -> None:
+    def __init__(
+        self,
+        max_workers: int = DEFAULT_WORKERS,
+        *,
+        max_threads: int | None = None,
+        name: str = "crossgate",
+    ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers!r}")
         self.max_workers = max_workers
+        self.max_threads = thread_cap(max_workers, max_threads)
         self.name = name
+        self._started = 0  # threads ever started, for their names
         self._lock = threading.Lock()
         self._pid = -1
         self._reset()
@@ -73,6 +98,9 @@ class WorkerPool:
         self._idle: deque[None] = deque()
         # One item per job submitted and not finished: drain() waits for it to empty.
         self._busy: deque[None] = deque()
+        # One item per job that stepped away (waits on the network, or streams a response
+        # that outlived its first batch): not counted against max_workers.
+        self._away: deque[None] = deque()
         self._drained: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._closed = False
         self._pid = os.getpid()
@@ -107,19 +135,27 @@ class WorkerPool:
                 raise
         self._queue.put(job)
 
-    def _grow(self) -> None:
+    def _grow(self, *, for_queued: bool = False) -> None:
         """No thread is free: start one, unless the pool is full (the job then queues).
 
-        A job queued on a full pool is taken by the next thread that frees up, which has
-        put itself in ``_idle`` first, so ``_idle`` may then count one thread too many.
-        That only ever happens on a full pool, where it decides nothing: no thread can be
-        started anyway, and drain() counts ``_busy``, not ``_idle``.
+        Full: ``max_workers`` threads at work (threads that stepped away do not count), or
+        ``max_threads`` threads in all. A job queued on a full pool is taken by the next
+        thread that frees up, which has put itself in ``_idle`` first, so ``_idle`` may then
+        count one thread too many. That only ever happens on a full pool, where it decides
+        nothing: no thread can be started anyway, and drain() counts ``_busy``, not
+        ``_idle``.
         """
         with self._lock:
-            if len(self._threads) < self.max_workers:
+            if for_queued and not self._queued():
+                # Checked again under the lock: a thread that _grow is starting may run its
+                # job (and step away) before it is counted in `_threads`.
+                return
+            threads = len(self._threads)
+            if threads - len(self._away) < self.max_workers and threads < self.max_threads:
+                self._started += 1
                 thread = threading.Thread(
                     target=self._work,
-                    name=f"{self.name}-{len(self._threads)}",
+                    name=f"{self.name}-{self._started}",
                     daemon=True,  # a stuck app must never keep the interpreter alive
                 )
                 try:
@@ -136,14 +172,49 @@ class WorkerPool:
                     return
                 self._threads.append(thread)
 
+    def _queued(self) -> bool:
+        """Whether a job waits in the queue with no thread to take it."""
+        return len(self._busy) > len(self._threads) - len(self._idle)
+
+    def _retire(self) -> bool:
+        """End the calling thread, idle and beyond ``max_workers``; True if it is to end.
+
+        It gives up one of the idle marks: if there is none, a job has claimed this thread
+        (or the one it stands for) and is on its way through the queue, so it stays.
+        """
+        with self._lock:
+            if len(self._threads) <= self.max_workers:
+                return False
+            try:
+                self._idle.pop()
+            except IndexError:
+                return False
+            self._threads.remove(threading.current_thread())
+            return True
+
     def _work(self) -> None:
+        from queue import Empty  # noqa: PLC0415 - see _reset
+
         get = self._queue.get
         idle = self._idle
         busy = self._busy
         clock = time.perf_counter
+        local = _local
+        local.pool = self
+        local.away = False
         worked = 0.0  # seconds of jobs since this thread last yielded
         while True:
-            job = get()
+            if len(self._threads) > self.max_workers:
+                # A thread beyond max_workers (started for jobs that stepped away) ends
+                # once it has waited SURPLUS_IDLE seconds for work in vain.
+                try:
+                    job = get(timeout=SURPLUS_IDLE)
+                except Empty:
+                    if self._retire():
+                        return
+                    continue
+            else:
+                job = get()
             if job is None:
                 return
             deliver: object = None
@@ -154,6 +225,9 @@ class WorkerPool:
             except BaseException:  # a job that breaks its contract must not kill the worker
                 logger.exception("uncaught error in a worker job")
             del job
+            if local.away:  # stepped away for the rest of its job (see step_away)
+                local.away = False
+                self._away.pop()
             # Idle before the result is delivered: a caller that submits again as soon as
             # it has its result must find this thread idle, not start a new one.
             idle.append(None)
@@ -251,7 +325,52 @@ class WorkerPool:
             self._idle.clear()
 
     def __repr__(self) -> str:
-        return f"<WorkerPool {self.name!r} threads={self.thread_count}/{self.max_workers}>"
+        return (
+            f"<WorkerPool {self.name!r} threads={self.thread_count} "
+            f"workers={self.max_workers} max_threads={self.max_threads}>"
+        )
+
+
+def thread_cap(workers: int, max_threads: int | None) -> int:
+    """``max_threads`` checked against ``workers`` (at least as many), or its default."""
+    if max_threads is None:
+        return max(workers, DEFAULT_MAX_THREADS)
+    if max_threads < workers:
+        raise ValueError(f"max_threads ({max_threads!r}) must be at least workers ({workers!r})")
+    return max_threads
+
+
+#: On a pool's worker thread: its pool (``pool``) and whether its job stepped away.
+_local = threading.local()
+
+
+def step_away() -> bool:
+    """Called by a job on a pool's worker thread that is about to wait on the network (for
+    request body bytes, or for room in a response budget), or that streams a response
+    that outlived its first batch: until :func:`step_back` (or the job's end), it does not
+    count against the pool's ``max_workers``, so the work queued behind it gets a thread
+    of its own, up to ``max_threads``.
+
+    True if it stepped away; False on any other thread, or if the job already had (a
+    caller that gets False must not call :func:`step_back`).
+    """
+    pool: WorkerPool | None = getattr(_local, "pool", None)
+    if pool is None or _local.away:
+        return False
+    _local.away = True
+    pool._away.append(None)
+    if pool._queued():
+        try:
+            pool._grow(for_queued=True)
+        except RuntimeError:  # no thread could be started: the queued job waits its turn
+            logger.debug("pool %r could not start a thread", pool.name, exc_info=True)
+    return True
+
+
+def step_back() -> None:
+    """The wait that :func:`step_away` announced is over: the job counts again."""
+    _local.away = False
+    _local.pool._away.pop()
 
 
 #: Every pool, so that a forked child can replace their locks (see _after_fork_in_child).
