@@ -173,9 +173,10 @@ SERVERS = {
         "(test_granian_finalize_recipe runs the shutdown from a multiprocessing finalizer)",
     ),
     # A uWSGI worker runs Python's atexit (so crossgate's lifespan shutdown) from the C
-    # exit() of its signal handler. Signalled twice, by SIGTERM to the group and then by the
-    # master's SIGINT, it calls exit() again in the middle of the first and is gone before
-    # the shutdown ran. So the master alone gets SIGTERM, as under systemd's KillMode=mixed.
+    # exit() of its signal handler, unless it is busy with a request then (or --skip-atexit).
+    # Signalled twice, by SIGTERM to the group and then by the master's SIGINT, it calls
+    # exit() again in the middle of the first and is gone before the shutdown ran. So the
+    # master alone gets SIGTERM, as from Docker or systemd's KillMode=mixed.
     "uwsgi-prefork": Kind(
         _uwsgi(lazy=False), 2, module=False, no_chunked_upload=UWSGI_CHUNKED, stop_group=False
     ),
