@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, RequestBodyTooLarge
 from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
+from crossgate.adapters import wsgi_to_asgi as wsgi_to_asgi_module
 from crossgate.adapters._bridge import call_in_loop
 from crossgate.adapters._wsgi_input import RequestBody
 from crossgate.adapters._wsgi_request import FileWrapper
@@ -188,6 +189,9 @@ def make() -> Iterator[Callable[..., WsgiToAsgi]]:
     made: list[WsgiToAsgi] = []
 
     def factory(app: WSGIApp, **options: Any) -> WsgiToAsgi:
+        # Most tests here are about wsgi.input streaming from receive(): small bodies are
+        # not received whole before the app runs unless a test asks for it.
+        options.setdefault("body_prefetch", 0)
         adapter = wsgi_to_asgi(app, **options)
         made.append(adapter)
         return adapter
@@ -676,13 +680,20 @@ OPERATIONS: list[Any] = [
 ]
 
 
+@pytest.mark.parametrize(
+    "prefetch", [0, 20, 64 * 1024], ids=["streamed", "first-20-bytes-received", "received"]
+)
 @pytest.mark.parametrize("chunking", CHUNKINGS)
 @pytest.mark.parametrize("operation", OPERATIONS)
 async def test_input_behaves_like_a_file_however_chunked(
-    make: Callable[..., WsgiToAsgi], chunking: Chunking, operation: Callable[[Any], object]
+    make: Callable[..., WsgiToAsgi],
+    chunking: Chunking,
+    operation: Callable[[Any], object],
+    prefetch: int,
 ) -> None:
     seen: dict[str, Any] = {}
-    await Exchange(chunking(BODY), method="POST").run(make(reading_app(operation, seen)))
+    adapter = make(reading_app(operation, seen), body_prefetch=prefetch)
+    await Exchange(chunking(BODY), method="POST").run(adapter)
     assert seen["result"] == operation(io.BytesIO(BODY))
 
 
@@ -1044,6 +1055,153 @@ async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WsgiT
     # the app's next read (one message ahead), never the fourth.
     assert 2 <= probe["receives"] <= 3
     assert ex.receives <= 3
+
+
+# ------------------------------------------------------- small bodies, silent clients
+
+
+def _counting_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d %d" % (len(body), environ["crossgate.test.receives"]())]
+
+
+def _with_receives(ex: Exchange, app: WSGIApp) -> WSGIApp:
+    def wrapped(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        receives_at_start = ex.receives
+        environ["crossgate.test.receives"] = lambda: receives_at_start
+        return app(environ, start_response)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-length"])
+async def test_a_small_body_is_received_whole_before_the_app_runs(
+    make: Callable[..., WsgiToAsgi], declared: bool
+) -> None:
+    """A client sending a small body slowly costs no thread: the app's job starts once the
+    body is all there."""
+    chunks = ragged(BODY)
+    headers = [(b"content-length", str(len(BODY)).encode())] if declared else []
+    ex = Exchange(chunks, method="POST", headers=headers)
+    await ex.run(make(_with_receives(ex, _counting_app), body_prefetch=64 * 1024))
+    assert ex.body_bytes == b"%d %d" % (len(BODY), len(chunks))
+    assert wsgi_to_asgi_module._PREFETCHED.held == 0  # given back as the request ended
+
+
+async def test_a_larger_body_streams_to_the_app_as_it_comes(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    chunks = ragged(BODY)
+    headers = [(b"content-length", str(len(BODY)).encode())]
+    ex = Exchange(chunks, method="POST", headers=headers)
+    await ex.run(make(_with_receives(ex, _counting_app), body_prefetch=len(BODY) - 1))
+    assert ex.body_bytes == b"%d 1" % len(BODY)  # the app started after the first message
+
+
+async def test_a_body_of_unknown_length_is_received_up_to_the_prefetch_then_streams(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    chunks = [BODY[i : i + 10] for i in range(0, len(BODY), 10)]
+    ex = Exchange(chunks, method="POST")
+    await ex.run(make(_with_receives(ex, _counting_app), body_prefetch=25))
+    assert ex.body_bytes == b"%d 3" % len(BODY)  # 30 bytes received: past 25, it streams
+
+
+async def test_a_client_leaving_mid_small_body_never_reaches_the_app(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    called = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        called.set()
+        start_response("200 OK", [])
+        return []
+
+    ex = Exchange([b"part", b"of it"], cut=True, method="POST")
+    await ex.run(make(app, body_prefetch=64 * 1024))
+    assert not called.is_set()
+    assert ex.messages == []  # nobody to answer
+    assert wsgi_to_asgi_module._PREFETCHED.held == 0
+
+
+async def test_past_the_process_cap_bodies_stream_instead(
+    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes held for bodies received before their app runs are capped across the
+    process: many slow clients cannot turn it into a memory attack."""
+    monkeypatch.setattr(wsgi_to_asgi_module._PREFETCHED, "cap", len(BODY) - 1)
+    chunks = ragged(BODY)
+    headers = [(b"content-length", str(len(BODY)).encode())]
+    ex = Exchange(chunks, method="POST", headers=headers)
+    await ex.run(make(_with_receives(ex, _counting_app), body_prefetch=64 * 1024))
+    assert ex.body_bytes == b"%d 1" % len(BODY)
+    assert wsgi_to_asgi_module._PREFETCHED.held == 0
+
+
+async def test_a_client_silent_mid_small_body_gets_408_and_no_thread(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    called = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        called.set()
+        return []
+
+    ex = Exchange([b"part"], stalled=True, method="POST")
+    await ex.run(make(app, body_prefetch=64 * 1024, body_timeout=0.05))
+    assert not called.is_set()
+    assert ex.status == 408
+    assert (b"connection", b"close") in ex.headers
+    assert ex.complete
+    assert wsgi_to_asgi_module._PREFETCHED.held == 0
+
+
+async def test_a_client_silent_before_any_body_gets_408(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    ex = Exchange([], stalled=True, method="POST")
+    ex.receives = 1  # the first receive() already waits, as for headers sent alone
+    await ex.run(make(app_returning([b"never"]), body_timeout=0.05))
+    assert ex.status == 408
+
+
+async def test_a_client_silent_while_the_app_reads_its_body_is_dropped(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """The app's read raises ClientDisconnected saying why; the client, still there, gets
+    408 and the connection closes. A streamed upload costs a thread while it lasts, but
+    no longer than the timeout between two messages."""
+    seen: dict[str, BaseException] = {}
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except ClientDisconnected as exc:
+            seen["error"] = exc
+            raise
+        start_response("200 OK", [])
+        return []
+
+    ex = Exchange([b"part"], stalled=True, method="POST")
+    await ex.run(make(app, body_prefetch=0, body_timeout=0.05))
+    assert "sent no request body bytes for 0.05 s" in str(seen["error"])
+    assert ex.status == 408
+    assert ex.complete
+
+
+async def test_an_app_that_answers_after_its_client_went_silent_is_replaced_by_408(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        with contextlib.suppress(OSError):
+            environ["wsgi.input"].read()
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+        return [b"Django's error page"]
+
+    ex = Exchange([b"part"], stalled=True, method="POST")
+    await ex.run(make(app, body_prefetch=0, body_timeout=0.05))
+    assert ex.status == 408
 
 
 async def test_client_gone_before_the_request_is_handled(make: Callable[..., WsgiToAsgi]) -> None:
@@ -1735,6 +1893,7 @@ def _split(body: bytes, cuts: list[int]) -> list[bytes]:
     ),
     body=st.binary(max_size=200),
     cuts=st.lists(st.integers(0, 200), max_size=6),
+    prefetch=st.sampled_from([0, 50, 64 * 1024]),
 )
 def test_property_requests_reach_the_app_intact(
     method: str,
@@ -1743,6 +1902,7 @@ def test_property_requests_reach_the_app_intact(
     headers: list[tuple[bytes, bytes]],
     body: bytes,
     cuts: list[int],
+    prefetch: int,
 ) -> None:
     """Any request: the environ is build_environ's and the body reads back whole."""
     seen: dict[str, Any] = {}
@@ -1753,7 +1913,7 @@ def test_property_requests_reach_the_app_intact(
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    adapter = WsgiToAsgi(app, workers=2)
+    adapter = WsgiToAsgi(app, workers=2, body_prefetch=prefetch)
     clean = [(n, v.replace(b"\r", b"").replace(b"\n", b"")) for n, v in headers]
     ex = Exchange(_split(body, cuts), method=method, path="/" + path, query=query, headers=clean)
     try:

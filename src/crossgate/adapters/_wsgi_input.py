@@ -65,6 +65,8 @@ class RequestBody:
         "reader",
         "receive",
         "received",
+        "timed_out",
+        "timeout",
         "too_large",
         "watcher",
     )
@@ -76,14 +78,20 @@ class RequestBody:
         receive: Receive,
         limit: int | None,
         first: Message,
+        *,
+        timeout: float | None = None,
     ) -> None:
-        """``first``: the request's first message, received before the app was called."""
+        """``first``: the request's first message, received before the app was called;
+        ``timeout``: seconds the body may go without a message before the client counts as
+        gone (``timed_out``)."""
         # The request refers to its body too: the cycle is broken by finish(), so that
         # the two are freed by reference counting, not left to the garbage collector.
         self._request: Request | None = request
         self.loop = loop
         self.receive = receive
         self.limit = limit  # max_request_body
+        self.timeout = timeout
+        self.timed_out = False
         # Receive state, touched on the loop only.
         self.more_body = True
         self.disconnected = False
@@ -338,16 +346,14 @@ class RequestBody:
                 if not self.more_body:
                     break
                 if self.disconnected:
-                    raise ClientDisconnected(
-                        "the client disconnected before the request body ended"
-                    )
+                    raise ClientDisconnected(self._gone())
                 async with self._receiving():  # the watcher or the read-ahead may be in one
                     # Whoever held the lock may have changed the state: a message read
                     # ahead, the end of the body, or a disconnect, after which receive()
                     # may never return again.
                     if not self._may_receive():
                         continue
-                    message = await self.receive()
+                    message = await self._receive_body()
                 body = self._accept(message)
                 if body is None:
                     # Too large or a disconnect (or another type of message): the top of
@@ -363,6 +369,19 @@ class RequestBody:
                     break
         self._read_ahead()
         return chunks, self.more_body
+
+    async def _receive_body(self) -> Message:
+        """``receive()``, bounded by the timeout while body bytes are due: a client silent
+        for that long counts as gone (``timed_out``), as if it had left."""
+        timeout = self.timeout
+        if timeout is None or not self.more_body:
+            return await self.receive()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.receive()
+        except TimeoutError:
+            self.timed_out = True
+            return {"type": "http.disconnect"}
 
     def _accept(self, message: Message) -> bytes | None:
         """Account for a received message: its body (http.request) or None."""
@@ -384,8 +403,13 @@ class RequestBody:
             # generator stops and its close() runs.
             request = self._request
             if request is not None:  # None: the request is over, already stopped
-                request.stop("the client disconnected")
+                request.stop(self._gone())
         return None
+
+    def _gone(self) -> str:
+        if self.timed_out:
+            return f"the client sent no request body bytes for {self.timeout} s"
+        return "the client disconnected before the request body ended"
 
     def _asked_ahead(self) -> None:
         self._asked()
@@ -422,7 +446,7 @@ class RequestBody:
             async with self._receiving():
                 if not self._may_receive():
                     return
-                message = await self.receive()
+                message = await self._receive_body()
         finally:
             self._reader_done(message)
 
@@ -509,7 +533,7 @@ class RequestBody:
             async with lock:
                 if self._holds_unasked() or self.disconnected:
                     continue
-                message = await self.receive()
+                message = await self._receive_body()
             if self.more_body or message["type"] != "http.request":
                 self._hold(message)
 

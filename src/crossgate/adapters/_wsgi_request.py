@@ -32,11 +32,12 @@ from crossgate.adapters.environ import check_status, encode_response_headers
 if TYPE_CHECKING:
     from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 
-__all__ = ["FileWrapper", "Request", "plain_response"]
+__all__ = ["FileWrapper", "Request", "plain_response", "timed_out_response"]
 
 logger = logging.getLogger("crossgate")
 
 _ERROR_BODY: Final = b"Internal Server Error"
+_TIMED_OUT_BODY: Final = b"Request Timeout"
 _PLAIN: Final = b"text/plain; charset=utf-8"
 #: Small batches of streamed chunks are joined into one ``http.response.body`` message.
 #: Joining more was measured and not taken (4 MiB download in 16 KiB chunks, 16 clients):
@@ -50,6 +51,18 @@ _FILE_BLOCK: Final = 64 * 1024
 
 def plain_response(status: int, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     headers = [(b"content-type", _PLAIN), (b"content-length", str(len(body)).encode("ascii"))]
+    return status, headers, body
+
+
+def timed_out_response(seconds: float | None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """408 for a client that sent no body bytes for ``seconds``; the connection closes.
+
+    RFC 9110 15.5.9: "The 408 (Request Timeout) status code indicates that the server did
+    not receive a complete request message within the time that it was prepared to wait."
+    A server that sends it "SHOULD send the "close" connection option".
+    """
+    status, headers, body = plain_response(408, _TIMED_OUT_BODY)
+    headers.append((b"connection", b"close"))
     return status, headers, body
 
 
@@ -129,7 +142,9 @@ class Request:
         self.loop = loop
         self.scope = scope
         self.send = send
-        self.body = RequestBody(self, loop, receive, adapter.max_request_body, first)
+        self.body = RequestBody(
+            self, loop, receive, adapter.max_request_body, first, timeout=adapter.body_timeout
+        )
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
@@ -483,7 +498,12 @@ class Request:
                 try:
                     chunks = await channel.get()
                 except ClientDisconnected:
-                    return  # the client left (see stop); the worker stops at its next chunk
+                    # The client left (see stop); the worker stops at its next chunk. One
+                    # that went silent mid-body is still there: it is told why, if nothing
+                    # was sent yet.
+                    if body.timed_out and not started:
+                        await self._send_all(_messages(*timed_out_response(body.timeout)))
+                    return
                 # Any other error is the application's, after the headers: it aborts the
                 # response and propagates to the server (no final more_body=False goes out).
                 if not chunks:
@@ -502,6 +522,14 @@ class Request:
         finally:
             if body.watcher is not None:
                 await body.stop_watching()
+
+    def stopped_response(self) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """What to send instead of the app's whole response once the request stopped:
+        408 if the client went silent mid-body (it is still there to be told), else None
+        (the app's response goes out; to a client that left, send() fails quietly)."""
+        if self.body.timed_out:
+            return timed_out_response(self.body.timeout)
+        return None
 
     def _start_message(self) -> Message:
         return {"type": "http.response.start", "status": self.status, "headers": self.headers}
@@ -566,6 +594,13 @@ class Request:
         """The request task is gone (cancelled) or failed: release the worker."""
         self.stop("the request was cancelled")
         self.body.abort()
+
+
+def _messages(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> list[Message]:
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    ]
 
 
 def _as_bytes(data: object) -> bytes:

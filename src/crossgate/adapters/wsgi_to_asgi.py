@@ -27,13 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
 from crossgate.adapters._kind import refuse_the_wrong_kind
-from crossgate.adapters._wsgi_request import FileWrapper, Request, plain_response
+from crossgate.adapters._wsgi_request import (
+    FileWrapper,
+    Request,
+    plain_response,
+    timed_out_response,
+)
 from crossgate.adapters.environ import build_environ
 
 __all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
@@ -41,6 +47,42 @@ __all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
 logger = logging.getLogger("crossgate")
 
 _TOO_LARGE_BODY: Final = b"Content Too Large"
+#: Methods whose requests have no body as a rule: their first message is received without
+#: the body timeout (a GET's comes at once), to keep the timer off the common path.
+_BODILESS: Final = frozenset(("GET", "HEAD"))
+#: Request bodies up to this size are received whole on the loop before the app runs
+#: (``body_prefetch``).
+PREFETCH_LIMIT: Final = 64 * 1024
+#: The most bytes the process holds for bodies received that way, all requests together;
+#: past it, bodies stream as they come (read on the app's thread).
+PREFETCH_CAP: Final = 64 * 1024 * 1024
+#: Seconds a request body may go without a byte before the client is dropped (408).
+DEFAULT_BODY_TIMEOUT: Final = 60.0
+
+
+class _Reservations:
+    """Bytes held for bodies received before their app runs, across the process."""
+
+    __slots__ = ("_lock", "cap", "held")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.held = 0
+        self._lock = threading.Lock()  # one loop per thread, but loops may share a process
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.held + size > self.cap:
+                return False
+            self.held += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+_PREFETCHED: Final = _Reservations(PREFETCH_CAP)
 
 
 class _ErrorStream:
@@ -96,6 +138,8 @@ class WsgiToAsgi:
         on_shutdown: Iterable[Callable[[], object]] = (),
         max_request_body: int | None = None,
         budget: int = DEFAULT_BUDGET,
+        body_prefetch: int = PREFETCH_LIMIT,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
         multiprocess: bool = True,
         shutdown_timeout: float = 30.0,
     ) -> None:
@@ -104,6 +148,10 @@ class WsgiToAsgi:
             raise ValueError(f"workers must be at least 1, not {workers!r}")
         if budget < 1:
             raise ValueError(f"budget must be at least 1 byte, not {budget!r}")
+        if body_prefetch < 0:
+            raise ValueError(f"body_prefetch must be >= 0 bytes, not {body_prefetch!r}")
+        if body_timeout is not None and not body_timeout > 0:
+            raise ValueError(f"body_timeout must be None or > 0 seconds, not {body_timeout!r}")
         if max_request_body is not None and max_request_body < 0:
             raise ValueError(f"max_request_body must be None or >= 0, not {max_request_body!r}")
         self.app = app
@@ -113,6 +161,8 @@ class WsgiToAsgi:
         self.on_shutdown = tuple(on_shutdown)
         self.max_request_body = max_request_body
         self.budget = budget
+        self.body_prefetch = body_prefetch
+        self.body_timeout = body_timeout
         self.multiprocess = multiprocess
         self.shutdown_timeout = shutdown_timeout
         self._pool: WorkerPool | None = None
@@ -148,12 +198,24 @@ class WsgiToAsgi:
             await send({"type": "http.response.start", "status": code, "headers": fields})
             await send({"type": "http.response.body", "body": text})
             return
-        # The first request message is received here, before the app runs (the one message
-        # of read-ahead the body allows): a GET's empty body, or a small POST's whole one,
-        # then costs the worker no trip back to the loop.
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.disconnect":
+        # The first request message is received here, before the app runs: a GET's empty
+        # body then costs the worker no trip back to the loop. A body that comes in more
+        # messages is received whole here when it is small (see _prefetch): a client that
+        # sends it slowly costs the loop a little memory, and no thread.
+        held = 0
+        if scope["method"] in _BODILESS or self.body_timeout is None:
+            message = await receive()
+        else:
+            first = await self._receive_within(receive, send)
+            if first is None:
+                return  # timed out (answered 408)
+            message = first
+        if message.get("more_body", False):
+            prefetched, held = await self._prefetch(scope, message, receive, send)
+            if prefetched is None:
+                return
+            message = prefetched
+        elif message["type"] == "http.disconnect":
             return  # the client left before its request was handled: nobody to answer
         loop = asyncio.get_running_loop()
         request = Request(self, loop, scope, receive, send, first=message)
@@ -170,6 +232,8 @@ class WsgiToAsgi:
                 await request.respond()
             else:
                 status, headers, body = whole
+                if request.stopped is not None:
+                    status, headers, body = request.stopped_response() or whole
                 if isinstance(body, bytes):
                     # The usual response, whole and in one piece: sent from here.
                     try:
@@ -202,6 +266,64 @@ class WsgiToAsgi:
         finally:
             # Before an error leaves: the server sees it once the request is cleaned up.
             request.body.finish()
+            if held:
+                _PREFETCHED.release(held)
+
+    async def _receive_within(self, receive: Receive, send: Send) -> Message | None:
+        """The next request message, or None (408 sent) if none came within
+        ``body_timeout`` seconds."""
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await receive()
+        except TimeoutError:
+            await _send_plain(send, *timed_out_response(self.body_timeout))
+            return None
+
+    async def _prefetch(
+        self, scope: Message, first: Message, receive: Receive, send: Send
+    ) -> tuple[Message | None, int]:
+        """The request's first message, with the rest of a small body received into it
+        before the app runs; and the bytes held for it against the process-wide cap.
+
+        Small: a Content-Length of at most ``body_prefetch``, or no Content-Length (then the
+        first ``body_prefetch`` bytes, the rest streaming). A larger body, or one that would
+        take the process past PREFETCH_CAP, streams as it comes, the app reading it on its
+        thread. None: the client left, or sent nothing for ``body_timeout`` (408 sent).
+        """
+        limit = self.body_prefetch
+        declared = _declared_length(scope)
+        if declared > limit or not limit:
+            return first, 0
+        held = declared if declared >= 0 else limit
+        if not _PREFETCHED.take(held):
+            return first, 0
+        chunks = [first.get("body", b"")]
+        size = len(chunks[0])
+        message = first
+        try:
+            while message.get("more_body", False) and size <= limit:
+                if self.body_timeout is None:
+                    message = await receive()
+                else:
+                    next_message = await self._receive_within(receive, send)
+                    if next_message is None:
+                        _PREFETCHED.release(held)
+                        return None, 0
+                    message = next_message
+                if message["type"] != "http.request":
+                    # http.disconnect: the client left before its request was handled.
+                    _PREFETCHED.release(held)
+                    return None, 0
+                body = message.get("body", b"")
+                if body:
+                    chunks.append(body)
+                    size += len(body)
+        except BaseException:
+            _PREFETCHED.release(held)
+            raise
+        more = bool(message.get("more_body", False))
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": more}
+        return whole, held
 
     async def _other(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -271,6 +393,16 @@ class WsgiToAsgi:
             # ASGI: websocket.close "If this is sent before the socket is accepted, the server
             # must close the connection with a HTTP 403 error code (Forbidden)".
             await send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+
+async def _send_plain(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        pass  # ASGI: send() after a disconnect raises an OSError; nobody is left to tell
 
 
 def _declared_length(scope: Message) -> int:
