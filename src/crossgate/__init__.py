@@ -31,6 +31,7 @@ from crossgate.middleware.dispatch import (
     is_asgi_app,
     is_wsgi_app,
 )
+from crossgate.middleware.fallback import Fallback, WsgiFallback, fallback, fallback_wsgi
 from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __version__ = "0.1.0.dev0"
@@ -43,6 +44,7 @@ __all__ = [
     "ClientDisconnected",
     "CrossgateError",
     "Dispatcher",
+    "Fallback",
     "InvalidHeader",
     "InvalidResponse",
     "InvalidStatus",
@@ -54,12 +56,15 @@ __all__ = [
     "WSGIApp",
     "WorkerPool",
     "WsgiDispatcher",
+    "WsgiFallback",
     "WsgiToAsgi",
     "__version__",
     "asgi_to_wsgi",
     "async_to_sync",
     "dispatch",
     "dispatch_wsgi",
+    "fallback",
+    "fallback_wsgi",
     "is_asgi_app",
     "is_wsgi_app",
     "lifespan",

@@ -4,6 +4,9 @@
   shutdown hooks, and runs the app's own lifespan inside them.
 * :mod:`~crossgate.middleware.dispatch`: ``dispatch`` / ``dispatch_wsgi`` mount WSGI and ASGI
   apps under path prefixes, with lifespan fanned out to every mounted app.
+* :mod:`~crossgate.middleware.fallback`: ``fallback`` / ``fallback_wsgi`` serve each request
+  from a primary app, and from a legacy app where the primary answers 404 (a migration
+  route by route), with lifespan reaching both.
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ from crossgate.middleware.dispatch import (
     is_asgi_app,
     is_wsgi_app,
 )
+from crossgate.middleware.fallback import Fallback, WsgiFallback, fallback, fallback_wsgi
 from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __all__ = [
     "Dispatcher",
+    "Fallback",
     "LifespanShim",
     "WsgiDispatcher",
+    "WsgiFallback",
     "dispatch",
     "dispatch_wsgi",
+    "fallback",
+    "fallback_wsgi",
     "is_asgi_app",
     "is_wsgi_app",
     "with_lifespan",
