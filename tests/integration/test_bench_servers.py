@@ -1,14 +1,12 @@
 """Smoke tests of the real-server benchmark (benchmarks/servers.py).
 
-One short cell pair on a real uvicorn (needs wrk: skipped with the reason when it is not
-installed, as scripts/test does not install it), and rendering the page and chart from a
-small made-up results document (needs no wrk).
+One short cell pair on a real uvicorn (needs wrk, which scripts/test installs), and
+rendering the page and chart from a small made-up results document (needs no wrk).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,7 @@ from benchmarks.__main__ import main as bench_main
 
 pytestmark = pytest.mark.integration
 
-needs_wrk = pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk is not installed (scripts/bench installs it)"
-)
 
-
-@needs_wrk
 @pytest.mark.timeout(90)
 def test_one_server_cells_give_valid_rows_of_the_documented_shape() -> None:
     """hello-world and the 1 MiB upload (wrk's Lua POST body) through crossgate on uvicorn."""
