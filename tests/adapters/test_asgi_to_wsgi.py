@@ -1126,6 +1126,40 @@ print(asgi_to_wsgi(app)(environ, lambda s, h, e=None: None), flush=True)
     assert out.stdout.splitlines() == ["[]", "shutdown ran"]
 
 
+def test_the_shutdown_runs_at_exit_with_a_request_still_streaming() -> None:
+    """At exit, the process first waits shutdown_timeout for requests still running, then
+    cancels them, then runs the lifespan shutdown: all of it must fit in the close hook's
+    bound. Under the portal's own default (here 0.5 s, 10 s at real exits) the hook timed
+    out before the shutdown ran whenever a request was still streaming."""
+    script = """
+import io, wsgiref.util
+from crossgate.adapters import _bridge
+from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive(); await send({"type": "lifespan.startup.complete"})
+        await receive(); print("shutdown ran", flush=True)
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    while True:
+        await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+
+environ = {}
+wsgiref.util.setup_testing_defaults(environ)
+body = iter(asgi_to_wsgi(app, shutdown_timeout=0.4)(environ, lambda s, h, e=None: None))
+print(next(body), flush=True)
+_bridge.get_portal().close(timeout=0.5)  # what interpreter exit does, with a short bound
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    first, *rest = out.stdout.splitlines()
+    assert first.startswith("b'tick")
+    assert rest == ["shutdown ran"], out.stderr
+
+
 DJANGO_SCRIPT = """
 import io, wsgiref.util, wsgiref.validate
 import django

@@ -274,7 +274,13 @@ class AsgiToWsgi:
                         "ASGI app does not support the lifespan protocol (lifespan='on')"
                     )
                     process.failure.__cause__ = manager.error
-        portal.on_close(process.shutdown)
+        # The hook bounds itself (requests still running, then the lifespan shutdown,
+        # shutdown_timeout each, and a grace for what is cancelled): under the portal's
+        # default bound it could time out before the shutdown ran.
+        timeout = self.shutdown_timeout
+        portal.on_close(
+            process.shutdown, timeout=None if timeout is None else 2 * (timeout + CANCEL_GRACE)
+        )
         process.ready = True
 
     def start(self) -> None:

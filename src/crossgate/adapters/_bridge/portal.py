@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from crossgate.adapters._bridge.hop import post_threadsafe
 from crossgate.adapters._bridge.mailbox import call_in_loop
@@ -20,6 +20,10 @@ __all__ = ["Portal", "get_portal"]
 T = TypeVar("T")
 
 logger = logging.getLogger("crossgate")
+
+
+#: A close hook's default bound: the ``timeout`` given to :meth:`Portal.close`.
+_CLOSE_TIMEOUT: Final = object()
 
 
 class Portal:
@@ -32,7 +36,8 @@ class Portal:
 
     def __init__(self, *, name: str = "crossgate-portal") -> None:
         self.pid = os.getpid()
-        self._close_hooks: list[Callable[[], Coroutine[Any, Any, object]]] = []
+        # (hook, its own bound in seconds: None for none, _CLOSE_TIMEOUT for close()'s).
+        self._close_hooks: list[tuple[Callable[[], Coroutine[Any, Any, object]], object]] = []
         self._ready = threading.Event()
         self._stopped = False
         self.loop = _new_loop()
@@ -88,9 +93,16 @@ class Portal:
         if not post_threadsafe(self.loop, start):
             raise RuntimeError("the crossgate portal is closed")
 
-    def on_close(self, hook: Callable[[], Coroutine[Any, Any, object]]) -> None:
-        """Await ``hook()`` on the portal loop when it closes (last registered, first run)."""
-        self._close_hooks.append(hook)
+    def on_close(
+        self,
+        hook: Callable[[], Coroutine[Any, Any, object]],
+        *,
+        timeout: float | object | None = _CLOSE_TIMEOUT,
+    ) -> None:
+        """Await ``hook()`` on the portal loop when it closes (last registered, first run),
+        for at most ``timeout`` seconds (None: as long as it takes, for a hook that bounds
+        itself; by default, the ``timeout`` given to :meth:`close`)."""
+        self._close_hooks.append((hook, timeout))
 
     def close(self, timeout: float = 10.0) -> None:
         """Run the close hooks, cancel what is left, stop the loop and join its thread."""
@@ -100,9 +112,10 @@ class Portal:
         if threading.get_ident() == self._thread.ident:
             raise RuntimeError("Portal.close() from the portal's own thread")
         hooks, self._close_hooks = self._close_hooks[::-1], []
-        for hook in hooks:
+        for hook, bound in hooks:
+            limit = timeout if bound is _CLOSE_TIMEOUT else cast("float | None", bound)
             try:
-                call_in_loop(self.loop, hook, timeout=timeout)
+                call_in_loop(self.loop, hook, timeout=limit)
             except BaseException:
                 logger.exception("a portal close hook failed")
         post_threadsafe(self.loop, self.loop.stop)
