@@ -1972,7 +1972,8 @@ def test_property_messages_match_what_the_app_produced(
         adapter.pool.shutdown()
     assert ex.complete
     assert ex.status == code
-    assert ex.headers == [(n.lower().encode(), v.encode()) for n, v in headers]
+    # RFC 9110 5.5: values lose their surrounding whitespace on the way.
+    assert ex.headers == [(n.lower().encode(), v.strip(" \t").encode()) for n, v in headers]
     assert ex.body_bytes == b"".join(chunks)
     assert all(m.get("body") for m in ex.messages[1:-1])  # no empty intermediate messages
     if kind == "closing":
