@@ -1,0 +1,252 @@
+"""In-process cost of ``crossgate.fallback``: the same apps composed by refusal and by prefix.
+
+No sockets: a minimal ASGI "server" drives each setup (as in ``bench_wsgi_to_asgi``).
+Setups, each timed in the same rounds (medians):
+
+* ``fallback``: ``fallback(new, old)``, ``new`` owning ``/new/...``;
+* ``dispatch``: ``dispatch({"/new": new, "/": old})``, the same apps mounted by prefix;
+* ``direct``: the app that answers, called alone (the floor).
+
+Workloads, on asyncio's loop and on uvloop:
+
+* ``raw``: two bare ASGI apps (what is left is the composition's own cost); the new one
+  answers 404 to what is not its own, without reading the body;
+* ``raw, 16 KiB body read``: the same, POST with a 16 KiB body in 4 messages that the new
+  app reads before it refuses (the replay's cost);
+* ``FastAPI + Flask``: a FastAPI app in front of a Flask app (through ``wsgi_to_asgi``).
+
+Each is run for a request the new app answers and one that falls back to the old one. The
+``vs dispatch`` column is the setup's time over ``dispatch``'s; ``vs direct`` the time it
+adds to the app that answers, called alone.
+
+Run: ``.venv/bin/python -m benchmarks.bench_fallback [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import flask
+from fastapi import FastAPI
+
+from benchmarks.harness import Case, Row, bench, close_loops, run_async
+from crossgate._types import Message, Receive, Send
+from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.middleware.dispatch import dispatch
+from crossgate.middleware.fallback import fallback
+
+uvloop: Any
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+Scope = dict[str, Any]
+ASGIApp = Any
+HELLO = b"Hello, world!"
+UPLOAD = [b"u" * 4096] * 4
+NOT_FOUND = [(b"content-type", b"text/plain"), (b"content-length", b"9")]
+
+# ------------------------------------------------------------------------------- apps
+
+
+def raw_app(prefix: str, *, reads: bool = False) -> ASGIApp:
+    """A bare ASGI app answering what is under ``prefix`` and refusing the rest (after
+    reading the whole body, with ``reads``)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if not scope["path"].startswith(prefix):
+            if reads:
+                more = True
+                while more:
+                    more = (await receive()).get("more_body", False)
+            await send({"type": "http.response.start", "status": 404, "headers": NOT_FOUND})
+            await send({"type": "http.response.body", "body": b"Not Found"})
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": HELLO})
+
+    return app
+
+
+def fastapi_app(route: str) -> FastAPI:
+    api = FastAPI()
+
+    @api.get(route)
+    async def items() -> dict[str, str]:
+        return {"hello": "world"}
+
+    return api
+
+
+def flask_app() -> WsgiToAsgi:
+    app = flask.Flask("legacy")
+
+    @app.route("/old/hello")
+    def hello() -> str:
+        return "Hello, world!"
+
+    return WsgiToAsgi(app)
+
+
+# ------------------------------------------------------------------------ the "server"
+
+
+def make_scope(method: str, path: str) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+        "state": {},
+    }
+
+
+async def one_request(app: ASGIApp, scope: Scope, body: list[bytes]) -> None:
+    """Drive one request; the answer must be a 200."""
+    parts = list(body) or [b""]
+    parts.reverse()
+    done = asyncio.Event()
+    status = 0
+
+    async def receive() -> Message:
+        if parts:
+            return {"type": "http.request", "body": parts.pop(), "more_body": bool(parts)}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif not message.get("more_body", False):
+            done.set()
+
+    await app(dict(scope), receive, send)
+    if status != 200:
+        raise AssertionError(f"{app!r} answered {status} to {scope['path']}")
+
+
+def workload(app: ASGIApp, scope: Scope, body: list[bytes]) -> Callable[[int], Awaitable[None]]:
+    async def run(n: int) -> None:
+        for _ in range(n):
+            await one_request(app, scope, body)
+
+    return run
+
+
+def loops() -> list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]]:
+    found: list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]] = [
+        ("asyncio", asyncio.new_event_loop)
+    ]
+    if uvloop is not None:
+        found.append(("uvloop", uvloop.new_event_loop))
+    return found
+
+
+# ------------------------------------------------------------------------------- runs
+
+
+def setups() -> list[tuple[str, str, ASGIApp, ASGIApp, ASGIApp, ASGIApp, list[bytes]]]:
+    """(name, method, fallback, dispatch, new alone, old alone, body) per workload."""
+    found = []
+    new, old = raw_app("/new"), raw_app("/old")
+    found.append(
+        ("raw", "GET", fallback(new, old), dispatch({"/new": new, "/": old}), new, old, [])
+    )
+    reading = raw_app("/new", reads=True)
+    found.append(
+        (
+            "raw, 16 KiB body read",
+            "POST",
+            fallback(reading, old),
+            dispatch({"/new": reading, "/": old}),
+            reading,
+            old,
+            UPLOAD,
+        )
+    )
+    legacy = flask_app()
+    found.append(
+        (
+            "FastAPI + Flask",
+            "GET",
+            fallback(fastapi_app("/new/items"), legacy),
+            dispatch({"/new": fastapi_app("/items"), "/": legacy}),
+            fastapi_app("/new/items"),
+            legacy,
+            [],
+        )
+    )
+    return found
+
+
+def run_workloads(quick: bool) -> list[tuple[Row, float | None, float]]:
+    """Rows with (row, time over dispatch, µs over direct)."""
+    out: list[tuple[Row, float | None, float]] = []
+    for loop_name, make_loop in loops():
+        for name, method, composed, mounted, new, old, body in setups():
+            number = 20 if quick else (300 if "Flask" in name else 3000)
+            for answered_by, path, alone in (
+                ("new", "/new/items", new),
+                ("old", "/old/hello", old),
+            ):
+                scope = make_scope(method, path)
+                cases = [
+                    Case(
+                        "dispatch", run_async(make_loop, workload(mounted, scope, body)), ours=True
+                    ),
+                    Case("fallback", run_async(make_loop, workload(composed, scope, body))),
+                    Case("direct", run_async(make_loop, workload(alone, scope, body))),
+                ]
+                label = f"{name}, {answered_by} app answers [{loop_name}]"
+                rows = bench(
+                    label, cases, number=number, rounds=3 if quick else 9, memory_number=None
+                )
+                floor = next(row.per_op_us for row in rows if row.name == "direct")
+                out.extend((row, row.ratio, row.per_op_us - floor) for row in rows)
+    return out
+
+
+def print_rows(rows: list[tuple[Row, float | None, float]]) -> None:
+    print("\n### fallback vs dispatch, in process (µs per request, median)\n")
+    print("| workload | setup | per request (µs) | vs dispatch | vs direct (µs) |")
+    print("|---|---|---:|---:|---:|")
+    for row, over_dispatch, over_direct in rows:
+        ratio = "—" if over_dispatch is None else f"{over_dispatch:.2f}x"
+        print(
+            f"| {row.workload} | {row.name} | {row.per_op_us:,.1f} | {ratio} | "
+            f"{over_direct:+,.1f} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_fallback")
+    parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
+    args = parser.parse_args(argv)
+    try:
+        rows = run_workloads(args.quick)
+    finally:
+        close_loops()
+    print_rows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
