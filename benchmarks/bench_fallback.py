@@ -19,15 +19,28 @@ Each is run for a request the new app answers and one that falls back to the old
 ``vs dispatch`` column is the setup's time over ``dispatch``'s; ``vs direct`` the time it
 adds to the app that answers, called alone.
 
-Run: ``.venv/bin/python -m benchmarks.bench_fallback [--quick]``
+``--uvicorn`` also serves the ``FastAPI + Flask`` setups on uvicorn (one process each, on
+127.0.0.1) and times sequential requests on one keep-alive connection, the rounds
+alternating between the servers: what a client waits, client and loopback included.
+
+Run: ``.venv/bin/python -m benchmarks.bench_fallback [--quick] [--uvicorn]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -224,8 +237,8 @@ def run_workloads(quick: bool) -> list[tuple[Row, float | None, float]]:
     return out
 
 
-def print_rows(rows: list[tuple[Row, float | None, float]]) -> None:
-    print("\n### fallback vs dispatch, in process (µs per request, median)\n")
+def print_rows(rows: list[tuple[Row, float | None, float]], *, title: str = "in process") -> None:
+    print(f"\n### fallback vs dispatch, {title} (µs per request, median)\n")
     print("| workload | setup | per request (µs) | vs dispatch | vs direct (µs) |")
     print("|---|---|---:|---:|---:|")
     for row, over_dispatch, over_direct in rows:
@@ -236,15 +249,114 @@ def print_rows(rows: list[tuple[Row, float | None, float]]) -> None:
         )
 
 
+# ------------------------------------------------------------------------ on uvicorn
+
+#: The FastAPI + Flask setups, served by ``--uvicorn`` (``benchmarks.bench_fallback:<name>``).
+served_new = fastapi_app("/new/items")
+served_old = flask_app()
+served_fallback = fallback(served_new, served_old)
+served_dispatch = dispatch({"/new": fastapi_app("/items"), "/": served_old})
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _uvicorn(target: str) -> Iterator[int]:
+    """Serve ``benchmarks.bench_fallback:<target>`` on uvicorn; yield its port; stop it."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "uvicorn", f"benchmarks.bench_fallback:{target}"]
+    argv += ["--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn serving {target} did not start")
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(15)
+
+
+def _latency_us(conn: http.client.HTTPConnection, path: str, n: int) -> float:
+    """Median µs of ``n`` sequential GETs of ``path`` on ``conn``; every answer a 200."""
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        samples.append((time.perf_counter() - start) * 1e6)
+        if response.status != 200:
+            raise AssertionError(f"{path} answered {response.status}")
+    return statistics.median(samples)
+
+
+def run_uvicorn(quick: bool) -> list[tuple[Row, float | None, float]]:
+    """The FastAPI + Flask setups on uvicorn, per request as a sequential client sees it."""
+    n, rounds = (50, 3) if quick else (1000, 7)
+    plan = [  # (answered by, path, setup, target)
+        (who, path, setup, target)
+        for who, path, alone in (
+            ("new", "/new/items", "served_new"),
+            ("old", "/old/hello", "served_old"),
+        )
+        for setup, target in (
+            ("dispatch", "served_dispatch"),
+            ("fallback", "served_fallback"),
+            ("direct", alone),
+        )
+    ]
+    samples: dict[tuple[str, str], list[float]] = {(who, setup): [] for who, _, setup, _ in plan}
+    with contextlib.ExitStack() as stack:
+        ports = {t: stack.enter_context(_uvicorn(t)) for t in {t for *_, t in plan}}
+        conns = {t: http.client.HTTPConnection(HOST, port, timeout=30) for t, port in ports.items()}
+        for _who, path, _, target in plan:  # warm up
+            _latency_us(conns[target], path, max(10, n // 10))
+        for _ in range(rounds):
+            for who, path, setup, target in plan:
+                samples[who, setup].append(_latency_us(conns[target], path, n))
+        for conn in conns.values():
+            conn.close()
+    out: list[tuple[Row, float | None, float]] = []
+    for who in ("new", "old"):
+        medians = {setup: statistics.median(samples[who, setup]) for _, _, setup, _ in plan}
+        for setup, value in medians.items():
+            label = f"FastAPI + Flask on uvicorn, {who} app answers"
+            row = Row(label, setup, value, samples[who, setup])
+            out.append((row, value / medians["dispatch"], value - medians["direct"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_fallback")
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
+    parser.add_argument("--uvicorn", action="store_true", help="also on uvicorn (127.0.0.1)")
     args = parser.parse_args(argv)
     try:
         rows = run_workloads(args.quick)
     finally:
         close_loops()
     print_rows(rows)
+    if args.uvicorn:
+        print_rows(run_uvicorn(args.quick), title="on uvicorn, sequential keep-alive client")
     return 0
 
 
