@@ -19,7 +19,7 @@ from crossgate._errors import (
 from crossgate._types import ASGIApp, WSGIApp
 from crossgate.adapters._bridge import WorkerPool, set_default_workers
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
-from crossgate.adapters.calls import async_to_sync, sync_to_async
+from crossgate.adapters.calls import async_to_sync, sync_to_async, thread_sensitive
 from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
 from crossgate.adapters.lifespan import LifespanManager, lifespan, lifespan_sync
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
@@ -71,6 +71,7 @@ __all__ = [
     "lifespan_sync",
     "set_default_workers",
     "sync_to_async",
+    "thread_sensitive",
     "with_lifespan",
     "wsgi_to_asgi",
 ]

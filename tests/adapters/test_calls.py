@@ -75,9 +75,11 @@ async def test_sync_to_async_uses_the_given_pool(pool: _bridge.WorkerPool) -> No
     def name() -> str:
         return threading.current_thread().name
 
-    assert (await sync_to_async(name, pool=pool)()).startswith("calls-test-")
+    assert (await sync_to_async(name, thread_sensitive=False, pool=pool)()).startswith(
+        "calls-test-"
+    )
 
-    @sync_to_async(pool=pool)
+    @sync_to_async(thread_sensitive=False, pool=pool)
     def decorated() -> str:
         return threading.current_thread().name
 
@@ -330,7 +332,10 @@ def nest_sync(level: int, pool: _bridge.WorkerPool, threads: list[int]) -> int:
 async def nest_async(level: int, pool: _bridge.WorkerPool, threads: list[int]) -> int:
     if level == 0:
         return 0
-    return await sync_to_async(nest_sync, pool=pool)(level - 1, pool, threads) + 1
+    return (
+        await sync_to_async(nest_sync, thread_sensitive=False, pool=pool)(level - 1, pool, threads)
+        + 1
+    )
 
 
 async def test_nesting_from_async_code_does_not_deadlock_a_one_thread_pool() -> None:
@@ -447,10 +452,13 @@ PROPERTY = settings(
 @PROPERTY
 @given(behaviour=behaviours)
 async def test_property_sync_to_async_behaves_like_asgiref(behaviour: Behaviour) -> None:
-    ours = await observe_async(behaviour, sync_to_async(behaviour.body))
+    ours = await observe_async(behaviour, sync_to_async(behaviour.body, thread_sensitive=False))
     theirs = await observe_async(
         behaviour, asgiref.sync.sync_to_async(behaviour.body, thread_sensitive=False)
     )
+    assert ours == theirs
+    ours = await observe_async(behaviour, sync_to_async(behaviour.body))
+    theirs = await observe_async(behaviour, asgiref.sync.sync_to_async(behaviour.body))
     assert ours == theirs
 
 
@@ -466,7 +474,9 @@ def test_property_async_to_sync_behaves_like_asgiref(behaviour: Behaviour) -> No
 @given(behaviour=behaviours)
 async def test_property_nested_calls_behave_like_asgiref(behaviour: Behaviour) -> None:
     """async -> sync -> async: async_to_sync inside sync_to_async, each library with itself."""
-    ours = await observe_async(behaviour, sync_to_async(async_to_sync(behaviour.async_body)))
+    ours = await observe_async(
+        behaviour, sync_to_async(async_to_sync(behaviour.async_body), thread_sensitive=False)
+    )
     theirs = await observe_async(
         behaviour,
         asgiref.sync.sync_to_async(

@@ -21,7 +21,7 @@ from typing import Any, Final, NoReturn
 
 from crossgate._errors import BridgeClosed, ClientDisconnected, InvalidResponse, ResponseTimeout
 from crossgate._types import ASGIApp, Message
-from crossgate.adapters._bridge import LoopToThread
+from crossgate.adapters._bridge import LoopToThread, ThreadSensitive
 from crossgate.adapters.environ import decode_response_headers, status_line
 from crossgate.adapters.lifespan import CANCEL_GRACE
 
@@ -152,7 +152,8 @@ class Exchange:
         tasks = self.tasks
         tasks.add(task)
         try:
-            await self.app(self.scope, self.receive, self.send)
+            async with ThreadSensitive():  # the request's thread-sensitive calls share a thread
+                await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
             self._app_raised(exc)
             # A cancelled task ends cancelled. Anything else went to the server thread:

@@ -6,9 +6,16 @@ returns an awaitable) into a blocking function. Both carry :mod:`contextvars` ac
 both directions, keep exceptions with their traceback, and nest in either direction
 without deadlock. The threads and loops they use all come from :mod:`._bridge`.
 
-Differences from :mod:`asgiref.sync` on purpose: :func:`sync_to_async` always uses a
-thread of a pool (there is no ``thread_sensitive`` mode), and :func:`async_to_sync` from
-plain sync code runs on one long-lived per-process loop instead of a new loop per call.
+:func:`sync_to_async` is thread-sensitive by default, as asgiref's is: the calls of one
+context (:func:`thread_sensitive`, a request of crossgate's adapters, or asgiref's
+``ThreadSensitiveContext`` that Django's ``ASGIHandler`` opens) all run on one thread,
+borrowed from a pool rather than created per context; ``thread_sensitive=False`` runs
+each call on any thread of a pool.
+
+Differences from :mod:`asgiref.sync` on purpose: a context's thread comes from a pool and
+goes back to it (asgiref starts an executor and its thread per context), and
+:func:`async_to_sync` from plain sync code runs on one long-lived per-process loop instead
+of a new loop per call.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from crossgate.adapters import _bridge
 
-__all__ = ["async_to_sync", "sync_to_async"]
+__all__ = ["async_to_sync", "sync_to_async", "thread_sensitive"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,18 +52,30 @@ def _is_async(fn: object) -> bool:
 
 @overload
 def sync_to_async(
-    fn: Callable[P, R], /, *, pool: _bridge.WorkerPool | None = None
+    fn: Callable[P, R],
+    /,
+    *,
+    thread_sensitive: bool = True,
+    pool: _bridge.WorkerPool | None = None,
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
 @overload
 def sync_to_async(
-    fn: None = None, /, *, pool: _bridge.WorkerPool | None = None
+    fn: None = None,
+    /,
+    *,
+    thread_sensitive: bool = True,
+    pool: _bridge.WorkerPool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]: ...
 
 
 def sync_to_async(
-    fn: Callable[P, R] | None = None, /, *, pool: _bridge.WorkerPool | None = None
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    thread_sensitive: bool = True,
+    pool: _bridge.WorkerPool | None = None,
 ) -> (
     Callable[P, Coroutine[Any, Any, R]]
     | Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]
@@ -65,43 +84,54 @@ def sync_to_async(
 
     Contract:
 
-    * each call runs ``fn`` in a thread of ``pool`` (default: crossgate's process-wide
-      pool), in a copy of the caller's context; context variables ``fn`` sets are visible
-      to the caller once the call returns or raises;
+    * ``thread_sensitive=True`` (the default, as asgiref's): every thread-sensitive call
+      made within one context runs on one thread, one at a time, in the order they were
+      made. A context is a :func:`thread_sensitive` block, a request of crossgate's
+      adapters and of :func:`~crossgate.dispatch`, or asgiref's ``ThreadSensitiveContext``
+      (Django's ``ASGIHandler``: the calls then run on the thread of Django's own). A call
+      made inside an :func:`async_to_sync` that blocks the context's thread runs on that
+      thread. Outside any context, the calls run on the thread blocked in an
+      ``async_to_sync`` above the caller, else on one process-wide thread;
+    * ``thread_sensitive=False``: each call runs in any thread of ``pool`` (default:
+      crossgate's process-wide pool). ``pool`` needs ``thread_sensitive=False``;
+    * ``fn`` runs in a copy of the caller's context; context variables ``fn`` sets are
+      visible to the caller once the call returns or raises;
     * the result is returned and an exception re-raised with its original traceback;
     * cancelling the awaiting task raises ``CancelledError`` in it at once: ``fn`` still
       runs to its end in its thread (threads cannot be interrupted), a queued call is
       skipped, and its context changes are not copied back;
-    * when the caller is itself running inside :func:`async_to_sync`, ``fn`` runs on the
-      thread blocked in that call instead of taking a second one, so nesting both ways
-      cannot exhaust the pool. Such calls run there one at a time: functions that wait
-      for each other must not be started concurrently (``gather``) from inside one
-      :func:`async_to_sync` call;
-    * ``fn`` gets no particular thread. This is **not** asgiref's ``thread_sensitive``
-      mode: code that must always run on the same thread (the Django ORM and other code
-      holding per-thread connections, called from async views) needs
-      ``asgiref.sync.sync_to_async(fn, thread_sensitive=True)`` instead.
+    * with ``thread_sensitive=False``, when the caller is itself running inside
+      :func:`async_to_sync`, ``fn`` runs on the thread blocked in that call instead of
+      taking a second one, so nesting both ways cannot exhaust the pool. Such calls run
+      there one at a time: functions that wait for each other must not be started
+      concurrently (``gather``) from inside one :func:`async_to_sync` call, nor as
+      thread-sensitive calls of one context.
 
-    Works as ``sync_to_async(fn)``, as a bare decorator, as ``@sync_to_async(pool=p)``, and
-    on functions that become methods (the wrapper is a plain function, so ``self`` binds).
-    Raises ``TypeError`` for a non-callable or an ``async def`` function.
+    Works as ``sync_to_async(fn)``, as a bare decorator, as
+    ``@sync_to_async(thread_sensitive=False)``, and on functions that become methods (the
+    wrapper is a plain function, so ``self`` binds). Raises ``TypeError`` for a
+    non-callable, an ``async def`` function, or ``pool`` with ``thread_sensitive=True``.
     """
+    if pool is not None and thread_sensitive:
+        raise TypeError("sync_to_async(pool=...) needs thread_sensitive=False")
     if fn is None:
 
         def decorator(f: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-            return _wrap_sync(f, pool)
+            return _wrap_sync(f, pool, thread_sensitive)
 
         return decorator
-    return _wrap_sync(fn, pool)
+    return _wrap_sync(fn, pool, thread_sensitive)
 
 
 def _wrap_sync(
-    fn: Callable[P, R], pool: _bridge.WorkerPool | None
+    fn: Callable[P, R], pool: _bridge.WorkerPool | None, thread_sensitive: bool
 ) -> Callable[P, Coroutine[Any, Any, R]]:
     if not callable(fn):
         raise TypeError(f"sync_to_async() needs a callable, not {type(fn).__name__}")
     if _is_async(fn):
         raise TypeError(f"sync_to_async() needs a sync function; {fn!r} is async")
+    if thread_sensitive:
+        return _wrap_sensitive(fn)
     run_sync = _bridge.run_sync
     copy_back = _bridge.copy_back
     copy_context = contextvars.copy_context
@@ -131,6 +161,47 @@ def _wrap_sync(
     return wrapper
 
 
+def _wrap_sensitive(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    run_sensitive = _bridge.run_sensitive
+    copy_back = _bridge.copy_back
+    copy_context = contextvars.copy_context
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = copy_context()
+        try:
+            if kwargs:
+                result: R = await run_sensitive(functools.partial(fn, *args, **kwargs), context=ctx)
+            else:
+                result = await run_sensitive(fn, *args, context=ctx)
+        except asyncio.CancelledError:
+            raise  # as in _wrap_sync: nothing in ctx is final
+        except BaseException:
+            copy_back(ctx)
+            raise
+        copy_back(ctx)
+        return result
+
+    return wrapper
+
+
+def thread_sensitive(*, pool: _bridge.WorkerPool | None = None) -> _bridge.ThreadSensitive:
+    """An async context manager: the thread-sensitive calls made within it (by
+    :func:`sync_to_async` and by asgiref's ``sync_to_async``) all run on one thread.
+
+    ``async with thread_sensitive(): ...`` is what a FastAPI or Starlette endpoint that
+    calls the Django ORM wraps each request in (crossgate's adapters and
+    :func:`~crossgate.dispatch` already open one per request). The thread is borrowed
+    from ``pool`` (default: crossgate's process-wide pool) at the first call and goes back
+    to it when the block ends; no thread or executor is started per context. Entered
+    inside another context (crossgate's, or asgiref's ``ThreadSensitiveContext``), or
+    inside an :func:`async_to_sync` that blocks a thread, it joins that and changes
+    nothing. A task that outlives the block runs its later calls on the process-wide
+    thread.
+    """
+    return _bridge.ThreadSensitive(pool=pool)
+
+
 def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
     """Wrap ``afn`` (a coroutine function, or any callable returning an awaitable) in a
     blocking function that runs ``await afn(...)`` on an event loop and returns its result.
@@ -149,7 +220,9 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
       sets are visible to the caller afterwards; its result is returned and its exception
       re-raised with the original traceback;
     * sync work the awaitable hands back with :func:`sync_to_async` runs on this blocked
-      thread, so nesting both ways needs no extra thread and cannot deadlock.
+      thread, so nesting both ways needs no extra thread and cannot deadlock; when this
+      thread is a context's thread-sensitive thread, so does every thread-sensitive call
+      of that context made meanwhile.
 
     The wrapper is a plain function, so it works as a decorator and on methods. Raises
     ``TypeError`` at wrap time for a non-callable.
@@ -161,6 +234,8 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
     copy_context = contextvars.copy_context
     origin_loop = _bridge.origin_loop
     get_portal = _bridge.get_portal
+    current_seat = _bridge.current_seat
+    call_from_seat = _bridge.call_from_seat
     running_loop = asyncio._get_running_loop  # the public getter raises when there is none
 
     @functools.wraps(afn)
@@ -174,6 +249,13 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
             loop = get_portal().loop
         ctx = copy_context()
         try:
+            seat = current_seat()
+            if seat is not None:  # a thread-sensitive thread: its context's work comes here
+                if kwargs:
+                    return call_from_seat(  # type: ignore[no-any-return]
+                        seat, loop, functools.partial(afn, *args, **kwargs), (), ctx
+                    )
+                return call_from_seat(seat, loop, afn, args, ctx)  # type: ignore[no-any-return]
             if kwargs:
                 return call_in_loop(loop, functools.partial(afn, *args, **kwargs), context=ctx)
             return call_in_loop(loop, afn, *args, context=ctx)

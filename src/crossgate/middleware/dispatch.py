@@ -36,6 +36,7 @@ from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._kind import is_asgi_app, is_wsgi_app, shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
+from crossgate.adapters.calls import thread_sensitive
 from crossgate.adapters.lifespan import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
@@ -188,7 +189,8 @@ class Dispatcher:
         state = self._states.get(prefix)
         if state:
             child["state"] = {**(scope.get("state") or {}), **state}
-        await app(child, receive, send)
+        async with thread_sensitive():  # the request's thread-sensitive calls share a thread
+            await app(child, receive, send)
 
     async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
         server_state: dict[str, Any] = scope.get("state") or {}

@@ -9,6 +9,8 @@ Everything that crosses between a thread and an event loop goes through this pac
 * :func:`call_in_loop` runs a coroutine on a loop from a thread and blocks until it ends.
   While it blocks, the thread serves sync work that the coroutine sends back to it, so
   nesting ``sync -> async -> sync`` never needs a second thread and never deadlocks.
+* :class:`ThreadSensitive` delimits a context whose thread-sensitive calls
+  (:func:`run_sensitive`) all run on one thread, a lane borrowed from a pool.
 * :class:`ThreadToLoop` and :class:`LoopToThread` are bounded byte channels: the producer
   wakes the consumer only when the consumer is waiting (everything queued meanwhile is
   taken in one batch), and blocks once the bytes in flight reach the budget.
@@ -32,6 +34,13 @@ from crossgate.adapters._bridge.pool import (
     thread_cap,
 )
 from crossgate.adapters._bridge.portal import Portal, get_portal
+from crossgate.adapters._bridge.sensitive import (
+    ThreadSensitive,
+    call_from_seat,
+    current_seat,
+    process_lane,
+    run_sensitive,
+)
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -39,15 +48,20 @@ __all__ = [
     "DEFAULT_WORKERS",
     "LoopToThread",
     "Portal",
+    "ThreadSensitive",
     "ThreadToLoop",
     "WorkerPool",
+    "call_from_seat",
     "call_in_loop",
     "copy_back",
+    "current_seat",
     "default_pool",
     "get_portal",
     "origin_loop",
     "post_threadsafe",
+    "process_lane",
     "resolve_threadsafe",
+    "run_sensitive",
     "run_sync",
     "set_default_workers",
     "step_away",

@@ -1,0 +1,485 @@
+"""Thread-sensitive calls: sync work of one context, all on one thread, in order.
+
+Code that keeps per-thread state (Django's database connections, SQLite handles, COM
+objects) must run every call of a request on the same thread. A *context* says which
+calls belong together: what ``async with thread_sensitive():`` delimits (crossgate's
+adapters open one per request), or asgiref's ``ThreadSensitiveContext`` (Django's
+``ASGIHandler`` opens one per request). Outside any context, the thread blocked in an
+``async_to_sync`` above the caller is used if there is one, else one process-wide thread.
+
+Pieces:
+
+* :class:`Seat`: a thread that sensitive work goes to, with the stack of crossgate
+  ``async_to_sync`` calls it is blocked in. While blocked, the thread serves work through
+  the innermost call's mailbox, so ``sync -> async -> sync`` comes back to it and never
+  deadlocks (:func:`call_from_seat`).
+* :class:`Lane`: a seat of crossgate's own, a serial queue served by one thread of a
+  :class:`WorkerPool` from its first job until the context ends; an idle lane steps away
+  (:func:`step_away`), so it holds no worker slot. No thread or executor per context.
+* :class:`ThreadSensitive`: the context manager. It also registers itself as asgiref's
+  current ``ThreadSensitiveContext`` with a :class:`LaneExecutor`, so asgiref's
+  ``sync_to_async`` (Django's own calls) inside it runs on the same lane, and a
+  ``ThreadSensitiveContext`` entered inside it (Django's handler) joins it.
+* :func:`run_sensitive`: where a call goes (see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+import asgiref.sync
+
+from crossgate.adapters._bridge.hop import Job, make_job, run_job
+from crossgate.adapters._bridge.mailbox import _current_mailbox, _Mailbox, call_in_loop
+from crossgate.adapters._bridge.pool import WorkerPool, default_pool, step_away, step_back
+
+__all__ = [
+    "Lane",
+    "LaneExecutor",
+    "LaneState",
+    "Seat",
+    "ThreadSensitive",
+    "call_from_seat",
+    "current_seat",
+    "process_lane",
+    "run_sensitive",
+]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("crossgate")
+
+# asgiref's state, read to run beside it (facts of its public behaviour, no code of it):
+# the current ThreadSensitiveContext, the executor each context uses, and the executor of
+# the thread blocked in asgiref's async_to_sync above the caller.
+_ASGIREF_CONTEXT: contextvars.ContextVar[Any] = asgiref.sync.SyncToAsync.thread_sensitive_context
+_ASGIREF_EXECUTORS: Any = asgiref.sync.SyncToAsync.context_to_thread_executor
+_ASGIREF_BLOCKED: Any = asgiref.sync.AsyncToSync.executors
+#: The attribute naming the crossgate context an asgiref context object stands for.
+_SCOPE_ATTR = "_crossgate_scope"
+
+
+class _SeatLocal(threading.local):
+    # A class default: a thread that never sat anywhere reads None without an exception.
+    seat: Seat | None = None
+
+
+_local = _SeatLocal()
+
+
+def current_seat() -> Seat | None:
+    """The seat whose sensitive work this thread is running, if any."""
+    return _local.seat
+
+
+class Seat:
+    """A thread sensitive work goes to, and the crossgate ``async_to_sync`` calls it is
+    blocked in (innermost last): while blocked, it runs work posted to that mailbox.
+    """
+
+    __slots__ = ("__weakref__", "_blocked", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocked: list[_Mailbox] = []
+
+    def post_blocked(self, job: Job) -> bool:
+        """Hand ``job`` to the innermost blocked call; False if the thread is not blocked."""
+        with self._lock:
+            return bool(self._blocked) and self._blocked[-1].post(job)
+
+    def _blocked_on(self, mailbox: _Mailbox) -> None:
+        with self._lock:
+            self._blocked.append(mailbox)
+
+    def _unblocked(self, mailbox: _Mailbox) -> None:
+        with self._lock:
+            self._blocked.remove(mailbox)
+
+
+def call_from_seat(
+    seat: Seat,
+    loop: asyncio.AbstractEventLoop,
+    fn: Any,
+    args: tuple[Any, ...],
+    context: contextvars.Context,
+) -> Any:
+    """:func:`call_in_loop` from the thread of ``seat``: while it blocks, the seat's
+    sensitive work (from the coroutine, or from any other task of its context) runs here.
+    """
+    entered: list[_Mailbox] = []
+
+    def enter(*inner: Any) -> Any:
+        # On the loop, in the call's context, right after call_in_loop set its mailbox.
+        mailbox = _current_mailbox.get()
+        assert mailbox is not None
+        seat._blocked_on(mailbox)
+        entered.append(mailbox)
+        if isinstance(seat, Lane):
+            seat._move_queued(mailbox)
+        return fn(*inner)
+
+    try:
+        return call_in_loop(loop, enter, *args, context=context)
+    finally:
+        if entered:
+            seat._unblocked(entered[0])
+
+
+class LaneState(enum.Enum):
+    """Where a lane is: no thread yet, a thread serving it, ending, ended."""
+
+    IDLE = "idle"
+    SERVING = "serving"
+    CLOSING = "closing"  # the context ended: the thread runs what is queued, then leaves
+    CLOSED = "closed"  # work posted now goes to the process-wide lane
+
+
+_MOVES = {
+    LaneState.IDLE: {LaneState.SERVING, LaneState.CLOSED},
+    LaneState.SERVING: {LaneState.CLOSING},
+    LaneState.CLOSING: {LaneState.CLOSED},
+    LaneState.CLOSED: set(),
+}
+
+
+class Lane(Seat):
+    """A serial queue of sync jobs, run in order on one thread of ``pool``.
+
+    The thread is taken from the pool at the first job and kept until :meth:`close`; while
+    it waits for work it has stepped away, so it does not count against the pool's
+    ``max_workers``.
+    """
+
+    __slots__ = ("_jobs", "_pool", "_sleeping", "_wake", "busy", "state", "thread")
+
+    def __init__(self, pool: WorkerPool | None = None) -> None:
+        super().__init__()
+        self._pool = pool
+        self._jobs: deque[Job] = deque()
+        self._wake = threading.Lock()
+        self._wake.acquire()  # held: released once per wake-up of a sleeping thread
+        self._sleeping = False
+        self.busy = False  # a job runs on the thread now
+        self.state = LaneState.IDLE
+        self.thread: threading.Thread | None = None
+
+    def _move(self, state: LaneState) -> None:  # with self._lock held
+        if state not in _MOVES[self.state]:
+            raise RuntimeError(f"lane cannot go from {self.state.value} to {state.value}")
+        self.state = state
+
+    def _notify(self) -> None:  # with self._lock held
+        if self._sleeping:
+            self._sleeping = False
+            self._wake.release()
+
+    def post(self, job: Job) -> None:
+        """Run ``job`` on the lane's thread after the jobs before it."""
+        with self._lock:
+            state = self.state
+            if state is LaneState.SERVING or state is LaneState.IDLE:
+                if self._blocked and self._blocked[-1].post(job):
+                    return
+                self._jobs.append(job)
+                if state is LaneState.SERVING:
+                    self._notify()
+                    return
+                self._move(LaneState.SERVING)
+        if state is LaneState.IDLE:
+            try:
+                (self._pool or default_pool()).submit(self._serve)
+            except BaseException:
+                with self._lock:
+                    self.state = LaneState.CLOSED
+                    self._jobs.clear()
+                raise
+            return
+        # A task that outlived its context: nothing is left to keep it on this thread.
+        process_lane().post(job)
+
+    def _move_queued(self, mailbox: _Mailbox) -> None:
+        """The thread blocks in ``mailbox``: the jobs queued behind its job go there."""
+        with self._lock:
+            while self._jobs:
+                if not mailbox.post(self._jobs[0]):
+                    return
+                self._jobs.popleft()
+
+    def close(self) -> None:
+        """End the lane: its thread runs what is queued and goes back to the pool."""
+        with self._lock:
+            if self.state is LaneState.IDLE:
+                self._move(LaneState.CLOSED)
+            elif self.state is LaneState.SERVING:
+                self._move(LaneState.CLOSING)
+                self._notify()
+
+    def _serve(self) -> None:
+        """The pool job that serves the lane, from its first job until it closes."""
+        previous = _local.seat
+        _local.seat = self
+        self.thread = threading.current_thread()
+        lock = self._lock
+        jobs = self._jobs
+        try:
+            while True:
+                with lock:
+                    if jobs:
+                        job: Job | None = jobs.popleft()
+                        self.busy = True
+                    elif self.state is LaneState.CLOSING:
+                        self._move(LaneState.CLOSED)
+                        return
+                    else:
+                        self._sleeping = True
+                        job = None
+                if job is None:
+                    away = step_away()
+                    self._wake.acquire()
+                    if away:
+                        step_back()
+                    continue
+                deliver: object = None
+                try:
+                    deliver = job()
+                except BaseException:  # a job that breaks its contract must not end the lane
+                    logger.exception("uncaught error in a thread-sensitive job")
+                del job
+                self.busy = False
+                if callable(deliver):
+                    deliver()
+                del deliver
+        finally:
+            _local.seat = previous
+            self.thread = None
+
+    def __repr__(self) -> str:
+        return f"<Lane {self.state.value} queued={len(self._jobs)}>"
+
+
+def _run_seated(seat: Seat, job: Job) -> None:
+    """Run ``job`` on a foreign executor's thread, known as ``seat`` meanwhile."""
+    previous = _local.seat
+    _local.seat = seat
+    try:
+        run_job(job)
+    finally:
+        _local.seat = previous
+
+
+#: Seats of executors that are not crossgate's (asgiref's), for their blocked stacks.
+_foreign: weakref.WeakKeyDictionary[Any, Seat] = weakref.WeakKeyDictionary()
+_foreign_lock = threading.Lock()
+
+
+def _post_to_executor(executor: Any, job: Job) -> bool:
+    """Run ``job`` through a foreign executor; False if it refused."""
+    if type(executor) is LaneExecutor:
+        _post_to_lane(executor.scope.lane(), job)
+        return True
+    seat = _foreign.get(executor)
+    if seat is None:
+        with _foreign_lock:
+            seat = _foreign.setdefault(executor, Seat())
+    if seat.post_blocked(job):
+        return True
+    try:
+        executor.submit(_run_seated, seat, job)
+    except RuntimeError:  # shut down, or asgiref's blocked thread has moved on
+        return False
+    return True
+
+
+def _post_to_lane(lane: Lane, job: Job) -> None:
+    if lane.busy:
+        # The lane's job may be blocked in asgiref's async_to_sync, which serves its
+        # thread's sensitive work through an executor of its own.
+        blocked = getattr(_ASGIREF_BLOCKED, "current", None)
+        if (
+            blocked is not None
+            and getattr(blocked, "_work_thread", None) is lane.thread
+            and _post_to_executor(blocked, job)
+        ):
+            return
+    lane.post(job)
+
+
+class LaneExecutor(Executor):
+    """A crossgate context's lane as a ``concurrent.futures`` executor, for asgiref."""
+
+    def __init__(self, scope: ThreadSensitive) -> None:
+        self.scope = scope
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def job() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        self.scope.lane().post(job)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.scope.close()
+
+
+class ThreadSensitive:
+    """``async with`` block within which thread-sensitive calls share one thread.
+
+    Entered inside another context (crossgate's or asgiref's), or inside an
+    ``async_to_sync`` that blocks a thread, it joins that and changes nothing.
+    """
+
+    __slots__ = ("_context", "_entered", "_lane", "_pool", "_token")
+
+    def __init__(self, *, pool: WorkerPool | None = None) -> None:
+        self._pool = pool
+        self._lane: Lane | None = None
+        self._token: contextvars.Token[Any] | None = None
+        # asgiref's context object standing for this one, while entered (it points back
+        # here: the two are unlinked at exit, so that no request leaves a cycle behind).
+        self._context: Any = None
+        self._entered = False
+
+    def lane(self) -> Lane:
+        lane = self._lane
+        if lane is None:
+            lane = self._lane = Lane(self._pool)
+        return lane
+
+    async def __aenter__(self) -> ThreadSensitive:
+        if self._entered:
+            raise RuntimeError("a thread_sensitive() block can be entered only once")
+        self._entered = True
+        if _ASGIREF_CONTEXT.get(None) is not None or _blocked_thread_above():
+            return self
+        context = asgiref.sync.ThreadSensitiveContext()
+        setattr(context, _SCOPE_ATTR, self)
+        self._context = context
+        _ASGIREF_EXECUTORS[context] = LaneExecutor(self)
+        self._token = _ASGIREF_CONTEXT.set(context)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        _ASGIREF_CONTEXT.reset(token)
+        context, self._context = self._context, None
+        _ASGIREF_EXECUTORS.pop(context, None)
+        self.close()
+
+    def close(self) -> None:
+        if self._lane is not None:
+            self._lane.close()
+
+
+def _blocked_thread_above() -> bool:
+    """Whether the caller runs inside an ``async_to_sync`` that blocks a thread."""
+    mailbox = _current_mailbox.get()
+    if mailbox is not None and mailbox._open:
+        return True
+    return getattr(_ASGIREF_BLOCKED, "current", None) is not None
+
+
+async def run_sensitive(fn: Any, /, *args: Any, context: contextvars.Context | None = None) -> Any:
+    """Run sync ``fn(*args)`` on the thread of the current context and return its result.
+
+    * In a crossgate context: its lane (or, when the lane's job is blocked in an
+      ``async_to_sync``, that blocked call, so nesting comes back to the same thread).
+    * In an asgiref ``ThreadSensitiveContext`` of someone else's (Django's handler): where
+      asgiref's own thread-sensitive calls go: the thread blocked in asgiref's
+      ``async_to_sync`` above, else the context's executor (a lane is installed as that
+      executor when the context has none yet).
+    * Outside any context: the thread blocked in an ``async_to_sync`` above (crossgate's,
+      then asgiref's), else the process-wide lane.
+
+    Cancelling the caller raises ``CancelledError`` at once; a job that has not started is
+    skipped, one that has runs to its end.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+    ctx = contextvars.copy_context() if context is None else context
+    job = make_job(loop, fut, ctx, fn, args)
+    asgiref_context = _ASGIREF_CONTEXT.get(None)
+    if asgiref_context is not None:
+        scope: ThreadSensitive | None = getattr(asgiref_context, _SCOPE_ATTR, None)
+        if scope is not None:
+            _post_to_lane(scope.lane(), job)
+        else:
+            _post_in_asgiref_context(asgiref_context, job)
+    else:
+        mailbox = _current_mailbox.get()
+        if mailbox is None or not mailbox.post(job):
+            blocked = getattr(_ASGIREF_BLOCKED, "current", None)
+            if blocked is None or not _post_to_executor(blocked, job):
+                _post_to_lane(process_lane(), job)
+    return await fut
+
+
+def _post_in_asgiref_context(asgiref_context: Any, job: Job) -> None:
+    blocked = getattr(_ASGIREF_BLOCKED, "current", None)
+    if blocked is not None and _post_to_executor(blocked, job):
+        return
+    executor = _ASGIREF_EXECUTORS.get(asgiref_context)
+    if executor is None:
+        # The context's first thread-sensitive call: a lane, which asgiref's later calls
+        # use too and shut down (close) when the context exits.
+        executor = LaneExecutor(ThreadSensitive())
+        _ASGIREF_EXECUTORS[asgiref_context] = executor
+    if not _post_to_executor(executor, job):
+        raise RuntimeError("the thread-sensitive context's executor is shut down")
+
+
+_process_lane: Lane | None = None
+_process_pid = -1
+_process_lock = threading.Lock()
+
+
+def process_lane() -> Lane:
+    """The process-wide lane, for thread-sensitive calls outside any context."""
+    global _process_lane, _process_pid
+    lane = _process_lane
+    if lane is not None and _process_pid == os.getpid():
+        return lane
+    with _process_lock:
+        if _process_lane is None or _process_pid != os.getpid():
+            _process_lane = Lane()
+            _process_pid = os.getpid()
+        return _process_lane
+
+
+def _after_fork_in_child() -> None:
+    # The parent's lane thread does not exist here, and its locks may be held.
+    global _process_lane, _process_lock, _foreign_lock
+    _process_lane = None
+    _process_lock = threading.Lock()
+    _foreign_lock = threading.Lock()
+    _foreign.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
