@@ -218,8 +218,9 @@ def valid_starts(draw: st.DrawFn) -> Step:
         message["trailers"] = False  # ASGI: "trailers (bool) [...] Optional"
     # ASGI: headers "Header names must be lowercased" for the app; crossgate keeps the case
     # it was given and drops PEP 3333's forbidden hop-by-hop headers.
+    # RFC 9110 5.5: values lose their surrounding spaces and tabs.
     headers = [
-        (bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
+        (bytes(n).decode("latin-1"), bytes(v).decode("latin-1").strip(" \t"))
         for n, v in pairs
         if not wsgiref.util.is_hop_by_hop(bytes(n).decode("latin-1"))
     ]
@@ -801,7 +802,9 @@ def start_act(status: Any, headers: Any, exc: bool, ok: bool) -> Act:
     act = Act("start", status=status, headers=headers, exc=exc, ok=ok)
     if ok:
         act.code = int(status[:3])
-        act.encoded = [(n.lower().encode("ascii"), v.encode("latin-1")) for n, v in headers]
+        act.encoded = [
+            (n.lower().encode("ascii"), v.strip(" \t").encode("latin-1")) for n, v in headers
+        ]
         lengths = [int(v) for n, v in headers if n.lower() == "content-length"]
         act.length = lengths[0] if lengths else None
     return act
