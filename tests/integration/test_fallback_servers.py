@@ -80,9 +80,10 @@ def test_fastapi_in_front_of_flask_on_uvicorn(tmp_path: Path) -> None:
     assert (tmp_path / "flask-shutdown").exists()
 
 
-def test_a_client_that_leaves_while_fastapi_decides_reaches_no_view() -> None:
+def test_a_client_that_leaves_while_fastapi_decides_reaches_no_view(tmp_path: Path) -> None:
     port = free_port()
-    with serve(uvicorn_argv(f"{APPS}.fastapi_flask:app", port, "--lifespan", "on"), port) as log:
+    argv = uvicorn_argv(f"{APPS}.fastapi_flask:app", port, "--lifespan", "on")
+    with serve(argv, port, env={"CROSSGATE_TEST_DIR": str(tmp_path)}) as log:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             sock.sendall(b"GET /deciding HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             time.sleep(0.2)  # FastAPI takes 1 s to decide the path is not its own

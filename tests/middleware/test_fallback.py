@@ -782,3 +782,65 @@ def test_every_wsgi_request_is_answered_by_its_owner_with_the_body_sent(
         found = seen(call_wsgi(app, request, validate=True))
         assert found["app"] == ("new" if request.path in owned else "old")
         assert found["body"] == request.content.decode("latin-1")
+
+
+# -- corners ---------------------------------------------------------------------------------
+
+
+class Asgi2Refusing:
+    """An ASGI 2 app (a class called with the scope) that refuses everything."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.anyio
+async def test_an_asgi2_primary_is_called_as_a_single_callable() -> None:
+    app = fallback(Asgi2Refusing, Owner("old", ["/"]))
+    assert seen(await call_asgi(app, Request()))["app"] == "old"
+
+
+@pytest.mark.anyio
+async def test_primary_reading_after_its_answer_started_reads_the_live_body() -> None:
+    async def echo_late(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+            await send({"type": "http.response.body", "body": message["body"], "more_body": more})
+
+    request = Request("POST", "/", body=[b"a", b"bc", b""])
+    response = await call_asgi(fallback(echo_late, Owner("old")), request)
+    assert (response.status, response.body) == (200, b"abc")
+
+
+@pytest.mark.anyio
+async def test_a_receive_begun_before_the_refusal_is_replayed_to_legacy() -> None:
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    sent: list[Message] = []
+    waiting = asyncio.Event()
+
+    async def receive() -> Message:
+        waiting.set()
+        return await inbox.get()
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
+        # A disconnect watcher, as WSGI adapters run one: its receive() is pending when
+        # the refusal goes out, and ends after it.
+        watcher = asyncio.ensure_future(receive())
+        await waiting.wait()
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await inbox.put({"type": "http.request", "body": b"late", "more_body": False})
+        assert await watcher == {"type": "http.disconnect"}  # no longer its own
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    await fallback(watching, Owner("old", ["/"]))(scope, receive, send)
+    assert json.loads(sent[1]["body"])["body"] == "late"

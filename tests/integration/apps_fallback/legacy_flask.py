@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from typing import Any
 
 import flask
 
-MARKERS = Path(os.environ.get("CROSSGATE_TEST_DIR", "."))
+# Where the lifespan hooks leave their marks (the test's temporary directory).
+MARKERS = Path(os.environ.get("CROSSGATE_TEST_DIR") or tempfile.gettempdir())
 
 legacy = flask.Flask(__name__)
 _lock = threading.Lock()
