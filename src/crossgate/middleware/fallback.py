@@ -42,6 +42,7 @@ from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._kind import shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
+from crossgate.adapters.calls import thread_sensitive
 from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -297,6 +298,12 @@ class Fallback:
             # ASGI: "Applications should raise an exception when they do not understand
             # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
             raise ValueError(f"crossgate.fallback cannot serve ASGI scope type {kind!r}")
+        # As dispatch does: the request's thread-sensitive calls (sync_to_async, asgiref's)
+        # share one thread, on both sides of the fallback.
+        async with thread_sensitive():
+            await self._serve(kind, scope, receive, send)
+
+    async def _serve(self, kind: str, scope: Message, receive: Receive, send: Send) -> None:
         attempt = _Attempt(kind, receive, send, self.statuses, self.max_replay)
         attempt.task = asyncio.current_task()
         # A copy: routers write into the scope (Starlette's "router", "endpoint", ...), and
