@@ -597,9 +597,11 @@ def test_wsgi_replay_reads_lines_sizes_and_iteration() -> None:
     assert replay.readlines() == [b"\n", b"f"]
     replay = fallback_module._Replay(b"abc", io.BytesIO(b"def"))
     assert (replay.read(2), replay.read(None), replay.read(1)) == (b"ab", b"cdef", b"")
+    replay = fallback_module._Replay(b"abc", io.BytesIO(b"defg"))
+    assert (replay.read(5), replay.read(0), replay.read(-1)) == (b"abcde", b"", b"fg")
     replay = fallback_module._Replay(b"a\nb\n", io.BytesIO(b"c\n"))
     assert replay.readlines(2) == [b"a\n"]
-    tape = fallback_module._Tape(io.BytesIO(b"a\nb\nc"), 10, 5)
+    tape = fallback_module._Tape(io.BytesIO(b"a\nb\nc"), 10)
     assert (tape.readline(), tape.readlines(), tape.read(None)) == (b"a\n", [b"b\n", b"c"], b"")
     assert tape.kept == [b"a\n", b"b\n", b"c"]
     tape.cut = True
@@ -611,11 +613,14 @@ def test_wsgi_past_max_replay_primarys_refusal_goes_out_logged_once(
 ) -> None:
     app = fallback_wsgi(wsgi_owner("new", reads=5), wsgi_owner("old", ["/kept"]), max_replay=4)
     with caplog.at_level(logging.INFO, logger="crossgate"):
-        for headers in ((), CHUNKED):  # declared too long, then found too long
+        for headers in ((), CHUNKED):
             response = call_wsgi(app, Request("POST", "/kept", body=b"hello", headers=headers))
             assert (response.status, response.body) == (404, b"not new")
     assert len(caplog.records) == 1
     assert "max_replay=4" in caplog.records[0].getMessage()
+    # What primary does not read is not counted, whatever the Content-Length.
+    unread = fallback_wsgi(wsgi_owner("new"), wsgi_owner("old", ["/kept"]), max_replay=0)
+    assert seen(call_wsgi(unread, Request("POST", "/kept", body=b"x" * 100)))["app"] == "old"
 
 
 class Closing:

@@ -431,11 +431,11 @@ class _Tape:
 
     __slots__ = ("cut", "kept", "limit", "size", "stream")
 
-    def __init__(self, stream: Any, limit: int, declared: int) -> None:
+    def __init__(self, stream: Any, limit: int) -> None:
         self.stream = stream
         self.limit = limit
         self.size = 0
-        self.kept: list[bytes] | None = [] if declared <= limit else None
+        self.kept: list[bytes] | None = []
         self.cut = False
 
     def _keep(self, data: bytes) -> bytes:
@@ -480,11 +480,13 @@ class _Replay:
             self.head = b""
             rest: bytes = self.stream.read(-1)
             return head + rest
-        if not head:
-            data: bytes = self.stream.read(size)
-            return data
-        self.head = head[size:]
-        return head[:size]
+        if len(head) >= size:
+            self.head = head[size:]
+            return head[:size]
+        # A short read means the end to many parsers: the rest comes from the stream.
+        self.head = b""
+        data: bytes = self.stream.read(size - len(head))
+        return head + data
 
     def readline(self, size: int | None = -1) -> bytes:
         head = self.head
@@ -641,9 +643,8 @@ class WsgiFallback:
         tape = None
         # A copy for primary (werkzeug keeps its request in the environ); the caller's stays.
         child = dict(environ)
-        declared = _declared(environ)
-        if stream is not None and (declared or "HTTP_TRANSFER_ENCODING" in environ):
-            tape = child["wsgi.input"] = _Tape(stream, self.max_replay, declared)
+        if stream is not None and (_declared(environ) or "HTTP_TRANSFER_ENCODING" in environ):
+            tape = child["wsgi.input"] = _Tape(stream, self.max_replay)
         attempt = _WsgiAttempt(start_response, self.statuses, tape)
         body = self.primary(child, attempt.start_response)
         if attempt.state is _PASSED:
