@@ -24,6 +24,8 @@ proxy in front. Rules shared by both:
   wrote into it (Starlette's router, werkzeug's request) never reaches ``legacy``.
 * Lifespan reaches both apps, ``primary`` first, each through a :class:`LifespanManager`,
   with its own state; shutdown runs in reverse order (as ``dispatch`` does).
+* ASGI: each request runs in one ``thread_sensitive()`` context, both apps included (as
+  ``dispatch`` has it), so its thread-sensitive ``sync_to_async`` calls share a thread.
 
 Specs: https://asgi.readthedocs.io/en/latest/specs/www.html,
 https://asgi.readthedocs.io/en/latest/extensions.html, https://peps.python.org/pep-3333/
@@ -55,6 +57,7 @@ from crossgate.middleware.dispatch import Kind, Mountable
 __all__ = [
     "DEFAULT_MAX_REPLAY",
     "DEFAULT_STATUSES",
+    "REFUSAL_GRACE",
     "Fallback",
     "WsgiFallback",
     "fallback",
