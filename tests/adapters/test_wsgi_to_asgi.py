@@ -32,7 +32,7 @@ from crossgate._errors import ClientDisconnected, InvalidResponse, RequestBodyTo
 from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters import wsgi_to_asgi as wsgi_to_asgi_module
 from crossgate.adapters._bridge import call_in_loop
-from crossgate.adapters._wsgi_input import RequestBody
+from crossgate.adapters._wsgi_input import BodyState, RequestBody
 from crossgate.adapters._wsgi_request import FileWrapper
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
@@ -1013,6 +1013,90 @@ async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_rece
     assert reads == [b"a", b"b"]
     body.finish()
     release.set()
+
+
+class _Stops:
+    """Stands in for the request a body tells when its client leaves."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def stop(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+
+def _body(first: Message, *, limit: int | None = None) -> tuple[RequestBody, _Stops]:
+    stops = _Stops()
+
+    async def receive() -> Message:
+        raise AssertionError("not received in these tests")
+
+    loop = asyncio.get_running_loop()
+    return RequestBody(stops, loop, receive, limit, first), stops  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("first", "messages", "state", "disconnected"),
+    [
+        pytest.param({"body": b"ab"}, [], BodyState.COMPLETE, False, id="whole-at-once"),
+        pytest.param(
+            {"body": b"a", "more_body": True},
+            [{"body": b"b"}],
+            BodyState.COMPLETE,
+            False,
+            id="whole-in-two",
+        ),
+        pytest.param(
+            {"body": b"a", "more_body": True},
+            [{"type": "http.disconnect"}],
+            BodyState.CUT,
+            True,
+            id="cut",
+        ),
+        pytest.param(
+            {"body": b"ab"},
+            [{"type": "http.disconnect"}],
+            BodyState.COMPLETE,
+            True,
+            id="left-after-the-body",
+        ),
+        pytest.param(
+            {"body": b"a", "more_body": True},
+            [{"body": b"bcd", "more_body": True}],
+            BodyState.TOO_LARGE,
+            False,
+            id="too-large",
+        ),
+        pytest.param({"body": b"abcd"}, [], BodyState.TOO_LARGE, False, id="too-large-at-once"),
+        pytest.param(
+            {"body": b"ab"},
+            [{"body": b"stray"}],
+            BodyState.COMPLETE,
+            False,
+            id="a-stray-message-after-the-end-changes-nothing",
+        ),
+    ],
+)
+async def test_the_body_state_moves_once(
+    first: dict[str, Any],
+    messages: list[dict[str, Any]],
+    state: BodyState,
+    disconnected: bool,
+) -> None:
+    body, stops = _body({"type": "http.request", **first}, limit=3)
+    for message in messages:
+        body._accept({"type": "http.request", **message})
+    assert (body.state, body.disconnected) == (state, disconnected)
+    assert bool(stops.reasons) == disconnected
+
+
+async def test_a_body_refuses_a_move_its_state_does_not_allow() -> None:
+    body, _ = _body({"type": "http.request", "body": b"ab"})
+    assert body.state is BodyState.COMPLETE
+    with pytest.raises(RuntimeError, match="no move from complete to cut"):
+        body._move(BodyState.CUT)
+    body.client_left()  # the client leaving after the body ended changes the connection only
+    assert (body.state, body.disconnected) == (BodyState.COMPLETE, True)
 
 
 async def test_streaming_without_reading_the_body_reads_no_further(

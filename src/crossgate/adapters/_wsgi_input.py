@@ -14,9 +14,10 @@ ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html).
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Message, Receive
@@ -25,7 +26,41 @@ from crossgate.adapters._bridge import call_in_loop, post_threadsafe, step_away,
 if TYPE_CHECKING:
     from crossgate.adapters._wsgi_request import Request
 
-__all__ = ["RequestBody"]
+__all__ = ["BodyState", "RequestBody"]
+
+
+class BodyState(enum.Enum):
+    """Where a request body stands on the loop's side. It starts RECEIVING (or COMPLETE,
+    when the first message holds it all) and moves once, in :meth:`RequestBody._move`.
+
+    Whether the client is still connected is another matter (``disconnected``): a client
+    can leave after its body was COMPLETE, and a body can be CUT by a ``send()`` that
+    failed while the client was still sending.
+    """
+
+    #: More body messages are to come.
+    RECEIVING = "receiving"
+    #: The message with ``more_body=False`` came: the body is whole.
+    COMPLETE = "complete"
+    #: It crossed ``max_request_body``: the rest is refused, not received.
+    TOO_LARGE = "too large"
+    #: The client left before its body ended.
+    CUT = "cut"
+    #: The client sent nothing for ``timeout`` seconds before its body ended: dropped, and
+    #: told so (408) if no response went out yet.
+    TIMED_OUT = "timed out"
+
+
+# A body moves once, from RECEIVING: the other states are final.
+_MOVES: Final[dict[BodyState, frozenset[BodyState]]] = {
+    BodyState.RECEIVING: frozenset(
+        (BodyState.COMPLETE, BodyState.TOO_LARGE, BodyState.CUT, BodyState.TIMED_OUT)
+    ),
+    BodyState.COMPLETE: frozenset(),
+    BodyState.TOO_LARGE: frozenset(),
+    BodyState.CUT: frozenset(),
+    BodyState.TIMED_OUT: frozenset(),
+}
 
 
 class RequestBody:
@@ -61,13 +96,11 @@ class RequestBody:
         "head_unread",
         "limit",
         "loop",
-        "more_body",
         "reader",
         "receive",
         "received",
-        "timed_out",
+        "state",
         "timeout",
-        "too_large",
         "watcher",
     )
 
@@ -83,7 +116,7 @@ class RequestBody:
     ) -> None:
         """``first``: the request's first message, received before the app was called;
         ``timeout``: seconds the body may go without a message before the client counts as
-        gone (``timed_out``)."""
+        gone (TIMED_OUT)."""
         # The request refers to its body too: the cycle is broken by finish(), so that
         # the two are freed by reference counting, not left to the garbage collector.
         self._request: Request | None = request
@@ -91,11 +124,9 @@ class RequestBody:
         self.receive = receive
         self.limit = limit  # max_request_body
         self.timeout = timeout
-        self.timed_out = False
-        # Receive state, touched on the loop only.
-        self.more_body = True
-        self.disconnected = False
-        self.too_large = False
+        # Receive state, touched on the loop only (and here, before the app runs).
+        self.state = BodyState.RECEIVING
+        self.disconnected = False  # the client is gone (whatever the body's state)
         self.received = 0
         # The first body message has more after it and the app has not asked for more yet:
         # it counts as the one message read ahead.
@@ -103,11 +134,13 @@ class RequestBody:
         head = b""
         if first["type"] == "http.request":
             head = first.get("body", b"")
-            self.more_body = self.head_unread = bool(first.get("more_body", False))
+            self.head_unread = bool(first.get("more_body", False))
             self.received = len(head)
             if limit is not None and len(head) > limit:
-                self.too_large = True
+                self.state = BodyState.TOO_LARGE
                 head = b""
+            elif not self.head_unread:
+                self.state = BodyState.COMPLETE
         self._lock: asyncio.Lock | None = None
         self._space: asyncio.Event | None = None
         # A body message received before the app asked for it, accounted for (its body and
@@ -123,7 +156,7 @@ class RequestBody:
         # exists only for one (a body in one message is whole before the app runs).
         self._mutex: threading.Lock
         self._wake: threading.Lock
-        if self.more_body:
+        if self.state is BodyState.RECEIVING:
             self._mutex = threading.Lock()
             self._wake = threading.Lock()
             self._wake.acquire()
@@ -133,7 +166,7 @@ class RequestBody:
         # loop at all.
         self._data = head
         self._pos = 0
-        self._eof = not self.more_body and not self.too_large
+        self._eof = self.state is BodyState.COMPLETE
         self._started = False
 
     # ------------------------------------------------------ the file (worker thread side)
@@ -339,13 +372,14 @@ class RequestBody:
                 self._asked()
                 body = ahead[0]
             else:
-                if chunks and (self.too_large or self.disconnected):
-                    break  # what came before the error is the app's; the next pull raises
-                if self.too_large:
-                    raise self._too_large()
-                if not self.more_body:
-                    break
-                if self.disconnected:
+                state = self.state
+                if state is not BodyState.RECEIVING or self.disconnected:
+                    if chunks:
+                        break  # what came before is the app's; the next pull raises
+                    if state is BodyState.COMPLETE:
+                        break
+                    if state is BodyState.TOO_LARGE:
+                        raise self._too_large()
                     raise ClientDisconnected(self._gone())
                 async with self._receiving():  # the watcher or the read-ahead may be in one
                     # Whoever held the lock may have changed the state: a message read
@@ -368,37 +402,53 @@ class RequestBody:
                 if (want >= 0 and got >= want) or (line and b"\n" in body):
                     break
         self._read_ahead()
-        return chunks, self.more_body
+        return chunks, self.state is not BodyState.COMPLETE
 
     async def _receive_body(self) -> Message:
         """``receive()``, bounded by the timeout while body bytes are due: a client silent
-        for that long counts as gone (``timed_out``), as if it had left."""
+        for that long is TIMED_OUT, and then treated as one that left."""
         timeout = self.timeout
-        if timeout is None or not self.more_body:
+        if timeout is None or self.state is not BodyState.RECEIVING:
             return await self.receive()
         try:
             async with asyncio.timeout(timeout):
                 return await self.receive()
         except TimeoutError:
-            self.timed_out = True
+            if self.state is BodyState.RECEIVING:
+                self._move(BodyState.TIMED_OUT)
             return {"type": "http.disconnect"}
+
+    def _move(self, state: BodyState) -> None:
+        """The one place where the body's state changes (see BodyState)."""
+        if state not in _MOVES[self.state]:
+            raise RuntimeError(f"request body: no move from {self.state.value} to {state.value}")
+        self.state = state
+
+    def client_left(self) -> None:
+        """The client is gone (an http.disconnect, or a send() that failed): a body still
+        being received is CUT."""
+        self.disconnected = True
+        if self.state is BodyState.RECEIVING:
+            self._move(BodyState.CUT)
 
     def _accept(self, message: Message) -> bytes | None:
         """Account for a received message: its body (http.request) or None."""
         kind = message["type"]
         if kind == "http.request":
+            if self.state is not BodyState.RECEIVING:
+                return None  # a server's stray message after the body ended: nothing more
             body: bytes = message.get("body", b"")
-            if not message.get("more_body", False):
-                self.more_body = False
             if body:
                 self.received += len(body)
                 limit = self.limit
                 if limit is not None and self.received > limit:
-                    self.too_large = True
+                    self._move(BodyState.TOO_LARGE)
                     return None
+            if not message.get("more_body", False):
+                self._move(BodyState.COMPLETE)
             return body
         if kind == "http.disconnect":
-            self.disconnected = True
+            self.client_left()
             # Nobody is left to answer: the worker's next put() of a chunk raises, so a
             # generator stops and its close() runs.
             request = self._request
@@ -407,7 +457,7 @@ class RequestBody:
         return None
 
     def _gone(self) -> str:
-        if self.timed_out:
+        if self.state is BodyState.TIMED_OUT:
             return f"the client sent no request body bytes for {self.timeout} s"
         return "the client disconnected before the request body ended"
 
@@ -423,9 +473,7 @@ class RequestBody:
 
     def _may_receive(self) -> bool:
         """More of the body may come, and no message received is waiting for the app."""
-        return (
-            self.ahead is None and self.more_body and not self.disconnected and not self.too_large
-        )
+        return self.ahead is None and self.state is BodyState.RECEIVING and not self.disconnected
 
     def _receiving(self) -> asyncio.Lock:
         """The lock that keeps receive() to one caller at a time, made on first use."""
@@ -488,9 +536,9 @@ class RequestBody:
         """
         if self._worker_waits:
             self._worker_waits = False
-            self._handed = (body, self.more_body)
+            self._handed = (body, self.state is not BodyState.COMPLETE)
             return True  # the caller wakes the worker: _hand_over
-        self.ahead = (body, self.more_body)
+        self.ahead = (body, self.state is not BodyState.COMPLETE)
         return False
 
     def _hand_over(self) -> None:
@@ -534,12 +582,12 @@ class RequestBody:
                 if self._holds_unasked() or self.disconnected:
                     continue
                 message = await self._receive_body()
-            if self.more_body or message["type"] != "http.request":
+            if self.state is BodyState.RECEIVING or message["type"] != "http.request":
                 self._hold(message)
 
     def _holds_unasked(self) -> bool:
         # A method, not an inline test: the state changes while the watcher awaits.
-        if self.too_large:
+        if self.state is BodyState.TOO_LARGE:
             # The body over the limit is refused, not drained: receiving on would read
             # it all. A client that leaves is still noticed, by a send() that fails.
             return True
