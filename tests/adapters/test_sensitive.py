@@ -423,3 +423,12 @@ async def test_a_context_leaves_asgiref_as_it_found_it(no_contexts_left: None) -
         await sensitive_ident()
         assert asgiref.sync.SyncToAsync.thread_sensitive_context.get(None) is not None
     assert len(asgiref.sync.SyncToAsync.context_to_thread_executor) == before
+
+
+def test_sensitive_benchmark_smoke_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The benchmark runs end to end in --quick mode and reports every target."""
+    bench_sensitive = pytest.importorskip("benchmarks.bench_sensitive")
+    bench_sensitive.main(["--quick"])
+    out = capsys.readouterr().out
+    assert out.count("(target >=") == 4
+    assert "asgiref ThreadSensitiveContext()" in out
