@@ -234,8 +234,7 @@ class _Attempt:
         """Give primary ``REFUSAL_GRACE`` to return after its refusal, then cancel it."""
         task = self.task
         if task is not None:
-            loop = asyncio.get_running_loop()
-            self.timer = loop.call_later(REFUSAL_GRACE, self._cut, task)
+            self.timer = task.get_loop().call_later(REFUSAL_GRACE, self._cut, task)
 
     def _cut(self, task: asyncio.Task[Any]) -> None:
         self.cut_off = True
