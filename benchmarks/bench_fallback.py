@@ -273,7 +273,8 @@ def _uvicorn(target: str) -> Iterator[int]:
     port = _free_port()
     argv = [sys.executable, "-m", "uvicorn", f"benchmarks.bench_fallback:{target}"]
     argv += ["--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
