@@ -130,7 +130,7 @@ async def test_a_context_that_made_no_call_takes_no_thread() -> None:
     context = thread_sensitive()
     async with context:
         pass
-    assert context.lane().state is LaneState.IDLE or context._lane is None
+    assert context.lane().state is LaneState.CLOSED  # straight from idle: never served
 
 
 async def test_a_block_is_entered_once() -> None:

@@ -348,11 +348,12 @@ class ThreadSensitive:
     ``async_to_sync`` that blocks a thread, it joins that and changes nothing.
     """
 
-    __slots__ = ("_context", "_entered", "_lane", "_pool", "_token")
+    __slots__ = ("_context", "_entered", "_lane", "_token")
 
     def __init__(self, *, pool: WorkerPool | None = None) -> None:
-        self._pool = pool
-        self._lane: Lane | None = None
+        # Made now rather than at the first call: asgiref may ask for it from its own
+        # threads (LaneExecutor.submit), and a lane takes no thread before its first job.
+        self._lane = Lane(pool)
         self._token: contextvars.Token[Any] | None = None
         # asgiref's context object standing for this one, while entered (it points back
         # here: the two are unlinked at exit, so that no request leaves a cycle behind).
@@ -360,10 +361,7 @@ class ThreadSensitive:
         self._entered = False
 
     def lane(self) -> Lane:
-        lane = self._lane
-        if lane is None:
-            lane = self._lane = Lane(self._pool)
-        return lane
+        return self._lane
 
     async def __aenter__(self) -> ThreadSensitive:
         if self._entered:
@@ -393,8 +391,7 @@ class ThreadSensitive:
         self.close()
 
     def close(self) -> None:
-        if self._lane is not None:
-            self._lane.close()
+        self._lane.close()
 
 
 def _blocked_thread_above() -> bool:
