@@ -23,7 +23,7 @@ adds to the app that answers, called alone.
 127.0.0.1) and times sequential requests on one keep-alive connection, the rounds
 alternating between the servers: what a client waits, client and loopback included.
 
-Run: ``.venv/bin/python -m benchmarks.bench_fallback [--quick] [--uvicorn]``
+Run: ``.venv/bin/python -m benchmarks.bench_fallback [--quick] [--uvicorn] [--rounds N]``
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def setups() -> list[tuple[str, str, ASGIApp, ASGIApp, ASGIApp, ASGIApp, list[by
     return found
 
 
-def run_workloads(quick: bool) -> list[tuple[Row, float | None, float]]:
+def run_workloads(quick: bool, rounds: int | None = None) -> list[tuple[Row, float | None, float]]:
     """Rows with (row, time over dispatch, µs over direct)."""
     out: list[tuple[Row, float | None, float]] = []
     for loop_name, make_loop in loops():
@@ -230,7 +230,11 @@ def run_workloads(quick: bool) -> list[tuple[Row, float | None, float]]:
                 ]
                 label = f"{name}, {answered_by} app answers [{loop_name}]"
                 rows = bench(
-                    label, cases, number=number, rounds=3 if quick else 9, memory_number=None
+                    label,
+                    cases,
+                    number=number,
+                    rounds=rounds or (3 if quick else 9),
+                    memory_number=None,
                 )
                 floor = next(row.per_op_us for row in rows if row.name == "direct")
                 out.extend((row, row.ratio, row.per_op_us - floor) for row in rows)
@@ -310,9 +314,10 @@ def _latency_us(conn: http.client.HTTPConnection, path: str, n: int) -> float:
     return statistics.median(samples)
 
 
-def run_uvicorn(quick: bool) -> list[tuple[Row, float | None, float]]:
+def run_uvicorn(quick: bool, rounds: int | None = None) -> list[tuple[Row, float | None, float]]:
     """The FastAPI + Flask setups on uvicorn, per request as a sequential client sees it."""
-    n, rounds = (50, 3) if quick else (1000, 7)
+    n = 50 if quick else 1000
+    rounds = rounds or (3 if quick else 7)
     plan = [  # (answered by, path, setup, target)
         (who, path, setup, target)
         for who, path, alone in (
@@ -350,14 +355,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_fallback")
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
     parser.add_argument("--uvicorn", action="store_true", help="also on uvicorn (127.0.0.1)")
+    parser.add_argument("--rounds", type=int, help="rounds per workload (more on a busy machine)")
     args = parser.parse_args(argv)
     try:
-        rows = run_workloads(args.quick)
+        rows = run_workloads(args.quick, args.rounds)
     finally:
         close_loops()
     print_rows(rows)
     if args.uvicorn:
-        print_rows(run_uvicorn(args.quick), title="on uvicorn, sequential keep-alive client")
+        print_rows(
+            run_uvicorn(args.quick, args.rounds), title="on uvicorn, sequential keep-alive client"
+        )
     return 0
 
 
