@@ -70,6 +70,7 @@ def test_the_migration_example_runs_as_a_module() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.timeout(30)
 async def test_one_lifespan_opens_and_closes_both_apps_resources() -> None:
     from examples.migrate import app as example  # noqa: PLC0415 - imports Flask, FastAPI
     from examples.migrate.legacy import legacy  # noqa: PLC0415
