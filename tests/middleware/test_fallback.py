@@ -17,6 +17,7 @@ from typing import Any
 import flask
 import httpx
 import pytest
+import uvloop
 from fastapi import FastAPI
 from fastapi import Request as FastAPIRequest
 from hypothesis import HealthCheck, given, settings
@@ -747,6 +748,10 @@ PROPERTY = settings(
 )
 
 
+LOOP_FACTORIES = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.mark.parametrize("loop", sorted(LOOP_FACTORIES))
 @given(
     owned=st.sets(PATHS, max_size=6),
     reads=st.integers(min_value=-1, max_value=3),
@@ -754,7 +759,7 @@ PROPERTY = settings(
 )
 @PROPERTY
 def test_every_request_is_answered_by_its_owner_with_the_body_sent(
-    owned: set[str], reads: int, batch: list[Request]
+    loop: str, owned: set[str], reads: int, batch: list[Request]
 ) -> None:
     everything = {request.path for request in batch}
     primary = Owner("new", owned, reads=reads)
@@ -767,7 +772,8 @@ def test_every_request_is_answered_by_its_owner_with_the_body_sent(
             assert found["app"] == ("new" if request.path in owned else "old")
             assert found["body"] == request.content.decode("latin-1")
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=LOOP_FACTORIES[loop]) as runner:
+        runner.run(run())
 
 
 @given(
