@@ -26,7 +26,7 @@ from crossgate.adapters._bridge import call_in_loop, post_threadsafe, step_away,
 if TYPE_CHECKING:
     from crossgate.adapters._wsgi_request import Request
 
-__all__ = ["BodyState", "RequestBody"]
+__all__ = ["COMPLETE", "CUT", "RECEIVING", "TIMED_OUT", "TOO_LARGE", "BodyState", "RequestBody"]
 
 
 class BodyState(enum.Enum):
@@ -51,15 +51,21 @@ class BodyState(enum.Enum):
     TIMED_OUT = "timed out"
 
 
+# The members as module constants: a global is read in a few nanoseconds, an enum member
+# (a descriptor on its class) in about 90, and a request reads them several times.
+RECEIVING: Final = BodyState.RECEIVING
+COMPLETE: Final = BodyState.COMPLETE
+TOO_LARGE: Final = BodyState.TOO_LARGE
+CUT: Final = BodyState.CUT
+TIMED_OUT: Final = BodyState.TIMED_OUT
+
 # A body moves once, from RECEIVING: the other states are final.
 _MOVES: Final[dict[BodyState, frozenset[BodyState]]] = {
-    BodyState.RECEIVING: frozenset(
-        (BodyState.COMPLETE, BodyState.TOO_LARGE, BodyState.CUT, BodyState.TIMED_OUT)
-    ),
-    BodyState.COMPLETE: frozenset(),
-    BodyState.TOO_LARGE: frozenset(),
-    BodyState.CUT: frozenset(),
-    BodyState.TIMED_OUT: frozenset(),
+    RECEIVING: frozenset((COMPLETE, TOO_LARGE, CUT, TIMED_OUT)),
+    COMPLETE: frozenset(),
+    TOO_LARGE: frozenset(),
+    CUT: frozenset(),
+    TIMED_OUT: frozenset(),
 }
 
 
@@ -125,7 +131,7 @@ class RequestBody:
         self.limit = limit  # max_request_body
         self.timeout = timeout
         # Receive state, touched on the loop only (and here, before the app runs).
-        self.state = BodyState.RECEIVING
+        self.state = RECEIVING
         self.disconnected = False  # the client is gone (whatever the body's state)
         self.received = 0
         # The first body message has more after it and the app has not asked for more yet:
@@ -137,10 +143,10 @@ class RequestBody:
             self.head_unread = bool(first.get("more_body", False))
             self.received = len(head)
             if limit is not None and len(head) > limit:
-                self.state = BodyState.TOO_LARGE
+                self.state = TOO_LARGE
                 head = b""
             elif not self.head_unread:
-                self.state = BodyState.COMPLETE
+                self.state = COMPLETE
         self._lock: asyncio.Lock | None = None
         self._space: asyncio.Event | None = None
         # A body message received before the app asked for it, accounted for (its body and
@@ -156,7 +162,7 @@ class RequestBody:
         # exists only for one (a body in one message is whole before the app runs).
         self._mutex: threading.Lock
         self._wake: threading.Lock
-        if self.state is BodyState.RECEIVING:
+        if self.state is RECEIVING:
             self._mutex = threading.Lock()
             self._wake = threading.Lock()
             self._wake.acquire()
@@ -166,7 +172,7 @@ class RequestBody:
         # loop at all.
         self._data = head
         self._pos = 0
-        self._eof = self.state is BodyState.COMPLETE
+        self._eof = self.state is COMPLETE
         self._started = False
 
     # ------------------------------------------------------ the file (worker thread side)
@@ -373,12 +379,12 @@ class RequestBody:
                 body = ahead[0]
             else:
                 state = self.state
-                if state is not BodyState.RECEIVING or self.disconnected:
+                if state is not RECEIVING or self.disconnected:
                     if chunks:
                         break  # what came before is the app's; the next pull raises
-                    if state is BodyState.COMPLETE:
+                    if state is COMPLETE:
                         break
-                    if state is BodyState.TOO_LARGE:
+                    if state is TOO_LARGE:
                         raise self._too_large()
                     raise ClientDisconnected(self._gone())
                 async with self._receiving():  # the watcher or the read-ahead may be in one
@@ -402,20 +408,20 @@ class RequestBody:
                 if (want >= 0 and got >= want) or (line and b"\n" in body):
                     break
         self._read_ahead()
-        return chunks, self.state is not BodyState.COMPLETE
+        return chunks, self.state is not COMPLETE
 
     async def _receive_body(self) -> Message:
         """``receive()``, bounded by the timeout while body bytes are due: a client silent
         for that long is TIMED_OUT, and then treated as one that left."""
         timeout = self.timeout
-        if timeout is None or self.state is not BodyState.RECEIVING:
+        if timeout is None or self.state is not RECEIVING:
             return await self.receive()
         try:
             async with asyncio.timeout(timeout):
                 return await self.receive()
         except TimeoutError:
-            if self.state is BodyState.RECEIVING:
-                self._move(BodyState.TIMED_OUT)
+            if self.state is RECEIVING:
+                self._move(TIMED_OUT)
             return {"type": "http.disconnect"}
 
     def _move(self, state: BodyState) -> None:
@@ -428,24 +434,24 @@ class RequestBody:
         """The client is gone (an http.disconnect, or a send() that failed): a body still
         being received is CUT."""
         self.disconnected = True
-        if self.state is BodyState.RECEIVING:
-            self._move(BodyState.CUT)
+        if self.state is RECEIVING:
+            self._move(CUT)
 
     def _accept(self, message: Message) -> bytes | None:
         """Account for a received message: its body (http.request) or None."""
         kind = message["type"]
         if kind == "http.request":
-            if self.state is not BodyState.RECEIVING:
+            if self.state is not RECEIVING:
                 return None  # a server's stray message after the body ended: nothing more
             body: bytes = message.get("body", b"")
             if body:
                 self.received += len(body)
                 limit = self.limit
                 if limit is not None and self.received > limit:
-                    self._move(BodyState.TOO_LARGE)
+                    self._move(TOO_LARGE)
                     return None
             if not message.get("more_body", False):
-                self._move(BodyState.COMPLETE)
+                self._move(COMPLETE)
             return body
         if kind == "http.disconnect":
             self.client_left()
@@ -457,7 +463,7 @@ class RequestBody:
         return None
 
     def _gone(self) -> str:
-        if self.state is BodyState.TIMED_OUT:
+        if self.state is TIMED_OUT:
             return f"the client sent no request body bytes for {self.timeout} s"
         return "the client disconnected before the request body ended"
 
@@ -473,7 +479,7 @@ class RequestBody:
 
     def _may_receive(self) -> bool:
         """More of the body may come, and no message received is waiting for the app."""
-        return self.ahead is None and self.state is BodyState.RECEIVING and not self.disconnected
+        return self.ahead is None and self.state is RECEIVING and not self.disconnected
 
     def _receiving(self) -> asyncio.Lock:
         """The lock that keeps receive() to one caller at a time, made on first use."""
@@ -536,9 +542,9 @@ class RequestBody:
         """
         if self._worker_waits:
             self._worker_waits = False
-            self._handed = (body, self.state is not BodyState.COMPLETE)
+            self._handed = (body, self.state is not COMPLETE)
             return True  # the caller wakes the worker: _hand_over
-        self.ahead = (body, self.state is not BodyState.COMPLETE)
+        self.ahead = (body, self.state is not COMPLETE)
         return False
 
     def _hand_over(self) -> None:
@@ -582,12 +588,12 @@ class RequestBody:
                 if self._holds_unasked() or self.disconnected:
                     continue
                 message = await self._receive_body()
-            if self.state is BodyState.RECEIVING or message["type"] != "http.request":
+            if self.state is RECEIVING or message["type"] != "http.request":
                 self._hold(message)
 
     def _holds_unasked(self) -> bool:
         # A method, not an inline test: the state changes while the watcher awaits.
-        if self.state is BodyState.TOO_LARGE:
+        if self.state is TOO_LARGE:
             # The body over the limit is refused, not drained: receiving on would read
             # it all. A client that leaves is still noticed, by a send() that fails.
             return True

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Final
 from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
 from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe, step_away
-from crossgate.adapters._wsgi_input import BodyState, RequestBody
+from crossgate.adapters._wsgi_input import TIMED_OUT, RequestBody
 from crossgate.adapters.environ import check_status, encode_response_headers
 
 if TYPE_CHECKING:
@@ -501,7 +501,7 @@ class Request:
                     # The client left (see stop); the worker stops at its next chunk. One
                     # that went silent mid-body is still there: it is told why, if nothing
                     # was sent yet.
-                    if body.state is BodyState.TIMED_OUT and not started:
+                    if body.state is TIMED_OUT and not started:
                         await self._send_all(_messages(*timed_out_response(body.timeout)))
                     return
                 # Any other error is the application's, after the headers: it aborts the
@@ -527,7 +527,7 @@ class Request:
         """What to send instead of the app's whole response once the request stopped:
         408 if the client went silent mid-body (it is still there to be told), else None
         (the app's response goes out; to a client that left, send() fails quietly)."""
-        if self.body.state is BodyState.TIMED_OUT:
+        if self.body.state is TIMED_OUT:
             return timed_out_response(self.body.timeout)
         return None
 

@@ -199,9 +199,7 @@ class WorkerPool:
         idle = self._idle
         busy = self._busy
         clock = time.perf_counter
-        local = _local
-        local.pool = self
-        local.away = False
+        me = _local.worker = _Worker(self)
         worked = 0.0  # seconds of jobs since this thread last yielded
         while True:
             if len(self._threads) > self.max_workers:
@@ -225,8 +223,8 @@ class WorkerPool:
             except BaseException:  # a job that breaks its contract must not kill the worker
                 logger.exception("uncaught error in a worker job")
             del job
-            if local.away:  # stepped away for the rest of its job (see step_away)
-                local.away = False
+            if me.away:  # stepped away for the rest of its job (see step_away)
+                me.away = False
                 self._away.pop()
             # Idle before the result is delivered: a caller that submits again as soon as
             # it has its result must find this thread idle, not start a new one.
@@ -340,7 +338,18 @@ def thread_cap(workers: int, max_threads: int | None) -> int:
     return max_threads
 
 
-#: On a pool's worker thread: its pool (``pool``) and whether its job stepped away.
+class _Worker:
+    """A pool's worker thread: its pool, and whether its job stepped away."""
+
+    __slots__ = ("away", "pool")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.away = False
+
+
+#: On a pool's worker thread, ``worker``: its _Worker (a plain object, read once per call:
+#: attributes of a threading.local cost a lookup by thread each).
 _local = threading.local()
 
 
@@ -354,10 +363,11 @@ def step_away() -> bool:
     True if it stepped away; False on any other thread, or if the job already had (a
     caller that gets False must not call :func:`step_back`).
     """
-    pool: WorkerPool | None = getattr(_local, "pool", None)
-    if pool is None or _local.away:
+    me: _Worker | None = getattr(_local, "worker", None)
+    if me is None or me.away:
         return False
-    _local.away = True
+    me.away = True
+    pool = me.pool
     pool._away.append(None)
     if pool._queued():
         try:
@@ -369,8 +379,9 @@ def step_away() -> bool:
 
 def step_back() -> None:
     """The wait that :func:`step_away` announced is over: the job counts again."""
-    _local.away = False
-    _local.pool._away.pop()
+    me: _Worker = _local.worker
+    me.away = False
+    me.pool._away.pop()
 
 
 #: Every pool, so that a forked child can replace their locks (see _after_fork_in_child).
