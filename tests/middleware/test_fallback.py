@@ -674,6 +674,33 @@ def test_wsgi_a_refused_response_is_closed_and_its_writes_dropped() -> None:
     assert bodies[0].closed
 
 
+@pytest.mark.parametrize("where", ["call", "iteration", "close"])
+def test_wsgi_primary_failing_after_its_refusal_is_logged_and_legacy_answers(
+    where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    class ClosingBadly(Closing):
+        def close(self) -> None:
+            raise RuntimeError("while closing")
+
+    def failing(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        if where == "call":
+            raise RuntimeError("after the 404")
+        return ClosingBadly([b"not new"])
+
+    def late(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])  # at first next()
+        if environ["PATH_INFO"]:
+            raise RuntimeError("while iterating")
+        yield b"not new"
+
+    app = fallback_wsgi(late if where == "iteration" else failing, wsgi_owner("old", ["/"]))
+    with caplog.at_level(logging.ERROR, logger="crossgate"):
+        assert seen(call_wsgi(app, Request(), validate=True))["app"] == "old"
+    [record] = caplog.records
+    assert record.getMessage() == "the primary app failed after refusing the request"
+
+
 def test_wsgi_a_passed_response_with_exc_info_goes_to_the_server() -> None:
     def failing(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         try:

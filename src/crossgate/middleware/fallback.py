@@ -342,8 +342,7 @@ class Fallback:
             if isinstance(error, asyncio.CancelledError) and others == 0:
                 return
         if isinstance(error, Exception):
-            # Principle 10: logged once with its traceback; legacy still answers.
-            logger.error("the primary app failed after refusing the request", exc_info=error)
+            _failed_after_refusal(error)
         elif error is not None:
             raise error
 
@@ -590,6 +589,11 @@ def _close(body: Iterable[bytes]) -> None:
         close()
 
 
+def _failed_after_refusal(error: Exception) -> None:
+    # Principle 10: logged once with its traceback; legacy still answers.
+    logger.error("the primary app failed after refusing the request", exc_info=error)
+
+
 def _declared(environ: Environ) -> int:
     try:
         return int(environ.get("CONTENT_LENGTH") or 0)
@@ -648,7 +652,13 @@ class WsgiFallback:
         if stream is not None and (_declared(environ) or "HTTP_TRANSFER_ENCODING" in environ):
             tape = child["wsgi.input"] = _Tape(stream, self.max_replay)
         attempt = _WsgiAttempt(start_response, self.statuses, tape)
-        body = self.primary(child, attempt.start_response)
+        try:
+            body = self.primary(child, attempt.start_response)
+        except Exception as exc:
+            if attempt.state is not _REFUSED:
+                raise  # primary's own answer: its error is the server's to report
+            _failed_after_refusal(exc)
+            body = ()
         if attempt.state is _PASSED:
             self._check_oversize(attempt, environ)
             return body
@@ -661,13 +671,21 @@ class WsgiFallback:
                 if chunk is None:
                     break
                 chunks.append(chunk)
+        except Exception as exc:
+            if attempt.state is not _REFUSED:
+                _close(body)
+                raise
+            _failed_after_refusal(exc)
         except BaseException:
             _close(body)
             raise
         if attempt.state is not _REFUSED:
             self._check_oversize(attempt, environ)
             return _Prepended(chunks, rest, body)
-        _close(body)
+        try:
+            _close(body)
+        except Exception as exc:
+            _failed_after_refusal(exc)
         legacy_environ = dict(environ)
         if tape is not None:
             legacy_environ["wsgi.input"] = _Replay(b"".join(tape.kept or ()), stream)
