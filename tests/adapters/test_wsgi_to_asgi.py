@@ -568,6 +568,26 @@ async def test_disconnect_stops_an_endless_generator_on_its_thread(
     assert not ex.complete
 
 
+async def test_a_client_leaving_while_the_first_send_waits_stops_the_app(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """On HTTP/2 a send() can wait for flow control that a closed connection never grants
+    (hypercorn): the client leaving during the first batch must still be heard, and the
+    generator closed. It went unheard: the disconnect watcher started after that batch."""
+    body = Closing([b"x" * 1024], endless=True)
+    ex = Exchange()
+    ex.send_gate = asyncio.Event()  # body sends wait until the test lets them go
+    task = asyncio.ensure_future(ex.run(make(app_returning(body), budget=4096)))
+    for _ in range(200):
+        if body.pulled > 4:
+            break
+        await asyncio.sleep(0.01)
+    ex.leave()
+    assert await asyncio.to_thread(body.closed.wait, 5)
+    ex.send_gate.set()  # the server lets its send() return at last
+    await asyncio.wait_for(task, 5)
+
+
 @pytest.mark.parametrize("error", [OSError("broken pipe"), ClientDisconnected("gone")])
 async def test_send_raising_oserror_is_a_disconnect(
     make: Callable[..., WsgiToAsgi], error: BaseException

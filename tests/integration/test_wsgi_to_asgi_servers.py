@@ -209,20 +209,12 @@ def test_streamed_upload(client: httpx.Client) -> None:
 
 
 def test_client_leaving_mid_stream_closes_the_generator(
-    request: pytest.FixtureRequest, server: Running, client: httpx.Client
+    server: Running, client: httpx.Client
 ) -> None:
     if server.spec.workers > 1:
         # The app keeps the closed tokens in its process: /closed may reach another worker
         # than /endless did, and would wait there for a close that happens elsewhere.
         pytest.skip("which worker answers /closed is the kernel's choice")
-    if server.spec.http2:
-        # crossgate starts listening for http.disconnect only once the first batch of a
-        # stream is sent. hypercorn's HTTP/2 send() waits on flow control, and a connection
-        # that closes never wakes it: when the first batch outgrows what the client read,
-        # the disconnect goes unheard and the generator runs on (most runs).
-        request.applymarker(
-            pytest.mark.xfail(strict=False, reason="crossgate: disconnect unheard in a first batch")
-        )
     token = uuid.uuid4().hex
     leaver = server.client()  # its own connection
     with leaver, leaver.stream("GET", "/endless", params={"token": token}) as response:

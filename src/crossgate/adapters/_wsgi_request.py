@@ -489,12 +489,6 @@ class Request:
         started = False
         try:
             while True:
-                if started and body.watcher is None and not channel.closed:
-                    # The response outlives its first batch: from now on a client that
-                    # leaves must be noticed. (A short response, such as a framework's
-                    # one-chunk iterator, has closed the channel by now and needs no
-                    # watcher task.)
-                    body.watch()
                 try:
                     chunks = await channel.get()
                 except ClientDisconnected:
@@ -508,6 +502,13 @@ class Request:
                 # response and propagates to the server (no final more_body=False goes out).
                 if not chunks:
                     break
+                if body.watcher is None and not channel.closed:
+                    # More is to come: from now on a client that leaves must be noticed,
+                    # the first batch's send() included (on HTTP/2 it may wait for flow
+                    # control that a closed connection never grants). A short response,
+                    # such as a framework's one-chunk iterator, has closed the channel by
+                    # now and needs no watcher task.
+                    body.watch()
                 if len(chunks) > 1 and sum(map(len, chunks)) <= _JOIN_BELOW:
                     chunks = [b"".join(chunks)]
                 if not await self._send_chunks(chunks, not started):
