@@ -4,6 +4,8 @@ No sockets: a minimal ASGI "server" drives each setup (as in ``bench_wsgi_to_asg
 Setups, each timed in the same rounds (medians):
 
 * ``fallback``: ``fallback(new, old)``, ``new`` owning ``/new/...``;
+* ``fallback, thread_sensitive=False``: the same without the per-request
+  ``thread_sensitive()`` context that ``dispatch`` and ``fallback`` open by default;
 * ``dispatch``: ``dispatch({"/new": new, "/": old})``, the same apps mounted by prefix;
 * ``direct``: the app that answers, called alone (the floor).
 
@@ -50,7 +52,7 @@ from benchmarks.harness import Case, Row, bench, close_loops, run_async
 from crossgate._types import Message, Receive, Send
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 from crossgate.middleware.dispatch import dispatch
-from crossgate.middleware.fallback import fallback
+from crossgate.middleware.fallback import Fallback, fallback
 
 uvloop: Any
 try:
@@ -210,6 +212,15 @@ def setups() -> list[tuple[str, str, ASGIApp, ASGIApp, ASGIApp, ASGIApp, list[by
     return found
 
 
+#: The fallback setup without its per-request thread-sensitive context.
+PLAIN = "fallback, thread_sensitive=False"
+
+
+def plain(composed: Fallback) -> Fallback:
+    """``composed`` again, without the thread-sensitive context (its own cost, alone)."""
+    return fallback(composed.primary, composed.legacy, thread_sensitive=False)
+
+
 def run_workloads(quick: bool, rounds: int | None = None) -> list[tuple[Row, float | None, float]]:
     """Rows with (row, time over dispatch, µs over direct)."""
     out: list[tuple[Row, float | None, float]] = []
@@ -226,6 +237,7 @@ def run_workloads(quick: bool, rounds: int | None = None) -> list[tuple[Row, flo
                         "dispatch", run_async(make_loop, workload(mounted, scope, body)), ours=True
                     ),
                     Case("fallback", run_async(make_loop, workload(composed, scope, body))),
+                    Case(PLAIN, run_async(make_loop, workload(plain(composed), scope, body))),
                     Case("direct", run_async(make_loop, workload(alone, scope, body))),
                 ]
                 label = f"{name}, {answered_by} app answers [{loop_name}]"
@@ -260,6 +272,7 @@ def print_rows(rows: list[tuple[Row, float | None, float]], *, title: str = "in 
 served_new = fastapi_app("/new/items")
 served_old = flask_app()
 served_fallback = fallback(served_new, served_old)
+served_plain = fallback(served_new, served_old, thread_sensitive=False)
 served_dispatch = dispatch({"/new": fastapi_app("/items"), "/": served_old})
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -328,6 +341,7 @@ def run_uvicorn(quick: bool, rounds: int | None = None) -> list[tuple[Row, float
         for setup, target in (
             ("dispatch", "served_dispatch"),
             ("fallback", "served_fallback"),
+            (PLAIN, "served_plain"),
             ("direct", alone),
         )
     ]

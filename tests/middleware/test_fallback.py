@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
+import asgiref.sync
 import flask
 import httpx
 import pytest
@@ -882,3 +883,24 @@ async def test_a_receive_begun_before_the_refusal_is_replayed_to_legacy() -> Non
     scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
     await fallback(watching, Owner("old", ["/"]))(scope, receive, send)
     assert json.loads(sent[1]["body"])["body"] == "late"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sensitive", [True, False])
+async def test_each_request_runs_in_one_thread_sensitive_context(sensitive: bool) -> None:
+    contexts: list[object] = []
+
+    def recording(name: str, refusal: int) -> Any:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            contexts.append(asgiref.sync.SyncToAsync.thread_sensitive_context.get(None))
+            await send({"type": "http.response.start", "status": refusal, "headers": []})
+            await send({"type": "http.response.body", "body": name.encode()})
+
+        return app
+
+    app = fallback(recording("new", 404), recording("old", 200), thread_sensitive=sensitive)
+    assert (await call_asgi(app, Request())).body == b"old"
+    new_context, old_context = contexts
+    # One context for the request, both apps in it (or none at all, when asked).
+    assert new_context is old_context
+    assert (new_context is not None) is sensitive

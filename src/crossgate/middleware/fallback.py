@@ -25,7 +25,8 @@ proxy in front. Rules shared by both:
 * Lifespan reaches both apps, ``primary`` first, each through a :class:`LifespanManager`,
   with its own state; shutdown runs in reverse order (as ``dispatch`` does).
 * ASGI: each request runs in one ``thread_sensitive()`` context, both apps included (as
-  ``dispatch`` has it), so its thread-sensitive ``sync_to_async`` calls share a thread.
+  ``dispatch`` has it), so its thread-sensitive ``sync_to_async`` calls share a thread;
+  ``thread_sensitive=False`` saves that context's cost where no such calls are made.
 
 Specs: https://asgi.readthedocs.io/en/latest/specs/www.html,
 https://asgi.readthedocs.io/en/latest/extensions.html, https://peps.python.org/pep-3333/
@@ -44,7 +45,7 @@ from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._kind import shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
-from crossgate.adapters.calls import thread_sensitive
+from crossgate.adapters.calls import thread_sensitive as sensitive_context
 from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -266,6 +267,10 @@ class Fallback:
         max_replay: the most request-body bytes kept for the replay.
         startup_timeout: seconds each app's lifespan startup may take.
         shutdown_timeout: seconds each app's lifespan shutdown may take.
+        thread_sensitive: run each request in one ``thread_sensitive()`` context, both
+            apps included, as ``dispatch`` does (a few µs a request; off, an ASGI app's
+            thread-sensitive ``sync_to_async`` calls share the process-wide thread, as
+            they would with the app alone on the server).
     """
 
     def __init__(
@@ -277,6 +282,7 @@ class Fallback:
         max_replay: int = DEFAULT_MAX_REPLAY,
         startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
         shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+        thread_sensitive: bool = True,
     ) -> None:
         apps: list[ASGIApp] = []
         for role, value in (("primary", primary), ("legacy", legacy)):
@@ -287,6 +293,7 @@ class Fallback:
         self.max_replay = _max_replay(max_replay)
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
+        self.thread_sensitive = thread_sensitive
         self._primary_state: dict[str, Any] = {}
         self._legacy_state: dict[str, Any] = {}
         self._logged_oversize = False
@@ -300,9 +307,12 @@ class Fallback:
             # ASGI: "Applications should raise an exception when they do not understand
             # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
             raise ValueError(f"crossgate.fallback cannot serve ASGI scope type {kind!r}")
+        if not self.thread_sensitive:
+            await self._serve(kind, scope, receive, send)
+            return
         # As dispatch does: the request's thread-sensitive calls (sync_to_async, asgiref's)
         # share one thread, on both sides of the fallback.
-        async with thread_sensitive():
+        async with sensitive_context():
             await self._serve(kind, scope, receive, send)
 
     async def _serve(self, kind: str, scope: Message, receive: Receive, send: Send) -> None:
@@ -729,11 +739,13 @@ def fallback(
     max_replay: int = DEFAULT_MAX_REPLAY,
     startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    thread_sensitive: bool = True,
 ) -> Fallback:
     """An ASGI app serving each request from ``primary``, and from ``legacy`` when
     ``primary`` answers with one of ``statuses`` (404) before any body byte went out; the
     request body is replayed up to ``max_replay`` bytes. WSGI apps run through
-    :class:`WsgiToAsgi`; lifespan reaches both apps.
+    :class:`WsgiToAsgi`; lifespan reaches both apps; ``thread_sensitive`` as in
+    :class:`Fallback`.
     """
     return Fallback(
         primary,
@@ -742,6 +754,7 @@ def fallback(
         max_replay=max_replay,
         startup_timeout=startup_timeout,
         shutdown_timeout=shutdown_timeout,
+        thread_sensitive=thread_sensitive,
     )
 
 
