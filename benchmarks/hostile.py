@@ -36,11 +36,11 @@ the pool's bound: no growth from one attack to the next). A server found unhealt
 restarted before the next attack, and the row says so.
 
 ``python -m benchmarks.hostile [--quick] [--only REGEX] [--servers uvicorn,hypercorn]
-[--json PATH]`` prints Markdown tables (REGEX is matched against
+[--contenders crossgate,...] [--json PATH]`` prints Markdown tables (REGEX is matched against
 ``server/contender/attack``); ``HOSTILE_CROSSGATE_SRC=DIR`` serves the crossgate in DIR
 (e.g. a ``git archive`` of a commit's ``src/``) instead of the working tree's. ``--quick``
 keeps the counts that exceed the pools (60 stalled clients, 120 streams) but shortens the
-holds and shrinks the uploads.
+holds and shrinks the uploads. ``--from-json PATH`` renders the tables of a ``--json`` file.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -71,12 +71,17 @@ __all__ = [
     "FULL",
     "QUICK",
     "SERVERS",
+    "Flood",
     "Result",
     "Scale",
+    "Served",
     "Target",
     "main",
     "render",
+    "run_attack",
     "run_matrix",
+    "send_floods",
+    "serving",
 ]
 
 HOST: Final = "127.0.0.1"
@@ -108,8 +113,6 @@ OPEN_AT_ONCE: Final = 20
 #: PYTHONPATH, to attack another crossgate (``git archive HEAD src | tar -x -C DIR``, then
 #: ``DIR/src``) than the working tree's.
 CROSSGATE_SRC_ENV: Final = "HOSTILE_CROSSGATE_SRC"
-#: Seconds the attack's own requests (uploads, pipelined answers) may take at most.
-ATTACK_TIMEOUT: Final = 120.0
 #: Threads each contender's pool may hold at most, beyond those the server had at start.
 #: crossgate: its ``workers`` (threads beyond them, for jobs waiting on the network, end
 #: when idle); a2wsgi and uvicorn's middleware: a ThreadPoolExecutor of 10; asgiref: one
@@ -137,12 +140,15 @@ class Scale:
     resets: int = 200
     reset_bursts: int = 4
     pipelined: int = 100
-    hold: float = 6.0  # seconds each holding attack holds its clients
+    hold: float = 6.0  # seconds each attack lasts at least (holding attacks: exactly)
     cooldown: float = 5.0  # seconds between the clients leaving and the health check
+    timeout: float = 120.0  # seconds the attack's own requests may take beyond ``hold``
 
 
 FULL: Final = Scale()
-QUICK: Final = Scale(uploads=8, upload_size=8 * MIB, resets=100, hold=2.5, cooldown=2.0)
+QUICK: Final = Scale(
+    uploads=8, upload_size=8 * MIB, resets=100, hold=2.5, cooldown=2.0, timeout=30.0
+)
 
 
 # ------------------------------------------------------------------------------------------
@@ -352,29 +358,51 @@ async def _timed_request(port: int, request: bytes) -> tuple[float | None, int]:
     return time.perf_counter() - start, response.status
 
 
-async def _flood(ctx: Context, line: bytes) -> Outcome:
-    count = flood_lines(ctx, line)
+@dataclass(frozen=True)
+class Flood:
+    """What ``FLOOD_REPEATS`` flood requests saw: each one's latency (None: not answered)
+    and status, and the latency of the ordinary request sent beside each."""
+
+    lines: int
+    size: int
+    floods: list[tuple[float | None, int]]
+    besides: list[float | None]
+
+    @property
+    def answered(self) -> bool:
+        return all(t is not None and t <= PROBE_LIMIT for t, _ in self.floods)
+
+    def describe(self) -> str:
+        statuses = sorted({status for _, status in self.floods})
+        return (
+            f"{self.lines:,} lines, {self.size / MIB:.2f} MiB: status {statuses}, "
+            f"in {' / '.join(_ms(t) for t, _ in self.floods)}; "
+            f"beside it: {' / '.join(_ms(t) for t in self.besides)}"
+        )
+
+
+async def send_floods(port: int, line: bytes, lines: int) -> Flood:
+    """Send ``FLOOD_REPEATS`` requests of ``lines`` copies of ``line``, half a second apart,
+    each with an ordinary request sent beside it (once the flood is on its way)."""
     request = (
         f"GET /hello?n=flood HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n".encode()
-        + line * count
+        + line * lines
         + b"\r\n"
     )
     floods: list[tuple[float | None, int]] = []
     besides: list[float | None] = []
     for _ in range(FLOOD_REPEATS):
-        flood = asyncio.create_task(_timed_request(ctx.port, request))
-        await asyncio.sleep(0.005)  # the flood is on its way: now the ordinary one
-        besides.append(await hello(ctx.port))
+        flood = asyncio.create_task(_timed_request(port, request))
+        await asyncio.sleep(0.005)
+        besides.append(await hello(port))
         floods.append(await flood)
         await asyncio.sleep(0.5)
-    answered = all(t is not None and t <= PROBE_LIMIT for t, _ in floods)
-    statuses = sorted({status for _, status in floods})
-    detail = (
-        f"{count:,} lines, {len(request) / MIB:.2f} MiB: status {statuses}, "
-        f"in {' / '.join(_ms(t) for t, _ in floods)}; "
-        f"beside it: {' / '.join(_ms(t) for t in besides)}"
-    )
-    return answered, detail
+    return Flood(lines, len(request), floods, besides)
+
+
+async def _flood(ctx: Context, line: bytes) -> Outcome:
+    flood = await send_floods(ctx.port, line, flood_lines(ctx, line))
+    return flood.answered, flood.describe()
 
 
 async def header_flood(ctx: Context) -> Outcome:
@@ -521,16 +549,20 @@ async def pipelined(ctx: Context) -> Outcome:
                 parts: list[bytes] = []
                 await read_response(conn.reader, parts.append)
                 answers.append(b"".join(parts))
-    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-        pass
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        error = f", then {type(exc).__name__}"
+    else:
+        error = ""
     finally:
         conn.close(reset=False)
     took = time.perf_counter() - start
     expected = [f"hello {i}".encode() for i in range(count)]
     in_order = answers == expected
+    if not in_order and answers != expected[: len(answers)]:
+        error += f"; out of order from {next(i for i, a in enumerate(answers) if a != expected[i])}"
     return (
         in_order,
-        f"{len(answers)}/{count} answered{' in order' if in_order else ''} in {took:.2f} s",
+        f"{len(answers)}/{count} answered{' in order' if in_order else ''}{error} in {took:.2f} s",
     )
 
 
@@ -586,10 +618,12 @@ class Result:
         return sum(1 for t in self.answered if t > PROBE_LIMIT)
 
     def percentile(self, q: float) -> float | None:
-        answered = self.answered
-        if not answered:
+        """The ``q`` quantile of the probes' latencies, a lost probe counting as infinite
+        (None when no probe was sent)."""
+        ranked = [*self.answered, *[float("inf")] * self.lost]
+        if not ranked:
             return None
-        return answered[min(len(answered) - 1, round(q * (len(answered) - 1)))]
+        return ranked[min(len(ranked) - 1, round(q * (len(ranked) - 1)))]
 
     @property
     def rss_growth_mib(self) -> float:
@@ -622,6 +656,11 @@ class Result:
     @property
     def passed(self) -> bool:
         return not self.problems
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -748,7 +787,7 @@ def run_attack(served: Served, name: str, scale: Scale) -> Result:
     async def bounded() -> Outcome:
         # Every attack lasts at least ``hold`` seconds, so that as many probes see it.
         start = time.perf_counter()
-        async with asyncio.timeout(scale.hold + ATTACK_TIMEOUT):
+        async with asyncio.timeout(scale.hold + scale.timeout):
             outcome = await attack(ctx)
         await asyncio.sleep(max(0.0, scale.hold - (time.perf_counter() - start)))
         return outcome
@@ -757,7 +796,7 @@ def run_attack(served: Served, name: str, scale: Scale) -> Result:
         try:
             attack_ok, detail = run_async(bounded)
         except TimeoutError:
-            attack_ok, detail = False, f"the attack did not end within {ATTACK_TIMEOUT:g} s"
+            attack_ok, detail = False, f"the attack did not end within {scale.timeout:g} s"
     try:
         threads_after = proc_status(served.pid)[1]
     except OSError:
@@ -830,6 +869,8 @@ def run_matrix(
 def _fmt_s(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds == float("inf"):
+        return f"> {PROBE_TIMEOUT:g} s"
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
@@ -842,7 +883,7 @@ def _cell(result: Result) -> str:
         bits.append(f"{result.lost}/{total} lost")
     if result.slow:
         bits.append(f"{result.slow}/{total} > 1 s")
-    if result.answered and (result.lost or result.slow):
+    if result.slow and not result.lost:
         bits.append(f"max {_fmt_s(result.percentile(1.0))}")
     if not result.attack_ok:
         bits.append("attack not served")
@@ -901,7 +942,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument("--from-json", type=Path, help="render a --json file; run nothing")
     args = parser.parse_args(argv)
+    if args.from_json:
+        print(render([Result.from_json(r) for r in json.loads(args.from_json.read_text())]))
+        return
     scale = QUICK if args.quick else FULL
     servers = [s for s in args.servers.split(",") if s]
     contenders = [c for c in args.contenders.split(",") if c]

@@ -204,7 +204,7 @@ def _crossgate() -> Any:
 def _a2wsgi() -> Any:
     from a2wsgi import WSGIMiddleware  # noqa: PLC0415
 
-    return WSGIMiddleware(wsgi_app)
+    return WSGIMiddleware(wsgi_app)  # type: ignore[arg-type]
 
 
 def _uvicorn() -> Any:
@@ -214,13 +214,13 @@ def _uvicorn() -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _WSGIMiddleware(wsgi_app)
+        return _WSGIMiddleware(wsgi_app)  # type: ignore[arg-type]
 
 
 def _asgiref() -> Any:
     from asgiref.wsgi import WsgiToAsgi  # noqa: PLC0415
 
-    return WsgiToAsgi(wsgi_app)
+    return WsgiToAsgi(wsgi_app)  # type: ignore[no-untyped-call]
 
 
 def _hypercorn() -> Any:
