@@ -16,7 +16,7 @@ import sys
 from benchmarks import servers
 
 #: In-process benchmarks: modules ``benchmarks.bench_<name>`` with ``main(argv)``.
-IN_PROCESS = ["calls", "wsgi_to_asgi", "asgi_to_wsgi", "translation"]
+IN_PROCESS = ["calls", "wsgi_to_asgi", "asgi_to_wsgi", "translation", "fallback"]
 #: The same convention, on real servers: the soak (10,000 requests per server, a third of
 #: the clients leaving early; ``soak --quick`` a few hundred).
 SOAK = ["soak"]
