@@ -428,7 +428,7 @@ async def test_a_context_leaves_asgiref_as_it_found_it(no_contexts_left: None) -
 def test_sensitive_benchmark_smoke_run(capsys: pytest.CaptureFixture[str]) -> None:
     """The benchmark runs end to end in --quick mode and reports every target."""
     bench_sensitive = pytest.importorskip("benchmarks.bench_sensitive")
-    bench_sensitive.main(["--quick"])
+    bench_sensitive.main(["--quick", "--no-server"])
     out = capsys.readouterr().out
     assert out.count("(target >=") == 4
     assert "asgiref ThreadSensitiveContext()" in out

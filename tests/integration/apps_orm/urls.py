@@ -4,4 +4,8 @@ from django.urls import path
 
 from tests.integration.apps_orm import views
 
-urlpatterns = [path("orm", views.orm), path("fds", views.fds)]
+urlpatterns = [
+    path("orm", views.orm),
+    path("orm-asgiref", views.orm_asgiref),
+    path("fds", views.fds),
+]

@@ -6,6 +6,7 @@ import os
 import threading
 from typing import Any
 
+from asgiref.sync import sync_to_async as asgiref_sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
@@ -28,6 +29,17 @@ def _query(i: int) -> dict[str, Any]:
 async def orm(request: HttpRequest) -> JsonResponse:
     calls = int(request.GET.get("calls", "4"))
     results = [await sync_to_async(_query)(i) for i in range(calls)]
+    return _answer(results)
+
+
+async def orm_asgiref(request: HttpRequest) -> JsonResponse:
+    """The same through asgiref's sync_to_async (thread-sensitive): the benchmark's peer."""
+    calls = int(request.GET.get("calls", "4"))
+    results = [await asgiref_sync_to_async(_query)(i) for i in range(calls)]
+    return _answer(results)
+
+
+def _answer(results: list[dict[str, Any]]) -> JsonResponse:
     return JsonResponse(
         {
             "threads": sorted({r["thread"] for r in results}),
