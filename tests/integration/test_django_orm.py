@@ -166,6 +166,8 @@ def _check_answers(answers: list[dict[str, Any]]) -> set[object]:
     for answer in answers:
         assert len(answer["threads"]) == 1, f"a request's ORM calls ran on {answer['threads']}"
         assert len(answer["sessions"]) == 1, f"a request used {answer['sessions']}"
+        # The thread of Django's own thread-sensitive work (its request_started signal).
+        assert answer["threads"] == [answer["django_thread"]]
     return {answer["sessions"][0] for answer in answers}
 
 

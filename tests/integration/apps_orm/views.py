@@ -11,6 +11,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from crossgate import sync_to_async
+from tests.integration.apps_orm.apps import django_threads
 from tests.integration.apps_orm.models import Item
 
 
@@ -29,22 +30,23 @@ def _query(i: int) -> dict[str, Any]:
 async def orm(request: HttpRequest) -> JsonResponse:
     calls = int(request.GET.get("calls", "4"))
     results = [await sync_to_async(_query)(i) for i in range(calls)]
-    return _answer(results)
+    return _answer(results, django_threads.pop(id(request.scope), None))
 
 
 async def orm_asgiref(request: HttpRequest) -> JsonResponse:
     """The same through asgiref's sync_to_async (thread-sensitive): the benchmark's peer."""
     calls = int(request.GET.get("calls", "4"))
     results = [await asgiref_sync_to_async(_query)(i) for i in range(calls)]
-    return _answer(results)
+    return _answer(results, django_threads.pop(id(request.scope), None))
 
 
-def _answer(results: list[dict[str, Any]]) -> JsonResponse:
+def _answer(results: list[dict[str, Any]], django_thread: int | None) -> JsonResponse:
     return JsonResponse(
         {
             "threads": sorted({r["thread"] for r in results}),
             "sessions": sorted({r["session"] for r in results}),
             "found": all(r["found"] for r in results),
+            "django_thread": django_thread,
         }
     )
 
