@@ -337,6 +337,25 @@ async def test_nesting_inside_asgiref_context_comes_back_to_its_thread() -> None
     assert set(threads) == {theirs}
 
 
+async def test_asgiref_thread_blocked_in_crossgate_async_to_sync_serves_the_calls() -> None:
+    """Django's own sync code (run by asgiref on its context's thread) calls crossgate's
+    async_to_sync, whose coroutine makes thread-sensitive calls: they come back to that
+    blocked thread, not to the queue of its executor behind the blocked call."""
+
+    def djangos_sync_code() -> tuple[int, int]:
+        async def inner() -> int:
+            return await sensitive_ident()
+
+        return ident(), async_to_sync(inner)()
+
+    async with asgiref.sync.ThreadSensitiveContext():
+        theirs = await asgiref_ident()
+        blocked, nested = await asyncio.wait_for(
+            asgiref.sync.sync_to_async(djangos_sync_code)(), 20
+        )
+    assert blocked == nested == theirs
+
+
 def asgiref_sync_sensitive(fn: Callable[[], int]) -> Callable[[], Any]:
     return asgiref.sync.sync_to_async(fn, thread_sensitive=True)
 

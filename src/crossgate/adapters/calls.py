@@ -229,7 +229,6 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
     """
     if not callable(afn):
         raise TypeError(f"async_to_sync() needs a callable, not {type(afn).__name__}")
-    call_in_loop = _bridge.call_in_loop
     copy_back = _bridge.copy_back
     copy_context = contextvars.copy_context
     origin_loop = _bridge.origin_loop
@@ -249,16 +248,14 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
             loop = get_portal().loop
         ctx = copy_context()
         try:
+            # While this thread blocks, thread-sensitive work meant for it (as a context's
+            # lane, or as the thread of asgiref's executor) comes to it here.
             seat = current_seat()
-            if seat is not None:  # a thread-sensitive thread: its context's work comes here
-                if kwargs:
-                    return call_from_seat(  # type: ignore[no-any-return]
-                        seat, loop, functools.partial(afn, *args, **kwargs), (), ctx
-                    )
-                return call_from_seat(seat, loop, afn, args, ctx)  # type: ignore[no-any-return]
             if kwargs:
-                return call_in_loop(loop, functools.partial(afn, *args, **kwargs), context=ctx)
-            return call_in_loop(loop, afn, *args, context=ctx)
+                return call_from_seat(  # type: ignore[no-any-return]
+                    seat, loop, functools.partial(afn, *args, **kwargs), (), ctx
+                )
+            return call_from_seat(seat, loop, afn, args, ctx)  # type: ignore[no-any-return]
         finally:
             copy_back(ctx)
 

@@ -75,11 +75,19 @@ class _SeatLocal(threading.local):
 
 
 _local = _SeatLocal()
+#: The seat of each thread that has one (a lane's, while it serves it), by thread id: how
+#: work for an asgiref executor finds the executor's thread when it is blocked in
+#: crossgate's async_to_sync. Weak: a thread's seat goes with its thread-local.
+_thread_seats: weakref.WeakValueDictionary[int, Seat] = weakref.WeakValueDictionary()
 
 
-def current_seat() -> Seat | None:
-    """The seat whose sensitive work this thread is running, if any."""
-    return _local.seat
+def current_seat() -> Seat:
+    """The seat of this thread: the lane it serves, or a seat of its own, made now."""
+    seat = _local.seat
+    if seat is None:
+        seat = _local.seat = Seat()
+        _thread_seats[threading.get_ident()] = seat
+    return seat
 
 
 class Seat:
@@ -229,6 +237,8 @@ class Lane(Seat):
         """The pool job that serves the lane, from its first job until it closes."""
         previous = _local.seat
         _local.seat = self
+        ident = threading.get_ident()
+        _thread_seats[ident] = self
         self.thread = threading.current_thread()
         lock = self._lock
         jobs = self._jobs
@@ -262,40 +272,34 @@ class Lane(Seat):
                 del deliver
         finally:
             _local.seat = previous
+            if previous is None:
+                del _thread_seats[ident]
+            else:
+                _thread_seats[ident] = previous
             self.thread = None
 
     def __repr__(self) -> str:
         return f"<Lane {self.state.value} queued={len(self._jobs)}>"
 
 
-def _run_seated(seat: Seat, job: Job) -> None:
-    """Run ``job`` on a foreign executor's thread, known as ``seat`` meanwhile."""
-    previous = _local.seat
-    _local.seat = seat
-    try:
-        run_job(job)
-    finally:
-        _local.seat = previous
-
-
-#: Seats of executors that are not crossgate's (asgiref's), for their blocked stacks.
-_foreign: weakref.WeakKeyDictionary[Any, Seat] = weakref.WeakKeyDictionary()
-_foreign_lock = threading.Lock()
-
-
 def _post_to_executor(executor: Any, job: Job) -> bool:
-    """Run ``job`` through a foreign executor; False if it refused."""
+    """Run ``job`` through an executor of asgiref's (or a lane's); False if it refused.
+
+    When the executor's thread is blocked in crossgate's async_to_sync, the job goes to
+    that call's mailbox: submitted to the executor, it would wait behind the blocked call.
+    """
     if type(executor) is LaneExecutor:
         _post_to_lane(executor.scope.lane(), job)
         return True
-    seat = _foreign.get(executor)
-    if seat is None:
-        with _foreign_lock:
-            seat = _foreign.setdefault(executor, Seat())
-    if seat.post_blocked(job):
-        return True
+    # asgiref's CurrentThreadExecutor names its thread; a ThreadPoolExecutor keeps its own.
+    thread = getattr(executor, "_work_thread", None)
+    threads = (thread,) if thread is not None else getattr(executor, "_threads", ())
+    for thread in threads:
+        seat = _thread_seats.get(thread.ident)
+        if seat is not None and seat.post_blocked(job):
+            return True
     try:
-        executor.submit(_run_seated, seat, job)
+        executor.submit(run_job, job)
     except RuntimeError:  # shut down, or asgiref's blocked thread has moved on
         return False
     return True
@@ -471,11 +475,10 @@ def process_lane() -> Lane:
 
 def _after_fork_in_child() -> None:
     # The parent's lane thread does not exist here, and its locks may be held.
-    global _process_lane, _process_lock, _foreign_lock
+    global _process_lane, _process_lock
     _process_lane = None
     _process_lock = threading.Lock()
-    _foreign_lock = threading.Lock()
-    _foreign.clear()
+    _thread_seats.clear()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
