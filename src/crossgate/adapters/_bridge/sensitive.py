@@ -153,11 +153,13 @@ class LaneState(enum.Enum):
     CLOSED = "closed"  # work posted now goes to the process-wide lane
 
 
-_MOVES = {
-    LaneState.IDLE: {LaneState.SERVING, LaneState.CLOSED},
-    LaneState.SERVING: {LaneState.CLOSING},
-    LaneState.CLOSING: {LaneState.CLOSED},
-    LaneState.CLOSED: set(),
+#: The moves a lane may make, by the name of the state it leaves (looked up by name and
+#: compared by identity: an enum member's hash is computed in Python, on the hot path).
+_MOVES: dict[str, tuple[LaneState, ...]] = {
+    LaneState.IDLE.name: (LaneState.SERVING, LaneState.CLOSED),
+    LaneState.SERVING.name: (LaneState.CLOSING,),
+    LaneState.CLOSING.name: (LaneState.CLOSED,),
+    LaneState.CLOSED.name: (),
 }
 
 
@@ -183,7 +185,7 @@ class Lane(Seat):
         self.thread: threading.Thread | None = None
 
     def _move(self, state: LaneState) -> None:  # with self._lock held
-        if state not in _MOVES[self.state]:
+        if state not in _MOVES[self.state._name_]:
             raise RuntimeError(f"lane cannot go from {self.state.value} to {state.value}")
         self.state = state
 
@@ -352,7 +354,7 @@ class ThreadSensitive:
     ``async_to_sync`` that blocks a thread, it joins that and changes nothing.
     """
 
-    __slots__ = ("_context", "_entered", "_lane", "_token")
+    __slots__ = ("_borrowed", "_context", "_entered", "_lane", "_token")
 
     def __init__(self, *, pool: WorkerPool | None = None) -> None:
         # Made now rather than at the first call: asgiref may ask for it from its own
@@ -363,6 +365,10 @@ class ThreadSensitive:
         # here: the two are unlinked at exit, so that no request leaves a cycle behind).
         self._context: Any = None
         self._entered = False
+        # Whether the block runs inside asgiref's async_to_sync, whose blocked thread then
+        # takes the calls (as asgiref's own): decided at the first call, not at entry,
+        # where reading asgiref's Local would cost every request a few µs.
+        self._borrowed: bool | None = None
 
     def lane(self) -> Lane:
         return self._lane
@@ -371,7 +377,10 @@ class ThreadSensitive:
         if self._entered:
             raise RuntimeError("a thread_sensitive() block can be entered only once")
         self._entered = True
-        if _ASGIREF_CONTEXT.get(None) is not None or _blocked_thread_above():
+        if _ASGIREF_CONTEXT.get(None) is not None:
+            return self
+        mailbox = _current_mailbox.get()
+        if mailbox is not None and mailbox._open:  # crossgate's async_to_sync blocks a thread
             return self
         context = asgiref.sync.ThreadSensitiveContext()
         setattr(context, _SCOPE_ATTR, self)
@@ -397,13 +406,16 @@ class ThreadSensitive:
     def close(self) -> None:
         self._lane.close()
 
-
-def _blocked_thread_above() -> bool:
-    """Whether the caller runs inside an ``async_to_sync`` that blocks a thread."""
-    mailbox = _current_mailbox.get()
-    if mailbox is not None and mailbox._open:
-        return True
-    return getattr(_ASGIREF_BLOCKED, "current", None) is not None
+    def post(self, job: Job) -> None:
+        """Run ``job`` on this context's thread."""
+        borrowed = self._borrowed
+        if borrowed is None:
+            borrowed = self._borrowed = getattr(_ASGIREF_BLOCKED, "current", None) is not None
+        if borrowed:
+            blocked = getattr(_ASGIREF_BLOCKED, "current", None)
+            if blocked is not None and _post_to_executor(blocked, job):
+                return
+        _post_to_lane(self._lane, job)
 
 
 async def run_sensitive(fn: Any, /, *args: Any, context: contextvars.Context | None = None) -> Any:
@@ -429,7 +441,7 @@ async def run_sensitive(fn: Any, /, *args: Any, context: contextvars.Context | N
     if asgiref_context is not None:
         scope: ThreadSensitive | None = getattr(asgiref_context, _SCOPE_ATTR, None)
         if scope is not None:
-            _post_to_lane(scope.lane(), job)
+            scope.post(job)
         else:
             _post_in_asgiref_context(asgiref_context, job)
     else:
