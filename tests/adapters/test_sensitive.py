@@ -11,7 +11,7 @@ from typing import Any
 import asgiref.sync
 import pytest
 
-from crossgate import asgi_to_wsgi, dispatch
+from crossgate import asgi_to_wsgi, dispatch, wsgi_to_asgi
 from crossgate.adapters import _bridge
 from crossgate.adapters._bridge.sensitive import Lane, LaneState, ThreadSensitive
 from crossgate.adapters.calls import async_to_sync, sync_to_async, thread_sensitive
@@ -428,6 +428,46 @@ def test_asgi_to_wsgi_opens_a_context_per_request() -> None:
     for thread in threads:
         thread.join(20)
     assert results == [b"one"] * 8
+
+
+async def test_wsgi_to_asgi_request_thread_serves_its_sensitive_calls() -> None:
+    """A WSGI app runs a request on one thread: async code it calls through async_to_sync
+    brings its thread-sensitive calls back to that thread."""
+
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        async def inner() -> list[int]:
+            return await idents_of(3)
+
+        threads = set(async_to_sync(inner)())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"same" if threads == {ident()} else b"other"]
+
+    app = wsgi_to_asgi(wsgi_app)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test")],
+        "server": ("test", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    await asyncio.wait_for(app(scope, receive, send), 20)
+    assert b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body") == (
+        b"same"
+    )
 
 
 @pytest.fixture
