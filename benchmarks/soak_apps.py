@@ -320,7 +320,11 @@ def _wsgi_fault(at: str, start_response: StartResponse) -> Iterable[bytes]:
     return _FaultInClose([b"complete body"])
 
 
-_wsgi_adapter = wsgi_to_asgi(wsgi_app, workers=WSGI_WORKERS, budget=BUDGET)
+# max_threads=workers: the soak's saturated-pool test checks the hard bound (a request
+# waiting on its upload would otherwise run beyond `workers`, on a thread of its own).
+_wsgi_adapter = wsgi_to_asgi(
+    wsgi_app, workers=WSGI_WORKERS, max_threads=WSGI_WORKERS, budget=BUDGET
+)
 
 
 async def _send_body(send: Send, body: bytes, content_type: bytes = b"application/json") -> None:
