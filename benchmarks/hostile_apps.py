@@ -6,7 +6,8 @@ One WSGI app and its native ASGI twin answer the same routes:
 * ``POST /upload``: reads the whole body in 64 KiB pieces and answers its length;
 * ``/events``: a server-sent-events stream, one small event every 100 ms, for ever
   (``time.sleep`` in the WSGI app, ``asyncio.sleep`` in the ASGI one);
-* ``/download?size=N``: N bytes, streamed in 64 KiB chunks.
+* ``/download?size=N``: N bytes, streamed in 64 KiB chunks, each a new bytes object (so a
+  server that queued chunks without backpressure would really hold them).
 
 Each contender is one module attribute, so uvicorn takes ``benchmarks.hostile_apps:<attr>``
 (hypercorn ``benchmarks.hostile_apps:build('<attr>')``):
@@ -50,8 +51,6 @@ EVENT_INTERVAL: Final = 0.1
 #: uploads are taken, and what buffering them costs is measured rather than refused.
 HYPERCORN_MAX_BODY: Final = 64 * MIB
 
-_BLOCK: Final = b"d" * CHUNK
-
 
 def _query(raw: str) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(raw).items()}
@@ -64,7 +63,7 @@ def _hello_body(query: dict[str, str]) -> bytes:
 
 def _download(size: int) -> Iterator[bytes]:
     while size > 0:
-        block = _BLOCK if size >= CHUNK else _BLOCK[:size]
+        block = b"d" * min(CHUNK, size)  # a new object each time, as a real body's are
         size -= len(block)
         yield block
 
