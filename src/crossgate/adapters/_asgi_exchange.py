@@ -152,8 +152,14 @@ class Exchange:
         tasks = self.tasks
         tasks.add(task)
         try:
-            async with ThreadSensitive():  # the request's thread-sensitive calls share a thread
+            # The request's thread-sensitive calls share a thread (entered and left
+            # directly: an `async with` costs this path two coroutines).
+            sensitive = ThreadSensitive()
+            sensitive.enter()
+            try:
                 await self.app(self.scope, self.receive, self.send)
+            finally:
+                sensitive.exit()
         except BaseException as exc:
             self._app_raised(exc)
             # A cancelled task ends cancelled. Anything else went to the server thread:

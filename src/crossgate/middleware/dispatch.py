@@ -34,9 +34,9 @@ from asgiref.compatibility import guarantee_single_callable
 
 from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
+from crossgate.adapters._bridge import ThreadSensitive
 from crossgate.adapters._kind import is_asgi_app, is_wsgi_app, shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
-from crossgate.adapters.calls import thread_sensitive
 from crossgate.adapters.lifespan import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
@@ -189,8 +189,14 @@ class Dispatcher:
         state = self._states.get(prefix)
         if state:
             child["state"] = {**(scope.get("state") or {}), **state}
-        async with thread_sensitive():  # the request's thread-sensitive calls share a thread
+        # The request's thread-sensitive calls share a thread (entered and left directly:
+        # an `async with` costs this path two coroutines).
+        sensitive = ThreadSensitive()
+        sensitive.enter()
+        try:
             await app(child, receive, send)
+        finally:
+            sensitive.exit()
 
     async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
         server_state: dict[str, Any] = scope.get("state") or {}

@@ -16,10 +16,13 @@ Pieces:
 * :class:`Lane`: a seat of crossgate's own, a serial queue served by one thread of a
   :class:`WorkerPool` from its first job until the context ends; an idle lane steps away
   (:func:`step_away`), so it holds no worker slot. No thread or executor per context.
-* :class:`ThreadSensitive`: the context manager. It also registers itself as asgiref's
-  current ``ThreadSensitiveContext`` with a :class:`LaneExecutor`, so asgiref's
+* :class:`ThreadSensitive`: the context manager. It also stands as asgiref's current
+  ``ThreadSensitiveContext`` and as that context's executor, so asgiref's
   ``sync_to_async`` (Django's own calls) inside it runs on the same lane, and a
-  ``ThreadSensitiveContext`` entered inside it (Django's handler) joins it.
+  ``ThreadSensitiveContext`` entered inside it (Django's handler) joins it. Entering one
+  makes no other object; its lane comes with its first call.
+* :class:`LaneExecutor`: a lane as the executor of an asgiref context of someone else's
+  that had none when crossgate's first call came.
 * :func:`run_sensitive`: where a call goes (see there).
 """
 
@@ -35,7 +38,7 @@ import weakref
 from collections import deque
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import asgiref.sync
 
@@ -65,8 +68,6 @@ logger = logging.getLogger("crossgate")
 _ASGIREF_CONTEXT: contextvars.ContextVar[Any] = asgiref.sync.SyncToAsync.thread_sensitive_context
 _ASGIREF_EXECUTORS: Any = asgiref.sync.SyncToAsync.context_to_thread_executor
 _ASGIREF_BLOCKED: Any = asgiref.sync.AsyncToSync.executors
-#: The attribute naming the crossgate context an asgiref context object stands for.
-_SCOPE_ATTR = "_crossgate_scope"
 
 
 class _SeatLocal(threading.local):
@@ -290,6 +291,9 @@ def _post_to_executor(executor: Any, job: Job) -> bool:
     When the executor's thread is blocked in crossgate's async_to_sync, the job goes to
     that call's mailbox: submitted to the executor, it would wait behind the blocked call.
     """
+    if type(executor) is ThreadSensitive:
+        _post_to_lane(executor.lane(), job)
+        return True
     if type(executor) is LaneExecutor:
         _post_to_lane(executor.scope.lane(), job)
         return True
@@ -328,6 +332,96 @@ class LaneExecutor(Executor):
         self.scope = scope
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self.scope.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.scope.close()
+
+
+class ThreadSensitive:
+    """``async with`` block within which thread-sensitive calls share one thread.
+
+    Entered inside another context (crossgate's or asgiref's), or inside an
+    ``async_to_sync`` that blocks a thread, it joins that and changes nothing.
+
+    Cheap to enter: its lane is made at its first call (most requests make none), and the
+    adapters use :meth:`enter` and :meth:`exit` directly, with no coroutine in between.
+    """
+
+    # A context stands for itself in asgiref: it is the value of asgiref's context variable
+    # (which reads `_exited`) and its executor (`submit`), so that entering one makes no
+    # other object. asgiref's map holds it by a weak reference (`__weakref__`).
+    __slots__ = (
+        "__weakref__",
+        "_borrowed",
+        "_context",
+        "_entered",
+        "_exited",
+        "_lane",
+        "_pool",
+        "_token",
+    )
+
+    def __init__(self, *, pool: WorkerPool | None = None) -> None:
+        self._pool = pool
+        self._lane: Lane | None = None  # made at the first call (see lane())
+        self._token: contextvars.Token[Any] | None = None
+        # A weak reference to asgiref's context object standing for this one, while
+        # entered (the object points back here; its entry in asgiref's map goes at exit).
+        self._context: Any = None
+        self._entered = False
+        # asgiref refuses calls in a context whose `_exited` is set (one with an executor of
+        # its own, gone): calls that outlive this one go elsewhere instead.
+        self._exited = False
+        # Whether the block runs inside asgiref's async_to_sync, whose blocked thread then
+        # takes the calls (as asgiref's own): decided at the first call, not at entry,
+        # where reading asgiref's Local would cost every request a few µs.
+        self._borrowed: bool | None = None
+
+    def lane(self) -> Lane:
+        """The context's lane, made on first use (from any thread: asgiref may ask for it
+        from its own, through LaneExecutor.submit)."""
+        lane = self._lane
+        if lane is None:
+            with _lane_lock:
+                lane = self._lane
+                if lane is None:
+                    lane = self._lane = Lane(self._pool)
+        return lane
+
+    def enter(self) -> None:
+        """Open the context in the current task (what ``async with`` does)."""
+        if self._entered:
+            raise RuntimeError("a thread_sensitive() block can be entered only once")
+        self._entered = True
+        if _ASGIREF_CONTEXT.get(None) is not None:
+            return
+        mailbox = _current_mailbox.get()
+        if mailbox is not None and mailbox._open:  # crossgate's async_to_sync blocks a thread
+            return
+        # asgiref's map of contexts to executors is a WeakKeyDictionary, whose Python-level
+        # __setitem__ and pop cost a request more than all the rest: the entry goes into the
+        # underlying dict directly, under a plain weak reference, and leaves it at exit.
+        key = self._context = weakref.ref(self)
+        _ASGIREF_EXECUTORS.data[key] = self
+        self._token = _ASGIREF_CONTEXT.set(self)
+
+    def exit(self) -> None:
+        """Close the context: its lane's thread finishes what is queued and goes back."""
+        token, self._token = self._token, None
+        if token is None:
+            return
+        _ASGIREF_CONTEXT.reset(token)
+        key, self._context = self._context, None
+        _ASGIREF_EXECUTORS.data.pop(key, None)
+        self.close()  # a request that made no call: one lock, no lane
+
+    async def __aenter__(self) -> ThreadSensitive:
+        self.enter()
+        return self
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on the context's thread (the executor asgiref uses)."""
         future: Future[Any] = Future()
 
         def job() -> None:
@@ -340,54 +434,11 @@ class LaneExecutor(Executor):
             else:
                 future.set_result(result)
 
-        self.scope.lane().post(job)
+        self.lane().post(job)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.scope.close()
-
-
-class ThreadSensitive:
-    """``async with`` block within which thread-sensitive calls share one thread.
-
-    Entered inside another context (crossgate's or asgiref's), or inside an
-    ``async_to_sync`` that blocks a thread, it joins that and changes nothing.
-    """
-
-    __slots__ = ("_borrowed", "_context", "_entered", "_lane", "_token")
-
-    def __init__(self, *, pool: WorkerPool | None = None) -> None:
-        # Made now rather than at the first call: asgiref may ask for it from its own
-        # threads (LaneExecutor.submit), and a lane takes no thread before its first job.
-        self._lane = Lane(pool)
-        self._token: contextvars.Token[Any] | None = None
-        # asgiref's context object standing for this one, while entered (it points back
-        # here: the two are unlinked at exit, so that no request leaves a cycle behind).
-        self._context: Any = None
-        self._entered = False
-        # Whether the block runs inside asgiref's async_to_sync, whose blocked thread then
-        # takes the calls (as asgiref's own): decided at the first call, not at entry,
-        # where reading asgiref's Local would cost every request a few µs.
-        self._borrowed: bool | None = None
-
-    def lane(self) -> Lane:
-        return self._lane
-
-    async def __aenter__(self) -> ThreadSensitive:
-        if self._entered:
-            raise RuntimeError("a thread_sensitive() block can be entered only once")
-        self._entered = True
-        if _ASGIREF_CONTEXT.get(None) is not None:
-            return self
-        mailbox = _current_mailbox.get()
-        if mailbox is not None and mailbox._open:  # crossgate's async_to_sync blocks a thread
-            return self
-        context = asgiref.sync.ThreadSensitiveContext()
-        setattr(context, _SCOPE_ATTR, self)
-        self._context = context
-        _ASGIREF_EXECUTORS[context] = LaneExecutor(self)
-        self._token = _ASGIREF_CONTEXT.set(context)
-        return self
+        self.close()
 
     async def __aexit__(
         self,
@@ -395,16 +446,17 @@ class ThreadSensitive:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, self._token = self._token, None
-        if token is None:
-            return
-        _ASGIREF_CONTEXT.reset(token)
-        context, self._context = self._context, None
-        _ASGIREF_EXECUTORS.pop(context, None)
-        self.close()
+        self.exit()
 
     def close(self) -> None:
-        self._lane.close()
+        with _lane_lock:
+            lane = self._lane
+            if lane is None:
+                # No call came: a task that outlives the context finds it closed (its calls
+                # go to the process-wide lane), never a new lane nobody would close.
+                self._lane = _CLOSED_LANE
+                return
+        lane.close()
 
     def post(self, job: Job) -> None:
         """Run ``job`` on this context's thread."""
@@ -415,7 +467,7 @@ class ThreadSensitive:
             blocked = getattr(_ASGIREF_BLOCKED, "current", None)
             if blocked is not None and _post_to_executor(blocked, job):
                 return
-        _post_to_lane(self._lane, job)
+        _post_to_lane(self.lane(), job)
 
 
 async def run_sensitive(fn: Any, /, *args: Any, context: contextvars.Context | None = None) -> Any:
@@ -439,9 +491,8 @@ async def run_sensitive(fn: Any, /, *args: Any, context: contextvars.Context | N
     job = make_job(loop, fut, ctx, fn, args)
     asgiref_context = _ASGIREF_CONTEXT.get(None)
     if asgiref_context is not None:
-        scope: ThreadSensitive | None = getattr(asgiref_context, _SCOPE_ATTR, None)
-        if scope is not None:
-            scope.post(job)
+        if type(asgiref_context) is ThreadSensitive:  # one of crossgate's (see enter)
+            asgiref_context.post(job)
         else:
             _post_in_asgiref_context(asgiref_context, job)
     else:
@@ -467,6 +518,13 @@ def _post_in_asgiref_context(asgiref_context: Any, job: Job) -> None:
         raise RuntimeError("the thread-sensitive context's executor is shut down")
 
 
+#: Guards the making of a context's lane (a rare race: asgiref's threads and the loop).
+_lane_lock = threading.Lock()
+#: The lane of every context that closed before its first call: closed, it passes what
+#: still comes to the process-wide lane.
+_CLOSED_LANE: Final = Lane()
+_CLOSED_LANE.close()
+
 _process_lane: Lane | None = None
 _process_pid = -1
 _process_lock = threading.Lock()
@@ -487,9 +545,10 @@ def process_lane() -> Lane:
 
 def _after_fork_in_child() -> None:
     # The parent's lane thread does not exist here, and its locks may be held.
-    global _process_lane, _process_lock
+    global _lane_lock, _process_lane, _process_lock
     _process_lane = None
     _process_lock = threading.Lock()
+    _lane_lock = threading.Lock()
     _thread_seats.clear()
 
 
