@@ -2,7 +2,8 @@
 
 ``python -m benchmarks [--quick] [--gib] [name ...] [servers options]``; ``scripts/bench``
 runs this. With no name, everything runs: the in-process benchmarks (a few minutes), the
-soak, then ``servers``, the real-server one (about 20 minutes; ``servers --quick`` about 2).
+soak, the hostile clients (``hostile``, about 25 minutes; ``hostile --quick`` a few), then
+``servers``, the real-server one (about 20 minutes; ``servers --quick`` about 2).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import sys
 from benchmarks import servers
 
 #: In-process benchmarks: modules ``benchmarks.bench_<name>`` with ``main(argv)``.
-IN_PROCESS = ["calls", "wsgi_to_asgi", "asgi_to_wsgi", "translation", "fallback"]
+IN_PROCESS = ["calls", "wsgi_to_asgi", "asgi_to_wsgi", "translation", "fallback", "sensitive"]
 #: The same convention, on real servers: the soak (10,000 requests per server, a third of
 #: the clients leaving early; ``soak --quick`` a few hundred).
 SOAK = ["soak"]
-MODULES = [*IN_PROCESS, *SOAK, "servers"]
+#: Hostile clients against crossgate and the peers on real servers (docs/robustness.md).
+HOSTILE = ["hostile"]
+MODULES = [*IN_PROCESS, *SOAK, *HOSTILE, "servers"]
 #: Modules that also stream 1 GiB under tracemalloc when asked (--gib).
 GIB_MODULES = {"wsgi_to_asgi", "asgi_to_wsgi"}
 
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             module_argv = ["--quick"] if args.quick else []
             if args.gib and name in GIB_MODULES:
                 module_argv.append("--gib")
-            module = importlib.import_module(f"benchmarks.bench_{name}")
+            path = "benchmarks.hostile" if name in HOSTILE else f"benchmarks.bench_{name}"
+            module = importlib.import_module(path)
             module.main(module_argv)
         sys.stdout.flush()
 
