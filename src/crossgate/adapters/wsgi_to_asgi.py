@@ -41,6 +41,7 @@ from crossgate.adapters._wsgi_request import (
     timed_out_response,
 )
 from crossgate.adapters.environ import build_environ
+from crossgate.adapters.lifespan import serve_lifespan
 
 __all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
 
@@ -340,24 +341,9 @@ class WsgiToAsgi:
             )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "lifespan.startup":
-                error = await self._run_hooks(self.on_startup)
-                if error is not None:
-                    # Lifespan: "lifespan.startup.failed [...] message (Unicode string) --
-                    # Optional; if missing defaults to ''."
-                    await send({"type": "lifespan.startup.failed", "message": error})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif kind == "lifespan.shutdown":
-                error = await self._shutdown()
-                if error is not None:
-                    await send({"type": "lifespan.shutdown.failed", "message": error})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(
+            receive, send, lambda: self._run_hooks(self.on_startup), self._shutdown
+        )
 
     async def _run_hooks(self, hooks: Sequence[Callable[[], object]]) -> str | None:
         if not hooks:

@@ -32,7 +32,6 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from asgiref.compatibility import guarantee_single_callable
 
-from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._bridge import ThreadSensitive
 from crossgate.adapters._kind import is_asgi_app, is_wsgi_app, shape
@@ -40,7 +39,7 @@ from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
 from crossgate.adapters.lifespan import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
-    LifespanManager,
+    LifespanGroup,
 )
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 
@@ -134,6 +133,10 @@ def _label(prefix: str) -> str:
     return prefix or "/"
 
 
+def _mount_name(prefix: str) -> str:
+    return f"mount {_label(prefix)!r}"
+
+
 class Dispatcher:
     """An ASGI app routing ``http`` and ``websocket`` scopes to mounted apps by path prefix.
 
@@ -159,12 +162,19 @@ class Dispatcher:
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self._routes: tuple[tuple[str, ASGIApp], ...] = _longest_first(self.mounts.items())
-        self._states: dict[str, dict[str, Any]] = {}
+        # Each mount's lifespan, in the order given; each one's state reaches its requests.
+        self._lifespans = LifespanGroup(
+            list(self.mounts.items()),
+            name="crossgate.dispatch",
+            describe=_mount_name,
+            startup_timeout=startup_timeout,
+            shutdown_timeout=shutdown_timeout,
+        )
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self._lifespan(scope, receive, send)
+            await self._lifespans.serve(scope, receive, send)
             return
         if kind not in ("http", "websocket"):
             # ASGI: "Applications should raise an exception when they do not understand
@@ -186,7 +196,7 @@ class Dispatcher:
         if not whole:
             # A server from before path included root_path: give the app the spec's form.
             child["path"] = root + path
-        state = self._states.get(prefix)
+        state = self._lifespans.states.get(prefix)
         if state:
             child["state"] = {**(scope.get("state") or {}), **state}
         # The request's thread-sensitive calls share a thread (entered and left directly:
@@ -197,60 +207,6 @@ class Dispatcher:
             await app(child, receive, send)
         finally:
             sensitive.exit()
-
-    async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
-        server_state: dict[str, Any] = scope.get("state") or {}
-        started: list[tuple[str, LifespanManager]] = []
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                error = await self._startup(server_state, started)
-                if error is not None:
-                    await send({"type": "lifespan.startup.failed", "message": error})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                error = await self._shutdown(started)
-                if error is not None:
-                    await send({"type": "lifespan.shutdown.failed", "message": error})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _startup(
-        self, server_state: dict[str, Any], started: list[tuple[str, LifespanManager]]
-    ) -> str | None:
-        self._states = {}
-        for prefix, app in self.mounts.items():
-            manager = LifespanManager(
-                app, startup_timeout=self.startup_timeout, shutdown_timeout=self.shutdown_timeout
-            )
-            manager.state.update(server_state)
-            try:
-                await manager.startup()
-            except LifespanError as exc:
-                message = f"crossgate.dispatch: mount {_label(prefix)!r} failed to start: {exc}"
-                logger.error("%s", message)
-                # Lifespan spec (Startup Failed): "If a server sees this it should log/print the
-                # message provided and then exit." No shutdown follows: undo what started now.
-                await self._shutdown(started)
-                return message
-            if manager.supported:
-                started.append((prefix, manager))
-                self._states[prefix] = manager.state
-        return None
-
-    async def _shutdown(self, started: list[tuple[str, LifespanManager]]) -> str | None:
-        errors: list[str] = []
-        while started:
-            prefix, manager = started.pop()
-            self._states.pop(prefix, None)
-            try:
-                await manager.shutdown()
-            except LifespanError as exc:  # the others still shut down
-                errors.append(f"mount {_label(prefix)!r}: {exc}")
-                logger.error("crossgate.dispatch: mount %r: %s", _label(prefix), exc)
-        return "crossgate.dispatch: " + "; ".join(errors) if errors else None
 
     def __repr__(self) -> str:
         return f"<Dispatcher {list(map(_label, self.mounts))}>"

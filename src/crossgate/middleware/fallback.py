@@ -41,7 +41,6 @@ from typing import Any, Final
 
 from asgiref.compatibility import guarantee_single_callable
 
-from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._kind import shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
@@ -50,7 +49,7 @@ from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
-    LifespanManager,
+    LifespanGroup,
 )
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 from crossgate.middleware.dispatch import Kind, Mountable
@@ -294,15 +293,21 @@ class Fallback:
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self.thread_sensitive = thread_sensitive
-        self._primary_state: dict[str, Any] = {}
-        self._legacy_state: dict[str, Any] = {}
+        # Both apps' lifespans, primary first (shutdown in reverse), as dispatch's mounts.
+        self._lifespans = LifespanGroup(
+            [("primary", self.primary), ("legacy", self.legacy)],
+            name="crossgate.fallback",
+            describe=_role_name,
+            startup_timeout=startup_timeout,
+            shutdown_timeout=shutdown_timeout,
+        )
         self._logged_oversize = False
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             if kind == "lifespan":
-                await self._lifespan(scope, receive, send)
+                await self._lifespans.serve(scope, receive, send)
                 return
             # ASGI: "Applications should raise an exception when they do not understand
             # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
@@ -322,8 +327,10 @@ class Fallback:
         # what primary wrote must not reach legacy.
         child = dict(scope)
         server_state = scope.get("state")
-        if server_state is not None or self._primary_state:
-            child["state"] = {**(server_state or {}), **self._primary_state}
+        states = self._lifespans.states
+        primary_state = states.get("primary")
+        if server_state is not None or primary_state:
+            child["state"] = {**(server_state or {}), **(primary_state or {})}
         try:
             await self.primary(child, attempt.receive, attempt.send)
         except BaseException as exc:
@@ -337,8 +344,9 @@ class Fallback:
                 return
             self._wound_down(attempt, None)
         legacy_scope = scope
-        if self._legacy_state:
-            legacy_scope = {**scope, "state": {**(server_state or {}), **self._legacy_state}}
+        legacy_state = states.get("legacy")
+        if legacy_state:
+            legacy_scope = {**scope, "state": {**(server_state or {}), **legacy_state}}
         await self.legacy(legacy_scope, attempt.replay(), send)
 
     def _wound_down(self, attempt: _Attempt, error: BaseException | None) -> None:
@@ -369,68 +377,12 @@ class Fallback:
             limit,
         )
 
-    # -- lifespan: both apps, as dispatch fans it out --------------------------------------
-
-    async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
-        server_state: dict[str, Any] = scope.get("state") or {}
-        started: list[tuple[str, LifespanManager]] = []
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                error = await self._startup(server_state, started)
-                if error is not None:
-                    await send({"type": "lifespan.startup.failed", "message": error})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                error = await self._shutdown(started)
-                if error is not None:
-                    await send({"type": "lifespan.shutdown.failed", "message": error})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _startup(
-        self, server_state: dict[str, Any], started: list[tuple[str, LifespanManager]]
-    ) -> str | None:
-        for role, app in (("primary", self.primary), ("legacy", self.legacy)):
-            manager = LifespanManager(
-                app, startup_timeout=self.startup_timeout, shutdown_timeout=self.shutdown_timeout
-            )
-            manager.state.update(server_state)
-            try:
-                await manager.startup()
-            except LifespanError as exc:
-                message = f"crossgate.fallback: the {role} app failed to start: {exc}"
-                logger.error("%s", message)
-                # Lifespan spec (Startup Failed): no shutdown follows; undo what started.
-                await self._shutdown(started)
-                return message
-            if manager.supported:
-                started.append((role, manager))
-                self._set_state(role, manager.state)
-        return None
-
-    async def _shutdown(self, started: list[tuple[str, LifespanManager]]) -> str | None:
-        errors: list[str] = []
-        while started:
-            role, manager = started.pop()
-            self._set_state(role, {})
-            try:
-                await manager.shutdown()
-            except LifespanError as exc:  # the other still shuts down
-                errors.append(f"the {role} app: {exc}")
-                logger.error("crossgate.fallback: the %s app: %s", role, exc)
-        return "crossgate.fallback: " + "; ".join(errors) if errors else None
-
-    def _set_state(self, role: str, state: dict[str, Any]) -> None:
-        if role == "primary":
-            self._primary_state = state
-        else:
-            self._legacy_state = state
-
     def __repr__(self) -> str:
         return f"<Fallback {self.primary!r} then {self.legacy!r}>"
+
+
+def _role_name(role: str) -> str:
+    return f"the {role} app"
 
 
 # -- WSGI ------------------------------------------------------------------------------------

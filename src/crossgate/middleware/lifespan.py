@@ -34,6 +34,7 @@ from crossgate.adapters.lifespan import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     LifespanManager,
+    serve_lifespan,
 )
 
 __all__ = ["Hook", "LifespanShim", "with_lifespan"]
@@ -141,24 +142,20 @@ class LifespanShim:
         state: dict[str, Any] | None = scope.get("state")
         if state is None:
             state = self._own_state = {}
-        manager: LifespanManager | None = None
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                manager, error = await self._startup(state)
-                if error is not None:
-                    # Lifespan spec (Startup Failed): "If a server sees this it should
-                    # log/print the message provided and then exit."
-                    await send({"type": "lifespan.startup.failed", "message": error})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                error = await self._shutdown(manager, state)
-                if error is not None:
-                    await send({"type": "lifespan.shutdown.failed", "message": error})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
+        started: list[LifespanManager] = []  # the app's own lifespan, once it started
+
+        async def startup() -> str | None:
+            manager, error = await self._startup(state)
+            if manager is not None:
+                started.append(manager)
+            return error
+
+        await serve_lifespan(
+            receive,
+            send,
+            startup,
+            lambda: self._shutdown(started[0] if started else None, state),
+        )
 
     async def _startup(self, state: dict[str, Any]) -> tuple[LifespanManager | None, str | None]:
         error = await self._run(self.on_startup, state, "on_startup", self.startup_timeout)
