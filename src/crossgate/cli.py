@@ -58,7 +58,7 @@ _PROG: Final = "crossgate serve"
 #: crossgate's own ASGI apps, which answer the lifespan scope themselves.
 _ANSWERS_LIFESPAN: Final = (WsgiToAsgi, LifespanShim, Dispatcher)
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 
 class UsageError(Exception):

@@ -27,7 +27,7 @@ from crossgate.adapters.lifespan import CANCEL_GRACE
 
 __all__ = ["PATHSEND", "READ_SIZE", "Exchange", "Head", "Item", "PathSend"]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 #: Size of each ``wsgi.input`` read of a chunked body (no Content-Length), the smallest
 #: read of any body, and the size of file blocks. A body of known length is read up to

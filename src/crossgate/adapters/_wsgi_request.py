@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FileWrapper", "Request", "plain_response", "timed_out_response"]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 _ERROR_BODY: Final = b"Internal Server Error"
 _TIMED_OUT_BODY: Final = b"Request Timeout"

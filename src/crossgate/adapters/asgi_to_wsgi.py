@@ -55,7 +55,7 @@ from crossgate.adapters.lifespan import (
 
 __all__ = ["DEFAULT_DISCONNECT_GRACE", "AsgiToWsgi", "LifespanMode", "asgi_to_wsgi"]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 LifespanMode = Literal["auto", "on", "off"]
 

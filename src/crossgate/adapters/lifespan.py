@@ -38,7 +38,7 @@ __all__ = [
     "serve_lifespan",
 ]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 #: Seconds an app may take to answer ``lifespan.startup`` (models, pools, migrations...).
 DEFAULT_STARTUP_TIMEOUT: Final = 60.0

@@ -45,7 +45,7 @@ from crossgate.adapters.lifespan import serve_lifespan
 
 __all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 _TOO_LARGE_BODY: Final = b"Content Too Large"
 #: Methods whose requests have no body as a rule: their first message is received without

@@ -53,7 +53,7 @@ __all__ = [
     "is_wsgi_app",
 ]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 Kind: TypeAlias = Literal["asgi", "wsgi"]
 #: An ASGI 2 "double callable": called with the scope, it returns the coroutine callable.

@@ -39,7 +39,7 @@ from crossgate.adapters.lifespan import (
 
 __all__ = ["Hook", "LifespanShim", "with_lifespan"]
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 #: A startup or shutdown hook: sync or async, taking nothing or the lifespan state dict.
 Hook = Callable[..., object]

@@ -36,7 +36,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 40
 #: The hard cap on a pool's threads, jobs that stepped away included (see step_away).

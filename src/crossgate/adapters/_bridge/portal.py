@@ -19,7 +19,7 @@ __all__ = ["Portal", "get_portal"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 
 #: A close hook's default bound: the ``timeout`` given to :meth:`Portal.close`.

@@ -60,7 +60,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-logger = logging.getLogger("crossgate")
+logger = logging.getLogger(__name__)
 
 # asgiref's state, read to run beside it (facts of its public behaviour, no code of it):
 # the current ThreadSensitiveContext, the executor each context uses, and the executor of
