@@ -39,12 +39,8 @@ logger = logging.getLogger(__name__)
 _ERROR_BODY: Final = b"Internal Server Error"
 _TIMED_OUT_BODY: Final = b"Request Timeout"
 _PLAIN: Final = b"text/plain; charset=utf-8"
-#: Small batches of streamed chunks are joined into one ``http.response.body`` message.
-#: Joining more was measured and not taken (4 MiB download in 16 KiB chunks, 16 clients):
-#: runs joined into 64 KiB messages gained nothing on uvicorn, granian or gunicorn.
-#: Larger ones sped uvicorn up (256 KiB 1.37x, whole batches 1.6x) but 256 KiB raised
-#: granian's peak RSS by 31 MiB and slowed it, and whole batches raised gunicorn's by
-#: 33 MiB and slowed daphne (no backpressure) in noticing a client that left: 4-33 s, not 2.
+#: Small batches of streamed chunks are joined into one ``http.response.body`` message;
+#: larger joins cost servers without backpressure memory (CHANGELOG, "Changed").
 _JOIN_BELOW: Final = 64 * 1024
 _FILE_BLOCK: Final = 64 * 1024
 
