@@ -85,7 +85,9 @@ def ping_pong_us(n: int) -> float:
 
 def sync_to_async_cases(loop_name: str, executor: ThreadPoolExecutor) -> list[Case]:
     make_loop = LOOPS[loop_name]
-    ours_fn = sync_to_async(noop)
+    # Like for like: any pool thread on both sides (bench_sensitive compares the
+    # thread-sensitive modes).
+    ours_fn = sync_to_async(noop, thread_sensitive=False)
     theirs_fn = asgiref_sync_to_async(noop, thread_sensitive=False)
 
     async def ours(n: int) -> None:
@@ -103,7 +105,9 @@ def sync_to_async_cases(loop_name: str, executor: ThreadPoolExecutor) -> list[Ca
             await loop.run_in_executor(executor, ctx.run, noop)
 
     return [
-        Case("crossgate sync_to_async", run_async(make_loop, ours), ours=True),
+        Case(
+            "crossgate sync_to_async(thread_sensitive=False)", run_async(make_loop, ours), ours=True
+        ),
         Case("run_in_executor + context copy", run_async(make_loop, baseline)),
         Case("asgiref sync_to_async(thread_sensitive=False)", run_async(make_loop, theirs)),
     ]
@@ -141,7 +145,7 @@ def async_to_sync_nested_cases(loop_name: str) -> list[Case]:
         for _ in range(n):
             theirs_inner()
 
-    ours_outer = sync_to_async(ours_sync)
+    ours_outer = sync_to_async(ours_sync, thread_sensitive=False)
     theirs_outer = asgiref_sync_to_async(theirs_sync, thread_sensitive=False)
 
     async def ours(n: int) -> None:
