@@ -103,7 +103,7 @@ PER_UPLOAD: Final = 2 * MIB
 #: RSS growth beyond PER_UPLOAD x uploads that is not the uploads' bytes: the first use of
 #: the 8 server threads (their stacks and, with MALLOC_ARENA_MAX=2, the arenas they touch)
 #: and the interpreter's free lists. Measured on 2 cores: 16 uploads of 1 MiB grew the RSS
-#: peak by 1-10 MiB; of 8 MiB and of 32 MiB alike by 9-30 MiB on gunicorn, 9-15 MiB on
+#: peak by 1-10 MiB; of 8 MiB and of 32 MiB alike by 18-30 MiB on gunicorn, 9-15 MiB on
 #: waitress (growth that does not follow the upload's size).
 RSS_MARGIN: Final = 16 * MIB
 #: Clients that reset a download whose app ignores the disconnect.
