@@ -408,6 +408,37 @@ def test_input_shorter_than_content_length_ends_in_disconnect(
     assert all(m["type"] == "http.disconnect" or m["body"] for m in messages)
 
 
+@pytest.mark.parametrize("declared", [100, 200_000], ids=["read-up-front", "read-on-demand"])
+def test_an_app_deaf_to_a_cut_upload_is_given_up_after_the_grace(
+    wrap: Callable[..., AsgiToWsgi], declared: int
+) -> None:
+    """An app that is told its client left mid-body (http.disconnect) and neither answers
+    nor ends held the server's thread for ever: a server with a thread per request
+    (gunicorn) ran out of them. After disconnect_grace the thread gets its answer back and
+    the app is cancelled."""
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        try:
+            await asyncio.Event().wait()  # deaf: never answers, never ends
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    started = time.monotonic()
+    result = call(
+        wrap(app, lifespan="off", disconnect_grace=0.2),
+        method="POST",
+        body=b"abc",
+        content_length=declared,
+    )
+    assert time.monotonic() - started < 5
+    assert result.status == "500 Internal Server Error"
+    assert cancelled.wait(5)
+
+
 def test_after_the_body_receive_waits_for_the_response_then_disconnects(
     wrap: Callable[..., AsgiToWsgi],
 ) -> None:

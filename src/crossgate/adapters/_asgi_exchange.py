@@ -95,6 +95,8 @@ class Exchange:
         "disconnected",
         "error",
         "failed",
+        "gave_up",
+        "grace",
         "head_sent",
         "headers",
         "input",
@@ -117,8 +119,14 @@ class Exchange:
         scope: Any,
         channel: LoopToThread[Item],
         tasks: set[asyncio.Task[None]],
+        grace: float = 3.0,
     ) -> None:
+        """``grace``: seconds the app may take, once told its client left mid-body, to
+        start a response (or end) before it is given up on and cancelled."""
         self.app = app
+        self.grace = grace
+        # The timer that gives up on an app told its client left mid-body (see _lost).
+        self.gave_up: asyncio.TimerHandle | None = None
         self.scope = scope
         self.channel = channel
         # The process's request tasks still running, awaited at shutdown.
@@ -175,6 +183,9 @@ class Exchange:
                 self._fail(InvalidResponse(f"ASGI app returned without sending {what}"))
         finally:
             tasks.discard(task)
+            gave_up, self.gave_up = self.gave_up, None
+            if gave_up is not None:
+                gave_up.cancel()
             # Only the checks above read it. Kept, the app's error would keep its traceback,
             # which holds this frame and this exchange: a cycle.
             self.error = None
@@ -254,6 +265,8 @@ class Exchange:
                 await waiter
             finally:
                 self.waiter = None
+        if self.input_lost:
+            return self._lost()
         return {"type": "http.disconnect"}
 
     def _read_on_thread(self, size: int) -> bytes:
@@ -299,15 +312,13 @@ class Exchange:
             data: bytes = await self.channel.ask(call)
         except (BridgeClosed, ClientDisconnected, ResponseTimeout):
             self.orphaned = False
-            self.input_lost = True
-            return {"type": "http.disconnect"}
+            return self._lost()
         except asyncio.CancelledError:
             raise  # self.orphaned stays set: the next receive() collects the data
         except Exception as exc:  # the server's read failed: the client is gone
             self.orphaned = False
             logger.debug("reading wsgi.input failed: %r", exc)
-            self.input_lost = True
-            return {"type": "http.disconnect"}
+            return self._lost()
         finally:
             self.reading = False
         self.orphaned = False
@@ -321,14 +332,40 @@ class Exchange:
             return {"type": "http.request", "body": data, "more_body": True}
         if not data:
             # EOF before Content-Length: never endless empty messages; the client is gone.
-            self.input_lost = True
-            return {"type": "http.disconnect"}
+            return self._lost()
         remaining -= len(data)
         self.remaining = remaining
         if remaining <= 0:
             self.input_done = True
             return {"type": "http.request", "body": data, "more_body": False}
         return {"type": "http.request", "body": data, "more_body": True}
+
+    def _lost(self) -> Message:
+        """The client left before its body ended: the app is told so (http.disconnect).
+
+        The server thread still waits for a response; an app that neither starts one nor
+        ends within ``grace`` seconds (it ignores the disconnect) is given up on then: the
+        thread gets an error, so a server with one thread per request gets it back, and the
+        app is cancelled. (After the response started, the server's early close does the
+        same: see abort.)
+        """
+        self.input_lost = True
+        if self.gave_up is None and not (self.head_sent or self.complete or self.failed):
+            loop = asyncio.get_running_loop()
+            self.gave_up = loop.call_later(self.grace, self._give_up)
+        return {"type": "http.disconnect"}
+
+    def _give_up(self) -> None:
+        if self.head_sent or self.complete or self.failed:
+            return
+        error = ClientDisconnected(
+            f"the client left before the request body ended and the ASGI app did not "
+            f"answer within {self.grace} s"
+        )
+        self._fail(error)
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
 
     async def send(self, message: Message) -> None:
         try:

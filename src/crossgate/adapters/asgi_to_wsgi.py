@@ -322,7 +322,7 @@ class AsgiToWsgi:
         portal = process.portal
         scope = build_scope(environ, extensions={PATHSEND: {}}, state=process.state)
         channel: LoopToThread[Item] = LoopToThread(portal.loop, self.budget)
-        exchange = Exchange(self.app, scope, channel, process.tasks)
+        exchange = Exchange(self.app, scope, channel, process.tasks, self.disconnect_grace)
 
         # ASGI (Request): "body [...] If more_body is set, treat as start of body and
         # concatenate on further chunks." Small bodies are read now, on this thread.
