@@ -683,53 +683,8 @@ class WsgiFallback:
         return f"<WsgiFallback {self.primary!r} then {self.legacy!r}>"
 
 
-def fallback(
-    primary: Mountable,
-    legacy: Mountable,
-    *,
-    statuses: Iterable[int] = DEFAULT_STATUSES,
-    max_replay: int = DEFAULT_MAX_REPLAY,
-    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
-    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-    thread_sensitive: bool = True,
-) -> Fallback:
-    """An ASGI app serving each request from ``primary``, and from ``legacy`` when
-    ``primary`` answers with one of ``statuses`` (404) before any body byte went out; the
-    request body is replayed up to ``max_replay`` bytes. WSGI apps run through
-    :class:`WsgiToAsgi`; lifespan reaches both apps; ``thread_sensitive`` as in
-    :class:`Fallback`.
-    """
-    return Fallback(
-        primary,
-        legacy,
-        statuses=statuses,
-        max_replay=max_replay,
-        startup_timeout=startup_timeout,
-        shutdown_timeout=shutdown_timeout,
-        thread_sensitive=thread_sensitive,
-    )
-
-
-def fallback_wsgi(
-    primary: Mountable,
-    legacy: Mountable,
-    *,
-    statuses: Iterable[int] = DEFAULT_STATUSES,
-    max_replay: int = DEFAULT_MAX_REPLAY,
-    lifespan: LifespanMode = "auto",
-    startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
-    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-) -> WsgiFallback:
-    """A WSGI app (with ``close()``) serving each request from ``primary``, and from
-    ``legacy`` when ``primary`` refuses it; ASGI apps run through :class:`AsgiToWsgi` with
-    their lifespan (``lifespan`` as there).
-    """
-    return WsgiFallback(
-        primary,
-        legacy,
-        statuses=statuses,
-        max_replay=max_replay,
-        lifespan=lifespan,
-        startup_timeout=startup_timeout,
-        shutdown_timeout=shutdown_timeout,
-    )
+#: ``fallback(primary, legacy, **options)``, the functional spelling: the class itself, so
+#: that its options are declared (and typed) once, as ``wsgi_to_asgi`` is ``WsgiToAsgi``.
+fallback = Fallback
+#: ``fallback_wsgi(primary, legacy, **options)``: :class:`WsgiFallback` itself.
+fallback_wsgi = WsgiFallback
