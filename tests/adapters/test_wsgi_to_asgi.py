@@ -33,7 +33,7 @@ from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters import wsgi_to_asgi as wsgi_to_asgi_module
 from crossgate.adapters._bridge import call_in_loop
 from crossgate.adapters._wsgi_input import BodyState, RequestBody
-from crossgate.adapters._wsgi_request import FileWrapper
+from crossgate.adapters._wsgi_request import FileWrapper, Request, ResponseState
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
 from tests.adapters.support import no_new_cycles
@@ -1117,6 +1117,41 @@ async def test_a_body_refuses_a_move_its_state_does_not_allow() -> None:
         body._move(BodyState.CUT)
     body.client_left()  # the client leaving after the body ended changes the connection only
     assert (body.state, body.disconnected) == (BodyState.COMPLETE, True)
+
+
+async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToAsgi]) -> None:
+    """CALLING, STARTED (again with exc_info), COMMITTED, FINISHED: one place moves it,
+    and it refuses a move backwards."""
+    adapter = make(app_returning([]))
+    loop = asyncio.get_running_loop()
+
+    async def receive() -> Message:
+        raise AssertionError("not received here")
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is sent here")
+
+    first: Message = {"type": "http.request", "body": b"", "more_body": False}
+    request = Request(adapter, loop, Exchange().scope, receive, send, first=first)
+
+    def state(request: Request) -> ResponseState:  # read anew each time (no narrowing)
+        return request.state
+
+    assert state(request) is ResponseState.CALLING
+    request.start_response("200 OK", [])
+    assert state(request) is ResponseState.STARTED
+    try:
+        raise ValueError("the app changes its mind")
+    except ValueError:
+        request.start_response("500 Oops", [], sys.exc_info())
+    assert (state(request), request.status) == (ResponseState.STARTED, 500)
+    request.write(b"")  # PEP 3333: headers are sent at the first write(), even empty
+    assert state(request) is ResponseState.COMMITTED
+    with pytest.raises(RuntimeError, match="no move from committed to started"):
+        request._move(ResponseState.STARTED)
+    request._finish()
+    assert state(request) is ResponseState.FINISHED
+    request.body.finish()
 
 
 async def test_streaming_without_reading_the_body_reads_no_further(

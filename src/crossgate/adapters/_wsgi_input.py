@@ -50,6 +50,10 @@ class BodyState(enum.Enum):
     #: told so (408) if no response went out yet.
     TIMED_OUT = "timed out"
 
+    # Members are singletons: hashed by identity, in C, where Enum's own __hash__ is a
+    # Python call (the transition table looks a state up on every move).
+    __hash__ = object.__hash__
+
 
 # The members as module constants: a global is read in a few nanoseconds, an enum member
 # (a descriptor on its class) in about 90, and a request reads them several times.

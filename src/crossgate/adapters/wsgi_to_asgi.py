@@ -35,6 +35,7 @@ from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
 from crossgate.adapters._kind import refuse_the_wrong_kind
 from crossgate.adapters._wsgi_request import (
+    FINISHED,
     FileWrapper,
     Request,
     plain_response,
@@ -247,8 +248,8 @@ class WsgiToAsgi:
                             raise
                 else:
                     await request.send_parts(status, headers, body)
-            # True is final; on False, wait_finished() registers and then reads it again.
-            if not request.finished:
+            # FINISHED is final; short of it, wait_finished() registers and then reads again.
+            if request.state is not FINISHED:
                 await request.wait_finished()
             error = request.raised
             if error is not None:
