@@ -1113,7 +1113,7 @@ async def test_the_body_state_moves_once(
 async def test_a_body_refuses_a_move_its_state_does_not_allow() -> None:
     body, _ = _body({"type": "http.request", "body": b"ab"})
     assert body.state is BodyState.COMPLETE
-    with pytest.raises(RuntimeError, match="no move from complete to cut"):
+    with pytest.raises(RuntimeError, match="cannot go from complete to cut"):
         body._move(BodyState.CUT)
     body.client_left()  # the client leaving after the body ended changes the connection only
     assert (body.state, body.disconnected) == (BodyState.COMPLETE, True)
@@ -1147,7 +1147,7 @@ async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToA
     assert (state(request), request.status) == (ResponseState.STARTED, 500)
     request.write(b"")  # PEP 3333: headers are sent at the first write(), even empty
     assert state(request) is ResponseState.COMMITTED
-    with pytest.raises(RuntimeError, match="no move from committed to started"):
+    with pytest.raises(RuntimeError, match="cannot go from committed to started"):
         request._move(ResponseState.STARTED)
     request._finish()
     assert state(request) is ResponseState.FINISHED

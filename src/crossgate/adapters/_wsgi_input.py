@@ -14,12 +14,12 @@ ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html).
 from __future__ import annotations
 
 import asyncio
-import enum
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
+from crossgate._state import State, refused_move
 from crossgate._types import Message, Receive
 from crossgate.adapters._bridge import call_in_loop, post_threadsafe, step_away, step_back
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["COMPLETE", "CUT", "RECEIVING", "TIMED_OUT", "TOO_LARGE", "BodyState", "RequestBody"]
 
 
-class BodyState(enum.Enum):
+class BodyState(State):
     """Where a request body stands on the loop's side. It starts RECEIVING (or COMPLETE,
     when the first message holds it all) and moves once, in :meth:`RequestBody._move`.
 
@@ -49,10 +49,6 @@ class BodyState(enum.Enum):
     #: The client sent nothing for ``timeout`` seconds before its body ended: dropped, and
     #: told so (408) if no response went out yet.
     TIMED_OUT = "timed out"
-
-    # Members are singletons: hashed by identity, in C, where Enum's own __hash__ is a
-    # Python call (the transition table looks a state up on every move).
-    __hash__ = object.__hash__
 
 
 # The members as module constants: a global is read in a few nanoseconds, an enum member
@@ -431,7 +427,7 @@ class RequestBody:
     def _move(self, state: BodyState) -> None:
         """The one place where the body's state changes (see BodyState)."""
         if state not in _MOVES[self.state]:
-            raise RuntimeError(f"request body: no move from {self.state.value} to {state.value}")
+            raise refused_move("request body", self.state, state)
         self.state = state
 
     def client_left(self) -> None:

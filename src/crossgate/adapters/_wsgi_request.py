@@ -17,7 +17,6 @@ ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its ex
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import logging
 import os
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
+from crossgate._state import State, refused_move
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
 from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe, step_away
 from crossgate.adapters._wsgi_input import TIMED_OUT, RequestBody
@@ -92,7 +92,7 @@ class FileWrapper:
             close()
 
 
-class ResponseState(enum.Enum):
+class ResponseState(State):
     """Where the app's response stands. Only the worker thread moves it, in
     :meth:`Request._move`; the loop reads FINISHED (see ``Request._finish``)."""
 
@@ -104,10 +104,6 @@ class ResponseState(enum.Enum):
     COMMITTED = "committed"
     #: The app and its close() are done.
     FINISHED = "finished"
-
-    # Members are singletons: hashed by identity, in C, where Enum's own __hash__ is a
-    # Python call (the transition table looks a state up on every move).
-    __hash__ = object.__hash__
 
 
 # The members as module constants: a global is read in a few nanoseconds, an enum member
@@ -243,7 +239,7 @@ class Request:
     def _move(self, state: ResponseState) -> None:
         """The one place where the response's state changes (see ResponseState)."""
         if state not in _MOVES[self.state]:
-            raise RuntimeError(f"WSGI response: no move from {self.state.value} to {state.value}")
+            raise refused_move("WSGI response", self.state, state)
         self.state = state
 
     def write(self, data: bytes) -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import enum
 import logging
 import os
 import threading
@@ -42,6 +41,7 @@ from typing import Any, Final, TypeVar
 
 import asgiref.sync
 
+from crossgate._state import State, refused_move
 from crossgate.adapters._bridge.hop import Job, make_job, run_job
 from crossgate.adapters._bridge.mailbox import _current_mailbox, _Mailbox, call_in_loop
 from crossgate.adapters._bridge.pool import WorkerPool, default_pool, step_away, step_back
@@ -145,7 +145,7 @@ def call_from_seat(
             seat._unblocked(entered[0])
 
 
-class LaneState(enum.Enum):
+class LaneState(State):
     """Where a lane is: no thread yet, a thread serving it, ending, ended."""
 
     IDLE = "idle"
@@ -154,13 +154,12 @@ class LaneState(enum.Enum):
     CLOSED = "closed"  # work posted now goes to the process-wide lane
 
 
-#: The moves a lane may make, by the name of the state it leaves (looked up by name and
-#: compared by identity: an enum member's hash is computed in Python, on the hot path).
-_MOVES: dict[str, tuple[LaneState, ...]] = {
-    LaneState.IDLE.name: (LaneState.SERVING, LaneState.CLOSED),
-    LaneState.SERVING.name: (LaneState.CLOSING,),
-    LaneState.CLOSING.name: (LaneState.CLOSED,),
-    LaneState.CLOSED.name: (),
+#: The moves a lane may make, by the state it leaves.
+_MOVES: Final[dict[LaneState, frozenset[LaneState]]] = {
+    LaneState.IDLE: frozenset((LaneState.SERVING, LaneState.CLOSED)),
+    LaneState.SERVING: frozenset((LaneState.CLOSING,)),
+    LaneState.CLOSING: frozenset((LaneState.CLOSED,)),
+    LaneState.CLOSED: frozenset(),
 }
 
 
@@ -186,8 +185,8 @@ class Lane(Seat):
         self.thread: threading.Thread | None = None
 
     def _move(self, state: LaneState) -> None:  # with self._lock held
-        if state not in _MOVES[self.state._name_]:
-            raise RuntimeError(f"lane cannot go from {self.state.value} to {state.value}")
+        if state not in _MOVES[self.state]:
+            raise refused_move("lane", self.state, state)
         self.state = state
 
     def _notify(self) -> None:  # with self._lock held
