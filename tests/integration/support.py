@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["REPO", "free_port", "gunicorn_argv", "serve", "uvicorn_argv", "wait_for_port"]
@@ -86,12 +86,15 @@ def serve(
     stop_timeout: float = 10.0,
     module: bool = True,
     stop_group: bool = True,
+    after_stop: Callable[[], None] | None = None,
 ) -> Iterator[Path]:
     """Run ``python -m <argv>`` until the block ends; yield the path of its log file.
 
     With ``module=False``, ``argv`` is a command of its own (``uwsgi``, ``mod_wsgi-express``).
     With ``stop_group=False``, SIGTERM goes to the server's own process alone (a master that
     stops its workers itself, as a supervisor signalling its main process has it).
+    ``after_stop`` runs once the server has stopped: checks of what it did on its way out,
+    shown with the server's log when they fail.
 
     The server runs with the repository on ``PYTHONPATH`` (so ``tests.…`` apps import),
     receives SIGTERM at the end (SIGKILL if it lingers), and its log is printed when the
@@ -117,6 +120,12 @@ def serve(
         raise
     else:
         _stop(proc, stop_timeout, stop_group)
+        if after_stop is not None:
+            try:
+                after_stop()
+            except BaseException:
+                sys.stderr.write(log_path.read_text(errors="replace"))
+                raise
     finally:
         log_path.unlink(missing_ok=True)
 

@@ -5,9 +5,11 @@ httpx over 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,9 @@ class Kind:
     no_chunked_upload: str | None = None
     #: Stop by SIGTERM to the whole process group (True) or to the main process alone.
     stop_group: bool = True
+    #: Waits, given the scratch directory, until no worker is in a request: where a
+    #: worker stopped mid-request skips the shutdown, the test stops an idle server.
+    settle: Callable[[Path], None] | None = None
 
 
 def _gunicorn(worker: str) -> Callable[[str, int, Path], list[str]]:
@@ -118,6 +123,7 @@ def _uwsgi(*, lazy: bool) -> Callable[[str, int, Path], list[str]]:
             # A worker stuck at exit gets SIGKILL after 8 s, within serve()'s stop timeout.
             "--worker-reload-mercy=8",
             "--disable-logging",
+            f"--stats={scratch / 'stats.sock'}",
             # --http-socket answers HTTP/1.1 without keep-alive, yet says nothing: a client
             # reusing the connection would meet a reset.
             "--add-header=Connection: close",
@@ -125,6 +131,28 @@ def _uwsgi(*, lazy: bool) -> Callable[[str, int, Path], list[str]]:
         ]
 
     return argv
+
+
+def _uwsgi_settle(scratch: Path) -> None:
+    """Wait until uWSGI's stats server shows every core of every worker out of a request.
+
+    A uWSGI worker skips Python's atexit when stopped while busy (uwsgi_python_atexit:
+    "if busy do not run atexit hooks"); the client has its answer a moment before the
+    worker's thread leaves the request, so the test waits for that moment."""
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(scratch / "stats.sock"))
+            stats = json.loads(b"".join(iter(lambda: sock.recv(65536), b"")))
+        busy = [
+            worker["pid"]
+            for worker in stats["workers"]
+            if any(core["in_request"] for core in worker["cores"])
+        ]
+        if not busy:
+            return
+        assert time.monotonic() < deadline, f"uWSGI workers {busy} stayed in a request"
+        time.sleep(0.05)
 
 
 def _mod_wsgi(app: str, port: int, scratch: Path) -> list[str]:
@@ -178,10 +206,20 @@ SERVERS = {
     # exit() again in the middle of the first and is gone before the shutdown ran. So the
     # master alone gets SIGTERM, as from Docker or systemd's KillMode=mixed.
     "uwsgi-prefork": Kind(
-        _uwsgi(lazy=False), 2, module=False, no_chunked_upload=UWSGI_CHUNKED, stop_group=False
+        _uwsgi(lazy=False),
+        2,
+        module=False,
+        no_chunked_upload=UWSGI_CHUNKED,
+        stop_group=False,
+        settle=_uwsgi_settle,
     ),
     "uwsgi-lazy-apps": Kind(
-        _uwsgi(lazy=True), 2, module=False, no_chunked_upload=UWSGI_CHUNKED, stop_group=False
+        _uwsgi(lazy=True),
+        2,
+        module=False,
+        no_chunked_upload=UWSGI_CHUNKED,
+        stop_group=False,
+        settle=_uwsgi_settle,
     ),
     "mod_wsgi": Kind(_mod_wsgi, 2, module=False),
 }
@@ -206,19 +244,32 @@ def server(
             "CROSSGATE_TEST_NOTIFY": f"127.0.0.1:{events.getsockname()[1]}",
         }
         argv = kind.argv(APPS[app], port, scratch)
-        with serve(argv, port, env=env, module=kind.module, stop_group=kind.stop_group):
+
+        def check_shutdown() -> None:
+            started = {p.name.split("-", 1)[1] for p in markers.glob("startup-*")}
+            stopped = {p.name.split("-", 1)[1] for p in markers.glob("shutdown-*")}
+            assert started
+            if kind.no_shutdown is None:
+                # Each worker that started its lifespan ran its shutdown at exit.
+                assert started == stopped
+            else:
+                # Checked, so that this list learns when a server starts running it.
+                assert not stopped, (
+                    f"{name} ran the lifespan shutdown after all: {kind.no_shutdown}"
+                )
+
+        with serve(
+            argv,
+            port,
+            env=env,
+            module=kind.module,
+            stop_group=kind.stop_group,
+            after_stop=check_shutdown,
+        ):
             assert not list(markers.glob("startup-*")), "lifespan ran before any request"
             yield Server(name, f"http://127.0.0.1:{port}", markers, kind.workers, events, kind)
-    # The server stopped (SIGTERM).
-    started = {p.name.split("-", 1)[1] for p in markers.glob("startup-*")}
-    stopped = {p.name.split("-", 1)[1] for p in markers.glob("shutdown-*")}
-    assert started
-    if kind.no_shutdown is None:
-        # Each worker that started its lifespan ran its shutdown at exit.
-        assert started == stopped
-    else:
-        # Checked, so that this list learns when a server starts running it.
-        assert not stopped, f"{name} ran the lifespan shutdown after all: {kind.no_shutdown}"
+            if kind.settle is not None:
+                kind.settle(scratch)
 
 
 def expected_download(size: int) -> bytes:
