@@ -135,6 +135,7 @@ def _wrap_sync(
     run_sync = _bridge.run_sync
     copy_back = _bridge.copy_back
     copy_context = contextvars.copy_context
+    is_cancellation = _bridge.is_cancellation
 
     # An `async def` wrapper: iscoroutinefunction() is then true for inspect and asyncio
     # alike on every Python version, with no marker needed.
@@ -152,8 +153,9 @@ def _wrap_sync(
             # The caller gave up: the job may still be running in ctx, so nothing there is
             # final, and the caller is unwinding anyway.
             raise
-        except BaseException:
-            copy_back(ctx)
+        except BaseException as exc:
+            if not is_cancellation(exc):  # trio's Cancelled: as CancelledError above
+                copy_back(ctx)
             raise
         copy_back(ctx)
         return result
@@ -165,6 +167,7 @@ def _wrap_sensitive(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     run_sensitive = _bridge.run_sensitive
     copy_back = _bridge.copy_back
     copy_context = contextvars.copy_context
+    is_cancellation = _bridge.is_cancellation
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -176,8 +179,9 @@ def _wrap_sensitive(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
                 result = await run_sensitive(fn, *args, context=ctx)
         except asyncio.CancelledError:
             raise  # as in _wrap_sync: nothing in ctx is final
-        except BaseException:
-            copy_back(ctx)
+        except BaseException as exc:
+            if not is_cancellation(exc):
+                copy_back(ctx)
             raise
         copy_back(ctx)
         return result
@@ -235,6 +239,7 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
     get_portal = _bridge.get_portal
     current_seat = _bridge.current_seat
     call_from_seat = _bridge.call_from_seat
+    in_trio = _bridge.in_trio
     running_loop = asyncio._get_running_loop  # the public getter raises when there is none
 
     @functools.wraps(afn)
@@ -245,6 +250,14 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
             )
         loop = origin_loop()
         if loop is None:
+            # Not a thread that a loop handed its job: plain sync code, or a thread that
+            # runs trio (which asyncio's check above cannot see; checked only here, as a
+            # worker thread with an origin loop runs no loop of its own).
+            if in_trio():
+                raise RuntimeError(
+                    "async_to_sync() cannot block a thread that runs an event loop: "
+                    "use await instead"
+                )
             loop = get_portal().loop
         ctx = copy_context()
         try:

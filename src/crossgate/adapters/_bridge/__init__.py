@@ -5,7 +5,11 @@ Everything that crosses between a thread and an event loop goes through this pac
 * :class:`WorkerPool` runs sync code in a bounded set of daemon threads, created lazily; a
   job that waits on the network steps away (:func:`step_away`) and does not hold a slot.
 * :class:`Portal` is the per-process event loop thread that sync code borrows (started on
-  first use, rebuilt after ``fork()``, stopped at interpreter exit).
+  first use, rebuilt after ``fork()``, stopped at interpreter exit); :class:`TrioPortal`
+  is the same on trio, for trio ASGI apps.
+* :mod:`.backend` says what the bridge needs from a loop (:class:`Loop`, :class:`Waiter`,
+  :class:`Task`): an asyncio loop provides it as it is, a trio run through
+  :class:`TrioLoop`. The loop is found per call, asyncio's first (at no cost to it).
 * :func:`call_in_loop` runs a coroutine on a loop from a thread and blocks until it ends.
   While it blocks, the thread serves sync work that the coroutine sends back to it, so
   nesting ``sync -> async -> sync`` never needs a second thread and never deadlocks.
@@ -20,6 +24,18 @@ results travel with one ``call_soon_threadsafe`` (thread -> loop) or one lock re
 (loop -> thread), never through ``concurrent.futures`` and its callback chains.
 """
 
+from crossgate.adapters._bridge.backend import (
+    Loop,
+    Task,
+    TrioLoop,
+    Waiter,
+    current_task,
+    fail_after,
+    in_trio,
+    is_cancellation,
+    running_loop,
+    wait_tasks,
+)
 from crossgate.adapters._bridge.channels import DEFAULT_BUDGET, LoopToThread, ThreadToLoop
 from crossgate.adapters._bridge.hop import origin_loop, post_threadsafe, resolve_threadsafe
 from crossgate.adapters._bridge.mailbox import call_in_loop, copy_back, run_sync
@@ -33,7 +49,13 @@ from crossgate.adapters._bridge.pool import (
     step_back,
     thread_cap,
 )
-from crossgate.adapters._bridge.portal import Portal, get_portal
+from crossgate.adapters._bridge.portal import (
+    BasePortal,
+    Portal,
+    TrioPortal,
+    get_portal,
+    get_trio_portal,
+)
 from crossgate.adapters._bridge.sensitive import (
     ThreadSensitive,
     call_from_seat,
@@ -46,25 +68,38 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_MAX_THREADS",
     "DEFAULT_WORKERS",
+    "BasePortal",
+    "Loop",
     "LoopToThread",
     "Portal",
+    "Task",
     "ThreadSensitive",
     "ThreadToLoop",
+    "TrioLoop",
+    "TrioPortal",
+    "Waiter",
     "WorkerPool",
     "call_from_seat",
     "call_in_loop",
     "copy_back",
     "current_seat",
+    "current_task",
     "default_pool",
+    "fail_after",
     "get_portal",
+    "get_trio_portal",
+    "in_trio",
+    "is_cancellation",
     "origin_loop",
     "post_threadsafe",
     "process_lane",
     "resolve_threadsafe",
     "run_sensitive",
     "run_sync",
+    "running_loop",
     "set_default_workers",
     "step_away",
     "step_back",
     "thread_cap",
+    "wait_tasks",
 ]

@@ -14,7 +14,6 @@ every other raise is of a fresh copy, which nothing keeps.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import threading
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from crossgate._errors import BridgeClosed
+from crossgate.adapters._bridge.backend import Loop, Waiter
 from crossgate.adapters._bridge.hop import post_threadsafe, set_exception, set_result
 from crossgate.adapters._bridge.pool import step_away, step_back
 
@@ -49,7 +49,7 @@ class _Channel(Generic[Item]):
 
     __slots__ = ("_bytes", "_error", "_items", "_lock", "_loop", "_loop_waiter", "budget", "closed")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, budget: int) -> None:
+    def __init__(self, loop: Loop, budget: int) -> None:
         if budget < 1:
             raise ValueError(f"budget must be at least 1 byte, not {budget!r}")
         self.budget = budget
@@ -60,7 +60,7 @@ class _Channel(Generic[Item]):
         self.closed = False
         self._error: BaseException | None = None
         # The loop side's wait, if it waits: ThreadToLoop's consumer, LoopToThread's producer.
-        self._loop_waiter: asyncio.Future[None] | None = None
+        self._loop_waiter: Waiter[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -92,7 +92,7 @@ class _Channel(Generic[Item]):
         self._bytes = 0
         return items
 
-    async def _wait_on_loop(self, waiter: asyncio.Future[None]) -> None:
+    async def _wait_on_loop(self, waiter: Waiter[None]) -> None:
         """Await ``waiter`` (set as ``_loop_waiter`` under the lock); a cancelled wait
         leaves no waiter behind for the thread to wake."""
         try:
@@ -129,7 +129,7 @@ class ThreadToLoop(_Channel[Item]):
 
     __slots__ = ("_producer_waiting", "_space")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, loop: Loop, budget: int = DEFAULT_BUDGET) -> None:
         super().__init__(loop, budget)
         # Created by the first producer that has to wait: most channels (one response that
         # fits the budget) never need it.
@@ -226,12 +226,12 @@ class LoopToThread(_Channel[Item]):
 
     __slots__ = ("_calls", "_consumer_waiting", "_wake")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, loop: Loop, budget: int = DEFAULT_BUDGET) -> None:
         super().__init__(loop, budget)
         self._wake = threading.Lock()
         self._wake.acquire()
         self._consumer_waiting = False
-        self._calls: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._calls: list[tuple[Callable[[], Any], Waiter[Any]]] = []
 
     def _wake_consumer(self) -> None:  # with self._lock held
         if self._consumer_waiting:
@@ -277,7 +277,7 @@ class LoopToThread(_Channel[Item]):
 
     async def ask(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the consumer thread during its next :meth:`get`; return its result."""
-        fut: asyncio.Future[T] = self._loop.create_future()
+        fut: Waiter[T] = self._loop.create_future()
         with self._lock:
             if self.closed:
                 raise self._closed_error()

@@ -4,12 +4,13 @@ from a thread, and a job that runs on a worker for a loop (with that loop as its
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from crossgate.adapters._bridge.backend import Loop, Waiter
 
 __all__ = [
     "Job",
@@ -32,32 +33,31 @@ T = TypeVar("T")
 class _Origin(threading.local):
     # A class default: reading it on a thread that never set it is a plain attribute hit,
     # not an AttributeError caught by getattr() (5x slower, on every async_to_sync call).
-    loop: asyncio.AbstractEventLoop | None = None
+    loop: Loop | None = None
 
 
 _origin = _Origin()
 
 
-def origin_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop waiting on the job this thread runs, if it runs one for a loop."""
+def origin_loop() -> Loop | None:
+    """The event loop (asyncio's, or trio's :class:`TrioLoop`) waiting on the job this
+    thread runs, if it runs one for a loop."""
     return _origin.loop
 
 
 # Both run on the loop. The awaiting side may have been cancelled meanwhile: then the
 # outcome has nobody to go to, and setting it would raise InvalidStateError.
-def set_result(fut: asyncio.Future[Any], value: Any) -> None:
+def set_result(fut: Waiter[Any], value: Any) -> None:
     if not fut.done():
         fut.set_result(value)
 
 
-def set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+def set_exception(fut: Waiter[Any], exc: BaseException) -> None:
     if not fut.done():
         fut.set_exception(exc)
 
 
-def post_threadsafe(
-    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any
-) -> bool:
+def post_threadsafe(loop: Loop, callback: Callable[..., object], *args: Any) -> bool:
     """Schedule ``callback`` on ``loop`` from any thread; False when the loop is closed."""
     try:
         loop.call_soon_threadsafe(callback, *args)
@@ -71,14 +71,12 @@ def post_threadsafe(
 Job = Callable[[], object]
 #: What :meth:`WorkerPool.start` queues: (origin loop, context, fn, args). A tuple rather
 #: than a closure: the request path builds one per request.
-Started = tuple[
-    asyncio.AbstractEventLoop, contextvars.Context, Callable[..., object], tuple[Any, ...]
-]
+Started = tuple[Loop, contextvars.Context, Callable[..., object], tuple[Any, ...]]
 
 
 def make_job(
-    loop: asyncio.AbstractEventLoop,
-    fut: asyncio.Future[T],
+    loop: Loop,
+    fut: Waiter[T],
     ctx: contextvars.Context,
     fn: Callable[..., T],
     args: tuple[Any, ...],
@@ -96,13 +94,13 @@ def make_job(
     return job
 
 
-def resolve_threadsafe(fut: asyncio.Future[T], value: T) -> None:
+def resolve_threadsafe(fut: Waiter[T], value: T) -> None:
     """Set ``fut``'s result from any thread (nothing happens once its loop is closed)."""
     post_threadsafe(fut.get_loop(), set_result, fut, value)
 
 
 def run_from(
-    loop: asyncio.AbstractEventLoop,
+    loop: Loop,
     ctx: contextvars.Context,
     fn: Callable[..., T],
     args: tuple[Any, ...],

@@ -16,12 +16,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from crossgate.adapters._bridge.backend import Loop, Task, Waiter, trio_loop
 from crossgate.adapters._bridge.hop import Job, make_job, post_threadsafe, run_job
 from crossgate.adapters._bridge.pool import WorkerPool, default_pool
 
 __all__ = ["call_in_loop", "copy_back", "run_sync"]
 
 T = TypeVar("T")
+
+_get_running_loop = asyncio._get_running_loop  # the public getter raises when there is none
 
 _current_mailbox: contextvars.ContextVar[_Mailbox | None] = contextvars.ContextVar(
     "crossgate_mailbox", default=None
@@ -56,9 +59,10 @@ async def run_sync(
     taken, and a ``sync -> async -> sync`` chain cannot exhaust the pool and deadlock.
     Otherwise it runs in ``pool`` (default: the process-wide pool).
     """
-    # WorkerPool.run inlined: one coroutine frame fewer on the hot path.
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
+    # WorkerPool.run inlined: one coroutine frame fewer on the hot path. The loop is
+    # asyncio's (the check made before trio was supported), else trio's.
+    loop: Loop = _get_running_loop() or trio_loop()
+    fut: Waiter[T] = loop.create_future()
     ctx = contextvars.copy_context() if context is None else context
     job = make_job(loop, fut, ctx, fn, args)
     mailbox = _current_mailbox.get()
@@ -84,7 +88,7 @@ class _Mailbox:
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
-        self.task: asyncio.Task[Any] | None = None
+        self.task: Task | None = None
 
     def _notify(self) -> None:  # with self._lock held
         if self._sleeping:
@@ -154,7 +158,7 @@ class _Mailbox:
 
 
 def call_in_loop(
-    loop: asyncio.AbstractEventLoop,
+    loop: Loop,
     fn: Callable[..., Awaitable[T]],
     /,
     *args: Any,
@@ -171,7 +175,7 @@ def call_in_loop(
     """
     if not loop.is_running():
         raise RuntimeError(f"event loop {loop!r} is not running")
-    if asyncio._get_running_loop() is loop:
+    if _get_running_loop() is loop:
         raise RuntimeError("call_in_loop() from the loop's own thread would deadlock")
     ctx = contextvars.copy_context() if context is None else context
     mailbox = _Mailbox()
@@ -203,7 +207,7 @@ def call_in_loop(
 
 
 def _start(
-    loop: asyncio.AbstractEventLoop,
+    loop: Loop,
     ctx: contextvars.Context,
     mailbox: _Mailbox,
     fn: Callable[..., Awaitable[Any]],
@@ -230,21 +234,23 @@ def _start(
 
 if sys.version_info >= (3, 12):
 
-    def _create_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], ctx: contextvars.Context
-    ) -> asyncio.Task[None]:
+    def _create_task(loop: Loop, coro: Coroutine[Any, Any, None], ctx: contextvars.Context) -> Task:
         # Run the first step now, in this callback, instead of one loop iteration later:
         # a coroutine that does not suspend then completes with no extra iteration. Only
-        # without a task factory, so that one the application installed is never bypassed.
+        # without a task factory, so that one the application installed is never bypassed
+        # (a TrioLoop reports one: its tasks are trio's).
         if loop.get_task_factory() is None:
-            return asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)
+            return asyncio.Task(
+                coro,
+                loop=loop,  # type: ignore[arg-type]  # an asyncio loop: it has no factory
+                context=ctx,
+                eager_start=True,
+            )
         return loop.create_task(coro, context=ctx)
 
 else:
 
-    def _create_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], ctx: contextvars.Context
-    ) -> asyncio.Task[None]:
+    def _create_task(loop: Loop, coro: Coroutine[Any, Any, None], ctx: contextvars.Context) -> Task:
         return loop.create_task(coro, context=ctx)
 
 
@@ -271,7 +277,7 @@ async def _drive(mailbox: _Mailbox, awaitable: Awaitable[Any]) -> None:
         mailbox.succeed(result)
 
 
-def _cancel_from_thread(loop: asyncio.AbstractEventLoop, mailbox: _Mailbox) -> None:
+def _cancel_from_thread(loop: Loop, mailbox: _Mailbox) -> None:
     def cancel() -> None:
         task, mailbox.task = mailbox.task, None  # no task <-> context <-> mailbox cycle
         if task is not None:

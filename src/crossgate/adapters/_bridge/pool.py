@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from weakref import WeakSet
 
+from crossgate.adapters._bridge.backend import Loop, Waiter, fail_after, running_loop
 from crossgate.adapters._bridge.hop import (
     Job,
     Started,
@@ -37,6 +38,8 @@ __all__ = [
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+_get_running_loop = asyncio._get_running_loop  # the public getter raises when there is none
 
 DEFAULT_WORKERS = 40
 #: The hard cap on a pool's threads, jobs that stepped away included (see step_away).
@@ -101,7 +104,7 @@ class WorkerPool:
         # One item per job that stepped away (waits on the network, or streams a response
         # that outlived its first batch): not counted against max_workers.
         self._away: deque[None] = deque()
-        self._drained: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._drained: list[tuple[Loop, Waiter[None]]] = []
         self._closed = False
         self._pid = os.getpid()
 
@@ -267,8 +270,8 @@ class WorkerPool:
         caller's), and return its result. Cancelling the caller raises ``CancelledError`` at
         once; a job that has not started yet is then skipped, one that has runs to its end.
         """
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        loop: Loop = _get_running_loop() or running_loop()
+        fut: Waiter[T] = loop.create_future()
         ctx = contextvars.copy_context() if context is None else context
         self.submit(make_job(loop, fut, ctx, fn, args))
         return await fut
@@ -278,7 +281,7 @@ class WorkerPool:
         fn: Callable[..., object],
         /,
         *args: Any,
-        loop: asyncio.AbstractEventLoop,
+        loop: Loop,
         context: contextvars.Context | None = None,
     ) -> None:
         """Run ``fn(*args)`` in a worker thread, in ``context`` (default: a copy of the
@@ -294,15 +297,16 @@ class WorkerPool:
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until no job runs or waits; True if that happened within ``timeout``."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
+        loop = running_loop()
+        fut: Waiter[None] = loop.create_future()
         with self._lock:
             if self._pid != os.getpid() or not self._busy:
                 return True
             self._drained.append((loop, fut))
         self._wake_drained()  # the last job may have ended before it could see us
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with fail_after(timeout):
+                await fut
         except TimeoutError:
             return False
         return True

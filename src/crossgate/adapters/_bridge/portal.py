@@ -12,10 +12,11 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar, cast
 
+from crossgate.adapters._bridge.backend import Loop, TrioLoop, trio_loop
 from crossgate.adapters._bridge.hop import post_threadsafe
 from crossgate.adapters._bridge.mailbox import call_in_loop
 
-__all__ = ["Portal", "get_portal"]
+__all__ = ["BasePortal", "Portal", "TrioPortal", "get_portal", "get_trio_portal"]
 
 T = TypeVar("T")
 
@@ -26,13 +27,16 @@ logger = logging.getLogger(__name__)
 _CLOSE_TIMEOUT: Final = object()
 
 
-class Portal:
-    """An event loop running in a daemon thread, for sync code that needs one.
+class BasePortal:
+    """An event loop running in a daemon thread, for sync code that needs one: what the
+    asyncio :class:`Portal` and the :class:`TrioPortal` share.
 
-    Use :func:`get_portal` for the per-process instance: it is created on first use and
-    rebuilt in a child process after ``fork()``, because a forked child inherits the
-    portal object but not its thread.
+    Use :func:`get_portal` (or :func:`get_trio_portal`) for the per-process instance: it is
+    created on first use and rebuilt in a child process after ``fork()``, because a forked
+    child inherits the portal object but not its thread.
     """
+
+    loop: Loop
 
     def __init__(self, *, name: str = "crossgate-portal") -> None:
         self.pid = os.getpid()
@@ -40,30 +44,17 @@ class Portal:
         self._close_hooks: list[tuple[Callable[[], Coroutine[Any, Any, object]], object]] = []
         self._ready = threading.Event()
         self._stopped = False
-        self.loop = _new_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(self._ready.set)
-        try:
-            self.loop.run_forever()
-        finally:
-            try:
-                self.loop.run_until_complete(self._cancel_remaining())
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            finally:
-                self.loop.close()
+        """The thread: run the loop, set ``_ready`` once it runs, until :meth:`_stop`."""
+        raise NotImplementedError
 
-    async def _cancel_remaining(self) -> None:
-        me = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not me and not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
+    def _stop(self) -> None:
+        """On the loop: make :meth:`_run` end (what is still running is cancelled)."""
+        raise NotImplementedError
 
     @property
     def thread(self) -> threading.Thread:
@@ -86,11 +77,12 @@ class Portal:
     ) -> None:
         """Start ``fn(*args)`` as a task on the portal loop without waiting for it."""
         ctx = contextvars.copy_context() if context is None else context
+        loop = self.loop
 
         def start() -> None:
-            self.loop.create_task(fn(*args), context=ctx)
+            loop.create_task(fn(*args), context=ctx)
 
-        if not post_threadsafe(self.loop, start):
+        if not post_threadsafe(loop, start):
             raise RuntimeError("the crossgate portal is closed")
 
     def on_close(
@@ -118,12 +110,77 @@ class Portal:
                 call_in_loop(self.loop, hook, timeout=limit)
             except BaseException:
                 logger.exception("a portal close hook failed")
-        post_threadsafe(self.loop, self.loop.stop)
+        post_threadsafe(self.loop, self._stop)
         self._thread.join(timeout)
 
     @property
     def closed(self) -> bool:
         return self._stopped
+
+
+class Portal(BasePortal):
+    """The asyncio portal: an asyncio loop (uvloop's when installed) in a daemon thread."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(self, *, name: str = "crossgate-portal") -> None:
+        self.loop = _new_loop()
+        super().__init__(name=name)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                self.loop.run_until_complete(self._cancel_remaining())
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    def _stop(self) -> None:
+        self.loop.stop()
+
+    async def _cancel_remaining(self) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not me and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+
+
+class TrioPortal(BasePortal):
+    """The trio portal: ``trio.run`` in a daemon thread, for trio ASGI apps.
+
+    Its tasks are trio system tasks: when the portal stops, the run's main task returns
+    and trio cancels them and waits for them to unwind (:meth:`close` waits for the
+    thread ``timeout`` seconds at most).
+    """
+
+    loop: TrioLoop
+
+    def __init__(self, *, name: str = "crossgate-trio-portal") -> None:
+        try:
+            import trio  # noqa: PLC0415 - an optional dependency
+        except ImportError as exc:
+            raise ImportError("the trio portal needs trio: pip install 'crossgate[trio]'") from exc
+        self._trio = trio
+        self._done: Any = None  # the trio.Event that ends the run, made inside it
+        super().__init__(name=name)
+
+    def _run(self) -> None:
+        self._trio.run(self._main)
+
+    async def _main(self) -> None:
+        self.loop = trio_loop()
+        self._done = self._trio.Event()
+        self._ready.set()
+        await self._done.wait()
+
+    def _stop(self) -> None:
+        self._done.set()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -143,11 +200,12 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 _portal: Portal | None = None
+_trio_portal: TrioPortal | None = None
 _portal_lock = threading.Lock()
 
 
 def get_portal() -> Portal:
-    """The per-process portal, started on first use and rebuilt after ``fork()``."""
+    """The per-process asyncio portal, started on first use and rebuilt after ``fork()``."""
     global _portal
     portal = _portal
     if portal is not None and portal.pid == os.getpid() and not portal.closed:
@@ -160,8 +218,28 @@ def get_portal() -> Portal:
         return _portal
 
 
+def get_trio_portal() -> TrioPortal:
+    """The per-process trio portal, started on first use and rebuilt after ``fork()``."""
+    global _trio_portal
+    portal = _trio_portal
+    if portal is not None and portal.pid == os.getpid() and not portal.closed:
+        return portal
+    with _portal_lock:
+        if _trio_portal is None or _trio_portal.pid != os.getpid() or _trio_portal.closed:
+            if _trio_portal is None or _trio_portal.pid != os.getpid():
+                atexit.register(_close_trio_portal_at_exit)
+            _trio_portal = TrioPortal()
+        return _trio_portal
+
+
 def _close_portal_at_exit() -> None:
     portal = _portal
+    if portal is not None and portal.pid == os.getpid():
+        portal.close()
+
+
+def _close_trio_portal_at_exit() -> None:
+    portal = _trio_portal
     if portal is not None and portal.pid == os.getpid():
         portal.close()
 

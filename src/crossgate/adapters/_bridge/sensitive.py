@@ -42,6 +42,7 @@ from typing import Any, Final, TypeVar
 import asgiref.sync
 
 from crossgate._state import State, refused_move
+from crossgate.adapters._bridge.backend import Loop, Waiter, trio_loop
 from crossgate.adapters._bridge.hop import Job, make_job, run_job
 from crossgate.adapters._bridge.mailbox import _current_mailbox, _Mailbox, call_in_loop
 from crossgate.adapters._bridge.pool import WorkerPool, default_pool, step_away, step_back
@@ -61,6 +62,8 @@ __all__ = [
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+_get_running_loop = asyncio._get_running_loop  # the public getter raises when there is none
 
 # asgiref's state, read to run beside it (facts of its public behaviour, no code of it):
 # the current ThreadSensitiveContext, the executor each context uses, and the executor of
@@ -118,7 +121,7 @@ class Seat:
 
 def call_from_seat(
     seat: Seat,
-    loop: asyncio.AbstractEventLoop,
+    loop: Loop,
     fn: Any,
     args: tuple[Any, ...],
     context: contextvars.Context,
@@ -484,8 +487,8 @@ async def run_sensitive(fn: Any, /, *args: Any, context: contextvars.Context | N
     Cancelling the caller raises ``CancelledError`` at once; a job that has not started is
     skipped, one that has runs to its end.
     """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[Any] = loop.create_future()
+    loop: Loop = _get_running_loop() or trio_loop()
+    fut: Waiter[Any] = loop.create_future()
     ctx = contextvars.copy_context() if context is None else context
     job = make_job(loop, fut, ctx, fn, args)
     asgiref_context = _ASGIREF_CONTEXT.get(None)
