@@ -11,9 +11,11 @@ watcher for ``http.disconnect``; a disconnect, or a ``send()`` that raises, stop
 request, so the worker's next put raises and the iterable is closed.
 ``wsgi.input`` pulls from ``receive()`` on demand, sharing it with the watcher.
 
-This module is the adapter and its other scopes (lifespan, websocket); one request's run
-and response are :mod:`._wsgi_request`'s, its body (``wsgi.input``) :mod:`._wsgi_input`'s,
-and translation (scope -> environ, status and header checks) :mod:`.environ`'s.
+This module is the adapter and its other scopes (lifespan, websocket). The parts of one
+request import in a line: :mod:`._wsgi_call` (the app's run and its response) makes the
+body's loop side, :mod:`._wsgi_body`; :mod:`._wsgi_input` is the file over it that the app
+reads (``wsgi.input``); translation (scope -> environ, status and header checks) is
+:mod:`.environ`'s.
 
 Specifications quoted beside the code:
 
@@ -34,13 +36,14 @@ from typing import Any, Final
 from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
 from crossgate.adapters._kind import refuse_the_wrong_kind
-from crossgate.adapters._wsgi_request import (
+from crossgate.adapters._wsgi_call import (
     FINISHED,
     FileWrapper,
-    Request,
+    WSGICall,
     plain_response,
     timed_out_response,
 )
+from crossgate.adapters._wsgi_input import InputStream
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.lifespan import serve_lifespan
 
@@ -220,9 +223,18 @@ class WsgiToAsgi:
         elif message["type"] == "http.disconnect":
             return  # the client left before its request was handled: nobody to answer
         loop = asyncio.get_running_loop()
-        request = Request(self, loop, scope, receive, send, first=message)
+        request = WSGICall(
+            loop,
+            scope,
+            receive,
+            send,
+            message,
+            budget=self.budget,
+            limit=self.max_request_body,
+            timeout=self.body_timeout,
+        )
         environ = build_environ(scope, self._environ_extra)
-        environ["wsgi.input"] = request.body
+        environ["wsgi.input"] = InputStream(request.body)
         environ["asgi.scope"] = scope
         # The job runs on a worker, which hands the response back through request.first
         # (and request.channel for a stream). pool.start sets the origin loop and copies
@@ -256,7 +268,7 @@ class WsgiToAsgi:
                 # After the whole response (the 500 the app's error left, or a response
                 # whose close() raised SystemExit), as a streamed response's error comes
                 # after its chunks. Taken back from the request first, and no local keeps
-                # it: its traceback will hold this frame (see Request.raised).
+                # it: its traceback will hold this frame (see WSGICall.raised).
                 request.raised = None
                 try:
                     raise error

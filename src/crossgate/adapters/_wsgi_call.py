@@ -1,5 +1,5 @@
-"""One request of :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`: the WSGI app run on a
-worker thread, its response handed to the loop and sent from there.
+"""One WSGI call of :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`: the app run on a
+worker thread for one request, its response handed to the loop and sent from there.
 
 A list or tuple body crosses to the loop whole, through the request's first-delivery
 future (one hop: start and body go out together). Any other iterable streams through a
@@ -9,9 +9,9 @@ the worker's next chunk waits for the loop to take them. A disconnect, or a ``se
 that raises, stops the request: the worker's next put raises, and the iterable is closed
 on the thread that ran it.
 
-Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/), the
-ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its extensions
-(https://asgi.readthedocs.io/en/latest/extensions.html).
+The request body's loop side is :class:`~crossgate.adapters._wsgi_body.BodyReceiver`,
+made here and told to stop the call when the client leaves; its worker side, the file
+the app reads, is :mod:`._wsgi_input`'s.
 """
 
 from __future__ import annotations
@@ -21,19 +21,16 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
 from crossgate._state import State, refused_move
 from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
 from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe, step_away
-from crossgate.adapters._wsgi_input import TIMED_OUT, RequestBody
+from crossgate.adapters._wsgi_body import TIMED_OUT, BodyReceiver
 from crossgate.adapters.environ import check_status, encode_response_headers
 
-if TYPE_CHECKING:
-    from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
-
-__all__ = ["FileWrapper", "Request", "plain_response", "timed_out_response"]
+__all__ = ["FileWrapper", "ResponseState", "WSGICall", "plain_response", "timed_out_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +91,7 @@ class FileWrapper:
 
 class ResponseState(State):
     """Where the app's response stands. Only the worker thread moves it, in
-    :meth:`Request._move`; the loop reads FINISHED (see ``Request._finish``)."""
+    :meth:`WSGICall._move`; the loop reads FINISHED (see ``WSGICall._finish``)."""
 
     #: The app runs; start_response() not called yet.
     CALLING = "calling"
@@ -107,7 +104,7 @@ class ResponseState(State):
 
 
 # The members as module constants: a global is read in a few nanoseconds, an enum member
-# in about 90 (see _wsgi_input).
+# in about 90 (see _wsgi_body).
 CALLING: Final = ResponseState.CALLING
 STARTED: Final = ResponseState.STARTED
 COMMITTED: Final = ResponseState.COMMITTED
@@ -125,17 +122,25 @@ _MOVES: Final[dict[ResponseState, frozenset[ResponseState]]] = {
 _Whole = tuple[int, list[tuple[bytes, bytes]], "bytes | list[bytes]"]
 
 
-class Request:
-    """One HTTP request: the WSGI side (worker thread) and its ASGI side (loop).
+class WSGICall:
+    """One call of the WSGI app for one request: its run (worker thread) and its response
+    sent (loop).
 
-    The request body, both sides, is :class:`~crossgate.adapters._wsgi_input.RequestBody`
-    (``body``, the environ's ``wsgi.input``); this is the app's run and its response.
+    Args:
+        loop: the request's event loop.
+        scope: the request's ASGI scope.
+        receive: the request's ``receive()``, for its body.
+        send: the request's ``send()``.
+        first: the first request message, received before the app is called.
+        budget: the most response bytes in flight (the adapter's ``budget``).
+        limit: ``max_request_body`` (None: no limit).
+        timeout: ``body_timeout``, seconds the body may go without a byte (None: none).
     """
 
     __slots__ = (
         "_done",
-        "adapter",
         "body",
+        "budget",
         "channel",
         "first",
         "headers",
@@ -153,21 +158,24 @@ class Request:
 
     def __init__(
         self,
-        adapter: WsgiToAsgi,
         loop: asyncio.AbstractEventLoop,
         scope: Message,
         receive: Receive,
         send: Send,
-        *,
         first: Message,
+        *,
+        budget: int,
+        limit: int | None,
+        timeout: float | None,
     ) -> None:
-        """``first``: the first request message, received before the app is called."""
-        self.adapter = adapter
         self.loop = loop
         self.scope = scope
         self.send = send
-        self.body = RequestBody(
-            self, loop, receive, adapter.max_request_body, first, timeout=adapter.body_timeout
+        self.budget = budget
+        # The loop's side of the body (the file the app reads is made over it): a client
+        # that leaves stops this call.
+        self.body = BodyReceiver(
+            loop, receive, first, limit=limit, timeout=timeout, on_disconnect=self.stop
         )
         self.state = CALLING  # the response's, moved by the worker only (see _move)
         self.status: int | None = None
@@ -292,7 +300,7 @@ class Request:
         """
         channel = self.channel
         if channel is None:
-            channel = self.channel = ThreadToLoop(self.loop, self.adapter.budget)
+            channel = self.channel = ThreadToLoop(self.loop, self.budget)
             # The loop sets `stopped` before it looks for a channel to close, and the
             # worker opens the channel before it looks at `stopped`: one of them sees the
             # other, so a stop is never missed (it may be applied twice, which is harmless).
@@ -373,7 +381,7 @@ class Request:
                 body = body[:remaining]
         else:
             parts = [chunk if type(chunk) is bytes else _as_bytes(chunk) for chunk in chunks]
-            if sum(map(len, parts)) <= self.adapter.budget:
+            if sum(map(len, parts)) <= self.budget:
                 body = b"".join(parts)
                 if remaining is not None and len(body) > remaining:
                     body = body[:remaining]
