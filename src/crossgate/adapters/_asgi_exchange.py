@@ -21,17 +21,27 @@ from typing import Any, Final, NoReturn
 
 from crossgate._errors import BridgeClosed, ClientDisconnected, InvalidResponse, ResponseTimeout
 from crossgate._types import ASGIApp, Message
-from crossgate.adapters._bridge import LoopToThread, ThreadSensitive
+from crossgate.adapters._bridge import (
+    Handle,
+    LoopToThread,
+    Task,
+    ThreadSensitive,
+    Waiter,
+    current_task,
+    is_cancellation,
+    running_loop,
+    wait_tasks,
+)
 from crossgate.adapters.environ import decode_response_headers, status_line
 from crossgate.adapters.lifespan import CANCEL_GRACE
 
-__all__ = ["PATHSEND", "READ_SIZE", "Exchange", "Head", "Item", "PathSend"]
+__all__ = ["PATHSEND", "READ_SIZE", "Head", "Item", "LoopRequest", "PathSend"]
 
 logger = logging.getLogger(__name__)
 
 #: Size of each ``wsgi.input`` read of a chunked body (no Content-Length), the smallest
 #: read of any body, and the size of file blocks. A body of known length is read up to
-#: ``budget`` bytes at a time instead (see ``Exchange._read``).
+#: ``budget`` bytes at a time instead (see ``LoopRequest._read``).
 READ_SIZE: Final = 64 * 1024
 PATHSEND: Final = "http.response.pathsend"
 
@@ -84,8 +94,12 @@ class Head:
 Item = Head | bytes | tuple[bytes]
 
 
-class Exchange:
-    """One request on the loop: the app's task, ``receive()`` and ``send()``."""
+class LoopRequest:
+    """One request on the portal loop: the app's task, ``receive()`` and ``send()``.
+
+    (The server thread's side is the channel it blocks on and, for a streamed response,
+    :class:`~crossgate.adapters._asgi_stream.Stream`.)
+    """
 
     __slots__ = (
         "app",
@@ -118,7 +132,7 @@ class Exchange:
         app: ASGIApp,
         scope: Any,
         channel: LoopToThread[Item],
-        tasks: set[asyncio.Task[None]],
+        tasks: set[Task],
         grace: float = 3.0,
     ) -> None:
         """``grace``: seconds the app may take, once told its client left mid-body, to
@@ -126,7 +140,7 @@ class Exchange:
         self.app = app
         self.grace = grace
         # The timer that gives up on an app told its client left mid-body (see _lost).
-        self.gave_up: asyncio.TimerHandle | None = None
+        self.gave_up: Handle | None = None
         self.scope = scope
         self.channel = channel
         # The process's request tasks still running, awaited at shutdown.
@@ -150,11 +164,14 @@ class Exchange:
         self.failed = False
         self.error: BaseException | None = None  # what failed the response
         self.disconnected = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.waiter: Waiter[None] | None = None
+        self.task: Task | None = None
 
     async def run(self) -> None:
-        task = asyncio.current_task()
+        try:
+            task: Task | None = asyncio.current_task()
+        except RuntimeError:  # not on asyncio: the trio portal
+            task = current_task()
         assert task is not None
         self.task = task
         tasks = self.tasks
@@ -173,7 +190,7 @@ class Exchange:
             # A cancelled task ends cancelled. Anything else went to the server thread:
             # re-raised here, a SystemExit or KeyboardInterrupt would stop the portal loop
             # that every request of the process shares.
-            if isinstance(exc, asyncio.CancelledError):
+            if is_cancellation(exc):
                 raise
         else:
             if not self.complete and not self.failed and not self.disconnected:
@@ -196,11 +213,7 @@ class Exchange:
             # ASGI: servers "must be prepared to catch this exception if they raised it and
             # should not log it as an error in their server logs."
             logger.debug("ASGI app ended after the client left: %r", exc)
-        elif (
-            self.input_lost
-            and (self.complete or self.failed)
-            and not isinstance(exc, asyncio.CancelledError)
-        ):
+        elif self.input_lost and (self.complete or self.failed) and not is_cancellation(exc):
             # The client left mid-body and the app stopped on it after answering (Starlette
             # raises ClientDisconnect, and its error middleware sends a 500 first, which
             # nobody will read). A client that leaves is not an application error. (Before
@@ -217,10 +230,10 @@ class Exchange:
         elif self.failed:
             # The response already failed with `self.error` (logged by the server thread).
             # Anything else the app raises afterwards would be lost without this.
-            if exc is not self.error and not isinstance(exc, asyncio.CancelledError):
+            if exc is not self.error and not is_cancellation(exc):
                 logger.error("ASGI app raised after its response failed", exc_info=exc)
         else:
-            if isinstance(exc, asyncio.CancelledError):
+            if is_cancellation(exc):
                 # Not ours: the loop is going away (portal closing at exit). The server
                 # thread gets an ordinary error (500 or an aborted response), not a
                 # CancelledError it has no business with.
@@ -260,7 +273,7 @@ class Exchange:
             # ASGI: "http.disconnect -- Sent to the application if receive is called after a
             # response has been sent or after the HTTP connection has been closed." Until
             # then there is nothing to say: wait for either.
-            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            waiter = self.waiter = running_loop().create_future()
             try:
                 await waiter
             finally:
@@ -351,8 +364,7 @@ class Exchange:
         """
         self.input_lost = True
         if self.gave_up is None and not (self.head_sent or self.complete or self.failed):
-            loop = asyncio.get_running_loop()
-            self.gave_up = loop.call_later(self.grace, self._give_up)
+            self.gave_up = running_loop().call_later(self.grace, self._give_up)
         return {"type": "http.disconnect"}
 
     def _give_up(self) -> None:
@@ -535,20 +547,20 @@ class Exchange:
         task = self.task
         if task is None or task.done() or self.complete:
             return
-        current = asyncio.current_task()
+        current = current_task()
         tasks = self.tasks
         if current is not None:
             tasks.add(current)
         try:
             if grace > 0:
-                await asyncio.wait({task}, timeout=grace)
+                await wait_tasks((task,), grace)
             if not task.done():
                 logger.warning(
                     "cancelling ASGI app still running %s s after the client left",
                     grace,
                 )
                 task.cancel()
-                await asyncio.wait({task}, timeout=CANCEL_GRACE)
+                await wait_tasks((task,), CANCEL_GRACE)
         finally:
             if current is not None:
                 tasks.discard(current)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import IO, Final
 
 from crossgate._errors import ClientDisconnected
-from crossgate.adapters._asgi_exchange import Exchange, Item
-from crossgate.adapters._bridge import Portal
+from crossgate.adapters._asgi_exchange import Item, LoopRequest
+from crossgate.adapters._bridge import BasePortal
 
 __all__ = ["FileStream", "Stream", "abort", "collect"]
 
@@ -53,7 +53,7 @@ class Stream:
     __slots__ = ("_channel", "_chunks", "_done", "_exchange", "_grace", "_index", "_portal")
 
     def __init__(
-        self, exchange: Exchange, portal: Portal, grace: float, first: list[bytes]
+        self, exchange: LoopRequest, portal: BasePortal, grace: float, first: list[bytes]
     ) -> None:
         self._exchange = exchange
         self._channel = exchange.channel
@@ -132,7 +132,7 @@ class FileStream:
         self._file.close()
 
 
-def abort(exchange: Exchange, portal: Portal, grace: float, error: BaseException) -> None:
+def abort(exchange: LoopRequest, portal: BasePortal, grace: float, error: BaseException) -> None:
     """From the server thread: make the app's send() raise, its receive() disconnect."""
     exchange.channel.close(error)
     # RuntimeError: the portal is closed (interpreter exit), nothing is left to stop.

@@ -24,7 +24,6 @@ ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its ex
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
@@ -37,14 +36,23 @@ from crossgate._types import ASGIApp, Environ, ExcInfo, StartResponse
 from crossgate.adapters._asgi_exchange import (
     PATHSEND,
     READ_SIZE,
-    Exchange,
     Head,
     Item,
+    LoopRequest,
     PathSend,
 )
 from crossgate.adapters._asgi_stream import FileStream, Stream, abort, collect
-from crossgate.adapters._bridge import DEFAULT_BUDGET, LoopToThread, Portal, get_portal
+from crossgate.adapters._bridge import (
+    DEFAULT_BUDGET,
+    BasePortal,
+    LoopToThread,
+    Task,
+    get_portal,
+    get_trio_portal,
+    wait_tasks,
+)
 from crossgate.adapters._kind import refuse_the_wrong_kind
+from crossgate.adapters._lifespan_any_loop import AnyLoopLifespan
 from crossgate.adapters.environ import build_scope
 from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
@@ -53,11 +61,13 @@ from crossgate.adapters.lifespan import (
     LifespanManager,
 )
 
-__all__ = ["DEFAULT_DISCONNECT_GRACE", "AsgiToWsgi", "LifespanMode", "asgi_to_wsgi"]
+__all__ = ["DEFAULT_DISCONNECT_GRACE", "AsgiToWsgi", "Backend", "LifespanMode", "asgi_to_wsgi"]
 
 logger = logging.getLogger(__name__)
 
 LifespanMode = Literal["auto", "on", "off"]
+#: The event loop library the app is written for (anyio's word for it).
+Backend = Literal["asyncio", "trio"]
 
 #: Seconds an app gets to finish after the server closed its response early, before it is
 #: cancelled.
@@ -110,7 +120,7 @@ class _Process:
         "tasks",
     )
 
-    def __init__(self, portal: Portal, shutdown_timeout: float | None) -> None:
+    def __init__(self, portal: BasePortal, shutdown_timeout: float | None) -> None:
         self.pid = os.getpid()
         self.portal = portal
         self.lock = threading.Lock()
@@ -122,7 +132,7 @@ class _Process:
         self.shutdown_timeout = shutdown_timeout
         # Request tasks still running (streaming, or doing background work after their
         # response). Touched on the portal loop only.
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[Task] = set()
 
     async def shutdown(self) -> None:
         """Wait for the app's remaining work, then run its lifespan shutdown (on the loop)."""
@@ -131,7 +141,7 @@ class _Process:
         self.closed = True
         pending = {task for task in self.tasks if not task.done()}
         if pending:
-            _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+            pending = await wait_tasks(pending, self.shutdown_timeout)
             if pending:
                 logger.warning(
                     "cancelling %d ASGI request task(s) still running after %s s",
@@ -140,7 +150,7 @@ class _Process:
                 )
                 for task in pending:
                     task.cancel()
-                await asyncio.wait(pending, timeout=CANCEL_GRACE)
+                await wait_tasks(pending, CANCEL_GRACE)
         if self.manager is not None:
             await self.manager.shutdown()
 
@@ -187,16 +197,31 @@ def _read_exactly(stream: Any, size: int) -> tuple[bytes, bool]:
 class AsgiToWsgi:
     """A WSGI application running an ASGI application on the per-process portal loop.
 
-    ``lifespan``: ``"auto"`` runs the app's startup once per process before its first
-    request (a failed startup answers every request 500), ``"on"`` makes a missing or failed
-    lifespan an error raised to the server, ``"off"`` never sends lifespan events.
-    ``budget`` (bytes) bounds the response queued for the server per request, and each
-    ``wsgi.input`` read of a body of known length (one ``http.request`` message; reads
-    are never smaller than 64 KiB). ``response_timeout`` (seconds until the response
-    starts; default off) answers 504; ``disconnect_grace`` is how long the app may run on
-    after the server closed its response early.
     :meth:`close` (and interpreter exit) waits for the app's background work and runs its
     shutdown.
+
+    Args:
+        app: The ASGI application.
+        lifespan: ``"auto"`` runs the app's startup once per process before its first
+            request (a failed startup answers every request 500), ``"on"`` makes a missing
+            or failed lifespan an error raised to the server, ``"off"`` never sends
+            lifespan events.
+        startup_timeout: Seconds the app's lifespan startup may take.
+        shutdown_timeout: Seconds the app's lifespan shutdown may take, and its request
+            tasks still running at close.
+        response_timeout: Seconds until the response starts, after which the server gets
+            504 Gateway Timeout (default: no limit).
+        disconnect_grace: Seconds the app may run on after the server closed its response
+            early, before it is cancelled.
+        budget: Bytes of the response queued for the server per request, and the largest
+            ``wsgi.input`` read of a body of known length (one ``http.request`` message;
+            reads are never smaller than 64 KiB).
+        backend: The event loop library the app is written for: ``"asyncio"`` (the
+            default; uvloop when installed, unless ``CROSSGATE_LOOP=asyncio``) or
+            ``"trio"`` (Quart-Trio, apps written for trio; needs ``crossgate[trio]``).
+            The app, its lifespan and its requests then run on a per-process trio portal
+            instead of the asyncio one. It cannot be detected: nothing tells which library
+            an app awaits until it runs, and by then it runs on the wrong one.
     """
 
     def __init__(
@@ -209,8 +234,11 @@ class AsgiToWsgi:
         response_timeout: float | None = None,
         disconnect_grace: float = DEFAULT_DISCONNECT_GRACE,
         budget: int = DEFAULT_BUDGET,
+        backend: Backend = "asyncio",
     ) -> None:
         refuse_the_wrong_kind(app, "asgi")
+        if backend not in ("asyncio", "trio"):
+            raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
         if budget < 1:
@@ -222,6 +250,7 @@ class AsgiToWsgi:
         self.response_timeout = response_timeout
         self.disconnect_grace = disconnect_grace
         self.budget = budget
+        self.backend: Backend = backend
         self._process: _Process | None = None
 
     # -- process state and lifespan ------------------------------------------------------
@@ -235,7 +264,8 @@ class AsgiToWsgi:
             if process is None or process.pid != os.getpid():
                 # A forked child gets a new portal (get_portal checks the pid) and runs its
                 # own lifespan: the parent's loop, tasks and state do not exist here.
-                process = self._process = _Process(get_portal(), self.shutdown_timeout)
+                portal = get_trio_portal() if self.backend == "trio" else get_portal()
+                process = self._process = _Process(portal, self.shutdown_timeout)
             return process
 
     def _ready(self) -> _Process:
@@ -249,7 +279,8 @@ class AsgiToWsgi:
     def _startup(self, process: _Process) -> None:
         portal = process.portal
         if self.lifespan != "off":
-            manager = LifespanManager(
+            manager_class = AnyLoopLifespan if self.backend == "trio" else LifespanManager
+            manager = manager_class(
                 self.app,
                 startup_timeout=self.startup_timeout,
                 shutdown_timeout=self.shutdown_timeout,
@@ -322,7 +353,7 @@ class AsgiToWsgi:
         portal = process.portal
         scope = build_scope(environ, extensions={PATHSEND: {}}, state=process.state)
         channel: LoopToThread[Item] = LoopToThread(portal.loop, self.budget)
-        exchange = Exchange(self.app, scope, channel, process.tasks, self.disconnect_grace)
+        exchange = LoopRequest(self.app, scope, channel, process.tasks, self.disconnect_grace)
 
         # ASGI (Request): "body [...] If more_body is set, treat as start of body and
         # concatenate on further chunks." Small bodies are read now, on this thread.
@@ -444,7 +475,8 @@ class AsgiToWsgi:
         return [_ERROR_BODY]
 
     def __repr__(self) -> str:
-        return f"<AsgiToWsgi {self.app!r} lifespan={self.lifespan}>"
+        backend = "" if self.backend == "asyncio" else f" backend={self.backend}"
+        return f"<AsgiToWsgi {self.app!r} lifespan={self.lifespan}{backend}>"
 
 
 #: ``asgi_to_wsgi(app, **options)``, the functional spelling: the class itself, so that its

@@ -25,6 +25,7 @@ results travel with one ``call_soon_threadsafe`` (thread -> loop) or one lock re
 """
 
 from crossgate.adapters._bridge.backend import (
+    Handle,
     Loop,
     Task,
     TrioLoop,
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT_MAX_THREADS",
     "DEFAULT_WORKERS",
     "BasePortal",
+    "Handle",
     "Loop",
     "LoopToThread",
     "Portal",

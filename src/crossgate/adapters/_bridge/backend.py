@@ -44,6 +44,7 @@ else:
     trio = outcome = None
 
 __all__ = [
+    "Handle",
     "Loop",
     "Task",
     "TrioLoop",
@@ -86,6 +87,8 @@ class Task(Protocol):
 
 
 class Handle(Protocol):
+    """A call scheduled for later (``call_later``): it can be called off."""
+
     def cancel(self) -> None: ...
 
 
