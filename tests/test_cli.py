@@ -26,7 +26,16 @@ import pytest
 
 from crossgate import AsgiToWsgi, LifespanShim, WsgiToAsgi, asgi_to_wsgi, cli, wsgi_to_asgi
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
-from crossgate.cli import UsageError, detect_interface, import_app, main
+from crossgate.cli import (
+    LISTEN_FAILED,
+    UsageError,
+    _app,
+    _gunicorn,
+    detect_interface,
+    import_app,
+    main,
+)
+from crossgate.cli._parser import default_server
 from tests.integration.support import REPO, free_port, serve
 
 # --------------------------------------------------------------------------------------------
@@ -34,6 +43,7 @@ from tests.integration.support import REPO, free_port, serve
 # --------------------------------------------------------------------------------------------
 
 EVENTS_ENV = "CROSSGATE_TEST_EVENTS"
+SERVERS = ["uvicorn", "hypercorn", "gunicorn", "waitress", "wsgiref"]
 
 
 def _record(event: str) -> None:
@@ -339,20 +349,21 @@ def test_without_uvicorn_the_default_server_is_the_standard_librarys(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = importlib.util.find_spec
-    assert cli._default_server() == "uvicorn"
+    assert default_server() == "uvicorn"
 
     def find_spec(name: str, package: str | None = None) -> Any:
         return None if name == "uvicorn" else real(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    assert cli._default_server() == "wsgiref"
+    assert default_server() == "wsgiref"
 
 
-def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m crossgate serve *args`` in a subprocess that must end by itself."""
     return subprocess.run(
         [sys.executable, "-m", "crossgate", "serve", *args],
         cwd=REPO,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,
@@ -383,9 +394,9 @@ def test_python_m_crossgate_reports_a_bad_module_in_one_line() -> None:
 @pytest.fixture
 def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Undo what a successful `main()` leaves behind: the env var, logger set-up, caches."""
-    monkeypatch.delenv(cli._ENV, raising=False)
-    monkeypatch.setattr(cli, "_loaded", None)
-    monkeypatch.setattr(cli, "_adapter", None)
+    monkeypatch.delenv(_app.ENV, raising=False)
+    monkeypatch.setattr(_app, "loaded", None)
+    monkeypatch.setattr(_app, "adapter", None)
     saved = {}
     for name in ("crossgate", "waitress"):
         log = logging.getLogger(name)
@@ -434,7 +445,7 @@ def test_an_asgi_app_on_an_asgi_server_runs_inside_with_lifespan(
     assert served.app is asgi_without_lifespan
     # crossgate's own wrappers answer the lifespan already: served as they are.
     wrapped = wsgi_to_asgi(wsgi_app)
-    monkeypatch.setattr(cli, "_loaded", (os.getpid(), cli._Target.from_env(), wrapped, "asgi"))
+    monkeypatch.setattr(_app, "loaded", (os.getpid(), _app.Target.from_env(), wrapped, "asgi"))
     assert cli._served_app() is wrapped
 
 
@@ -478,29 +489,39 @@ def test_gunicorn_gets_gthread_workers_and_serves_asgi_through_asgi_to_wsgi(
     cfg = application.cfg
     assert (cfg.workers, cfg.worker_class_str, cfg.threads) == (2, "gthread", 4)
     assert cfg.bind == ["127.0.0.1:9"]
-    assert cfg.post_worker_init is cli._gunicorn_post_worker_init
+    assert cfg.post_worker_init is _gunicorn.post_worker_init
     wsgi = application.load()  # what each worker serves, after fork
-    assert isinstance(wsgi, cli._ScriptName)
+    assert isinstance(wsgi, _app.ScriptName)
     assert isinstance(wsgi.app, AsgiToWsgi)
     assert wsgi.app.app is asgi_app
-    assert cli._adapter is wsgi.app
+    assert _app.adapter is wsgi.app
 
 
-@pytest.mark.parametrize("server", ["waitress", "wsgiref"])
-def test_a_port_in_use_is_one_line_and_status_1(server: str) -> None:
-    # In a subprocess: waitress leaks its sockets when it cannot bind (a ResourceWarning).
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_port_in_use_is_one_line_and_status_3_before_the_app_starts(
+    server: str, tmp_path: Path
+) -> None:
+    # Before: uvicorn ran the app's lifespan startup first, hypercorn printed a 23-line
+    # traceback, gunicorn retried for five seconds; each its own message and status.
+    events = tmp_path / "events"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_serve("tests.test_cli:wsgi_app", "--server", server, "--port", str(port))
-    assert result.returncode == 1
-    # After the startup line, the error is the last line, and the only other one.
-    startup, error = result.stderr.splitlines()
-    assert f"on {server} at http://127.0.0.1:{port}/" in startup
-    assert error == f"crossgate serve: error: {server} cannot listen on 127.0.0.1:{port}: " + (
-        "Address already in use"
+        result = run_serve(
+            "tests.test_cli:asgi_app",
+            "--server",
+            server,
+            "--port",
+            str(port),
+            env={EVENTS_ENV: str(events)},
+        )
+    assert result.returncode == LISTEN_FAILED == 3
+    assert result.stderr == (
+        f"crossgate serve: error: {server} cannot listen on 127.0.0.1:{port}: "
+        "Address already in use\n"
     )
+    assert not events.exists(), "the app's lifespan startup ran"
 
 
 def test_script_name_prefixes_the_root_path_in_pep3333_native_strings() -> None:
@@ -511,7 +532,7 @@ def test_script_name_prefixes_the_root_path_in_pep3333_native_strings() -> None:
         return []
 
     environ = {"SCRIPT_NAME": "/mount", "PATH_INFO": "/x"}
-    cli._ScriptName(app, "/café")(environ, lambda *args: lambda data: None)
+    _app.ScriptName(app, "/café")(environ, lambda *args: lambda data: None)
     assert seen == {"script": "/café".encode().decode("latin-1") + "/mount", "path": "/x"}
 
 
@@ -532,9 +553,6 @@ def _wait_for_log(log: Path, text: str, count: int, timeout: float = 20.0) -> No
             return
         time.sleep(0.05)
     raise AssertionError(f"{text!r} not {count} times in the log:\n{log.read_text()}")
-
-
-SERVERS = ["uvicorn", "hypercorn", "gunicorn", "waitress", "wsgiref"]
 
 
 @pytest.mark.integration
