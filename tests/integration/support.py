@@ -1,4 +1,9 @@
-"""Start real servers on 127.0.0.1 for integration tests, and always stop them."""
+"""Start real servers on 127.0.0.1 for integration tests, and always stop them.
+
+The one implementation of these process helpers: the benchmarks on real servers
+(``benchmarks/servers``, ``bench_soak``, ``hostile``) import them from here too. ``start``
+and ``stop`` are the pieces; ``serve`` composes them for a test.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["REPO", "free_port", "gunicorn_argv", "serve", "uvicorn_argv", "wait_for_port"]
+__all__ = [
+    "HOST",
+    "REPO",
+    "free_port",
+    "gunicorn_argv",
+    "serve",
+    "start",
+    "stop",
+    "uvicorn_argv",
+    "wait_for_port",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -76,6 +91,70 @@ def gunicorn_argv(
     ]
 
 
+def start(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, module: bool = True
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``python -m <argv>`` (``module=False``: the command ``argv``) in a session of
+    its own, its output to a new log file; return the process and the log's path.
+
+    The server runs from the repository with it on ``PYTHONPATH`` (so ``tests.…`` and
+    ``benchmarks.…`` apps import) and unbuffered output; ``env`` adds to the environment.
+    Its own session makes it the leader of a process group holding its workers, which
+    :func:`stop` signals. The caller deletes the log.
+    """
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
+    with tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", *argv] if module else list(argv),
+                cwd=REPO,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            log_path.unlink(missing_ok=True)
+            raise
+    return proc, log_path
+
+
+def stop(
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    *,
+    group: bool = True,
+    kill_leftovers: bool | None = None,
+) -> None:
+    """Stop a server :func:`start` started, by its PID: SIGTERM, then SIGKILL to its whole
+    group if the main process outlives ``timeout``; return once the main process is gone.
+
+    ``group=False`` sends SIGTERM to the main process alone (a master that stops its
+    workers itself, as a supervisor signalling its main process has it). Then
+    ``kill_leftovers`` SIGKILLs whatever is still in the group; by default only after
+    ``group=False``: a group that got SIGTERM is left to finish its exit, whose effects
+    tests check.
+    """
+    if kill_leftovers is None:
+        kill_leftovers = not group
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+    if kill_leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def serve(
     argv: Sequence[str],
@@ -100,26 +179,16 @@ def serve(
     receives SIGTERM at the end (SIGKILL if it lingers), and its log is printed when the
     block raises, so a failing test shows what the server said.
     """
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
-    with tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False) as log:
-        log_path = Path(log.name)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *argv] if module else list(argv),
-            cwd=REPO,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, log_path = start(argv, env=env, module=module)
     try:
         wait_for_port(port, timeout=timeout, proc=proc)
         yield log_path
     except BaseException:
-        _stop(proc, stop_timeout, stop_group)
+        stop(proc, stop_timeout, group=stop_group)
         sys.stderr.write(log_path.read_text(errors="replace"))
         raise
     else:
-        _stop(proc, stop_timeout, stop_group)
+        stop(proc, stop_timeout, group=stop_group)
         if after_stop is not None:
             try:
                 after_stop()
@@ -128,21 +197,3 @@ def serve(
                 raise
     finally:
         log_path.unlink(missing_ok=True)
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float, group: bool = True) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(proc.pid, signal.SIGTERM)
-            else:
-                proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
-    if not group:  # whatever the main process left behind
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)

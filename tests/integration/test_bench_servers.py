@@ -1,4 +1,4 @@
-"""Smoke tests of the real-server benchmark (benchmarks/servers.py).
+"""Smoke tests of the real-server benchmark (the benchmarks/servers package).
 
 One short cell pair on a real uvicorn (needs wrk, which scripts/test installs), and
 rendering the page and chart from a small made-up results document (needs no wrk).

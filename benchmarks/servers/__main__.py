@@ -1,0 +1,5 @@
+"""``python -m benchmarks.servers``: see :mod:`benchmarks.servers.cli`."""
+
+from benchmarks.servers.cli import main
+
+main()
