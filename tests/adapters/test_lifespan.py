@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import pytest
@@ -14,7 +14,13 @@ from starlette.applications import Starlette
 from crossgate._errors import LifespanError
 from crossgate._types import Message, Receive, Send
 from crossgate.adapters._bridge import get_portal
-from crossgate.adapters.lifespan import LifespanManager, lifespan, lifespan_sync
+from crossgate.adapters.lifespan import (
+    LifespanManager,
+    Teardown,
+    lifespan,
+    lifespan_sync,
+    serve_lifespan,
+)
 
 Scope = MutableMapping[str, Any]
 
@@ -292,3 +298,112 @@ def test_message_defaults_when_missing() -> None:
 
     with pytest.raises(LifespanError, match=r"startup failed: \(no message\)"), lifespan_sync(app):
         pass
+
+
+# ------------------------------------------------------------- serving it (crossgate's apps)
+
+
+class Server:
+    """A lifespan server: sends ``events``, records what the app answers."""
+
+    def __init__(self, *events: str) -> None:
+        self.events: list[Message] = [{"type": event} for event in events]
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        return self.events.pop(0)
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+@pytest.mark.anyio
+async def test_serve_enters_the_context_at_startup_and_leaves_it_at_shutdown() -> None:
+    steps: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def context() -> AsyncIterator[None]:
+        steps.append("enter")
+        yield
+        steps.append("leave")
+
+    server = Server("lifespan.startup", "lifespan.shutdown")
+    await serve_lifespan(server.receive, server.send, context())
+    assert steps == ["enter", "leave"]
+    assert server.sent == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        pytest.param(LifespanError("no database"), "no database", id="LifespanError"),
+        pytest.param(RuntimeError("bug"), "RuntimeError: bug", id="another-error"),
+    ],
+)
+async def test_serve_reports_a_failed_startup_and_sends_nothing_more(
+    error: Exception, message: str
+) -> None:
+    class Failing(contextlib.AbstractAsyncContextManager[None]):
+        async def __aenter__(self) -> None:
+            raise error
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            raise AssertionError("not entered: nothing to leave")
+
+    server = Server("lifespan.startup", "lifespan.shutdown")
+    await serve_lifespan(server.receive, server.send, Failing())
+    assert server.sent == [{"type": "lifespan.startup.failed", "message": message}]
+
+
+@pytest.mark.anyio
+async def test_serve_reports_a_failed_shutdown() -> None:
+    @contextlib.asynccontextmanager
+    async def context() -> AsyncIterator[None]:
+        yield
+        raise LifespanError("pool stuck")
+
+    server = Server("lifespan.startup", "lifespan.shutdown")
+    await serve_lifespan(server.receive, server.send, context())
+    assert server.sent[1] == {"type": "lifespan.shutdown.failed", "message": "pool stuck"}
+
+
+@pytest.mark.anyio
+async def test_a_shutdown_with_no_startup_before_it_still_undoes_the_context() -> None:
+    steps: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def context() -> AsyncIterator[None]:
+        steps.append("enter")
+        yield
+        steps.append("leave")
+
+    server = Server("lifespan.shutdown")
+    await serve_lifespan(server.receive, server.send, context())
+    assert steps == ["enter", "leave"]
+    assert server.sent == [{"type": "lifespan.shutdown.complete"}]
+
+
+@pytest.mark.anyio
+async def test_teardown_runs_every_step_last_pushed_first_and_collects_failures() -> None:
+    ran: list[str] = []
+
+    def step(name: str, fails: bool = False) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            ran.append(name)
+            if fails:
+                raise LifespanError(f"{name} failed")
+
+        return run
+
+    teardown = Teardown()
+    teardown.push(step("first"))
+    teardown.push(step("second", fails=True))
+    teardown.push(step("third", fails=True))
+    assert await teardown.close() == ["third failed", "second failed"]
+    assert ran == ["third", "second", "first"]
+    assert await teardown.close() == []  # each step runs once
+    assert ran == ["third", "second", "first"]

@@ -390,6 +390,55 @@ async def test_lifespan_shutdown_failure_is_reported(make: Callable[..., WsgiToA
     assert "cannot flush" in server.sent[1]["message"]
 
 
+async def test_lifespan_hooks_run_as_with_lifespan_runs_them(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    """One hook runner: a single callable, async hooks, hooks taking the state dict; sync
+    ones still in the pool."""
+    calls: list[str] = []
+
+    async def open_pool(state: dict[str, Any]) -> None:
+        state["pool"] = "open"
+        calls.append("open_pool")
+
+    def warm(state: dict[str, Any]) -> None:
+        calls.append(f"warm {state['pool']} on {threading.current_thread().name}")
+
+    async def close_pool() -> None:
+        calls.append("close_pool")
+
+    adapter = make(app_returning([]), on_startup=[open_pool, warm], on_shutdown=close_pool)
+    state: dict[str, Any] = {}
+    server = LifespanServer("lifespan.startup", "lifespan.shutdown")
+    with anyio.fail_after(10):
+        await adapter({"type": "lifespan", "state": state}, server.receive, server.send)
+    assert [m["type"] for m in server.sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    assert state == {"pool": "open"}
+    assert calls[0] == "open_pool"
+    assert calls[1].startswith("warm open on crossgate-wsgi")
+    assert calls[2:] == ["close_pool"]
+
+
+async def test_a_startup_hook_that_hangs_fails_after_the_startup_timeout(
+    make: Callable[..., WsgiToAsgi],
+) -> None:
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    server = LifespanServer("lifespan.startup")
+    adapter = make(app_returning([]), on_startup=hangs, startup_timeout=0.05)
+    assert await server.run(adapter) == ["lifespan.startup.failed"]
+    assert "did not finish within 0.05 s" in server.sent[0]["message"]
+
+
+def test_a_hook_taking_two_arguments_is_refused() -> None:
+    with pytest.raises(TypeError, match="no arguments or one"):
+        WsgiToAsgi(app_returning([]), on_startup=[lambda a, b: None])
+
+
 async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WsgiToAsgi]) -> None:
     release = threading.Event()
     finished: list[str] = []

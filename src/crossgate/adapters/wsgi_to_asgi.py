@@ -28,10 +28,11 @@ Specifications quoted beside the code:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Final, TypeVar
 
 from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
@@ -45,7 +46,7 @@ from crossgate.adapters._wsgi_call import (
 )
 from crossgate.adapters._wsgi_input import InputStream
 from crossgate.adapters.environ import build_environ
-from crossgate.adapters.lifespan import serve_lifespan
+from crossgate.adapters.lifespan import DEFAULT_STARTUP_TIMEOUT, Hook, Hooks, serve_lifespan
 
 __all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
 
@@ -117,20 +118,47 @@ class _ErrorStream:
 
 _ERRORS: Final = _ErrorStream()
 
+_T = TypeVar("_T")
+
 
 class WsgiToAsgi:
     """An ASGI 3 application that runs the WSGI application ``app``.
 
-    ``workers`` bounds the requests at work in the app (one pool per adapter, created on
-    first request); a request whose thread waits on the network (for body bytes, or for
-    room in the response budget), or whose response streams on past its first chunk,
-    does not count against it, and runs on one of up to ``max_threads`` threads (default
-    400, at least ``workers``); past that, requests queue;
-    ``budget`` bounds the response bytes in flight per request; ``max_request_body`` (bytes)
-    answers 413 to a larger declared body and makes ``wsgi.input`` raise
-    :class:`RequestBodyTooLarge` when a streamed body crosses it. ``on_startup`` and
-    ``on_shutdown`` are sync callables run in the pool on lifespan events; shutdown waits up
-    to ``shutdown_timeout`` seconds for requests in flight before stopping the pool.
+    Each request is one job in the adapter's worker pool (created on first use): the app
+    is called, its body iterated and closed on one worker thread. A request whose thread
+    waits on the network (for body bytes, or for room in the response budget), or whose
+    response streams on past its first chunk, does not count against ``workers``.
+
+    Lifespan: the hooks run as ``with_lifespan``'s do (sync or async, a hook taking one
+    argument given the lifespan state dict, the first failure reported to the server),
+    sync ones in the pool; at shutdown the requests in flight are waited for, then the
+    shutdown hooks run, then the pool stops.
+
+    Args:
+        app: the WSGI application.
+        workers: the most requests at work in the app at once.
+        max_threads: the most threads, requests waiting on the network included
+            (default 400, at least ``workers``); past it, requests queue.
+        on_startup: one callable or several, sync or async, taking nothing or the state
+            dict; run in order on ``lifespan.startup``.
+        on_shutdown: as ``on_startup``, on ``lifespan.shutdown``.
+        max_request_body: bytes: a larger declared body is answered 413 without the app,
+            and ``wsgi.input`` raises :class:`RequestBodyTooLarge` when a streamed body
+            crosses it (None: no limit).
+        budget: the most response bytes in flight per request.
+        body_prefetch: request bodies up to this size are received whole before the app
+            runs, so that a slow client costs no thread (0: never).
+        body_timeout: seconds a request body may go without a byte before the client is
+            dropped (408 if no response went out yet); None: no bound.
+        multiprocess: the environ's ``wsgi.multiprocess``.
+        shutdown_timeout: seconds shutdown waits for requests in flight, and then seconds
+            the shutdown hooks together may take.
+        startup_timeout: seconds the startup hooks together may take (None: no bound).
+
+    Raises:
+        TypeError: ``app`` is an ASGI app, or a hook is not callable or takes more than
+            one argument.
+        ValueError: an option is out of range.
     """
 
     def __init__(
@@ -139,14 +167,15 @@ class WsgiToAsgi:
         *,
         workers: int = DEFAULT_WORKERS,
         max_threads: int | None = None,
-        on_startup: Iterable[Callable[[], object]] = (),
-        on_shutdown: Iterable[Callable[[], object]] = (),
+        on_startup: Hook | Iterable[Hook] = (),
+        on_shutdown: Hook | Iterable[Hook] = (),
         max_request_body: int | None = None,
         budget: int = DEFAULT_BUDGET,
         body_prefetch: int = PREFETCH_LIMIT,
         body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
         multiprocess: bool = True,
         shutdown_timeout: float = 30.0,
+        startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
     ) -> None:
         refuse_the_wrong_kind(app, "wsgi")
         if workers < 1:
@@ -162,8 +191,16 @@ class WsgiToAsgi:
         self.app = app
         self.workers = workers
         self.max_threads = thread_cap(workers, max_threads)
-        self.on_startup = tuple(on_startup)
-        self.on_shutdown = tuple(on_shutdown)
+        # Sync hooks run in the pool, on the threads that run the app.
+        self.hooks = Hooks(
+            on_startup,
+            on_shutdown,
+            startup_timeout=startup_timeout,
+            shutdown_timeout=shutdown_timeout,
+            run_sync=self._in_pool,
+        )
+        self.on_startup = self.hooks.on_startup
+        self.on_shutdown = self.hooks.on_shutdown
         self.max_request_body = max_request_body
         self.budget = budget
         self.body_prefetch = body_prefetch
@@ -342,7 +379,10 @@ class WsgiToAsgi:
     async def _other(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self._lifespan(receive, send)
+            # Lifespan spec: "state [...] Optional; if missing the server does not support
+            # this feature": the hooks that take it get one all the same.
+            state: dict[str, Any] | None = scope.get("state")
+            await serve_lifespan(receive, send, self.running({} if state is None else state))
         elif kind == "websocket":
             await self._refuse_websocket(receive, send)
         else:
@@ -353,38 +393,27 @@ class WsgiToAsgi:
                 "application serves only 'http' (plus 'lifespan' hooks)"
             )
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        await serve_lifespan(
-            receive, send, lambda: self._run_hooks(self.on_startup), self._shutdown
-        )
-
-    async def _run_hooks(self, hooks: Sequence[Callable[[], object]]) -> str | None:
-        if not hooks:
-            return None
-
-        def run_all() -> None:
-            for hook in hooks:
-                hook()
-
-        try:
-            await self.pool.run(run_all)
-        except Exception as exc:
-            logger.exception("a lifespan hook raised")
-            return f"{type(exc).__name__}: {exc}"
-        return None
-
-    async def _shutdown(self) -> str | None:
+    @contextlib.asynccontextmanager
+    async def running(self, state: dict[str, Any]) -> AsyncIterator[None]:
+        """The adapter's lifespan: the startup hooks, then, at the block's end, the
+        requests in flight drained, the shutdown hooks, and the pool stopped."""
+        await self.hooks.startup(state)
+        yield
         pool = self._pool
         if pool is not None and not await pool.drain(self.shutdown_timeout):
             logger.warning(
                 "WSGI requests still running after %s s at shutdown",
                 self.shutdown_timeout,
             )
-        error = await self._run_hooks(self.on_shutdown)
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown()
-        return error
+        try:
+            await self.hooks.shutdown(state)
+        finally:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown()
+
+    async def _in_pool(self, fn: Callable[..., _T], /, *args: Any) -> _T:
+        return await self.pool.run(fn, *args)
 
     async def _refuse_websocket(self, receive: Receive, send: Send) -> None:
         message = await receive()

@@ -20,22 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Final
 
 from crossgate._errors import LifespanError
-from crossgate._types import ASGIApp, Message, Receive, Send
+from crossgate._types import ASGIApp, Message
 from crossgate.adapters._bridge import get_portal
 
 __all__ = [
     "CANCEL_GRACE",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DEFAULT_STARTUP_TIMEOUT",
-    "LifespanGroup",
     "LifespanManager",
     "lifespan",
     "lifespan_sync",
-    "serve_lifespan",
 ]
 
 logger = logging.getLogger(__name__)
@@ -350,115 +348,3 @@ def lifespan_sync(
         yield state
     finally:
         portal.call(manager.shutdown)
-
-
-# --------------------------------------------------------------------------------------------
-# The app's side of the protocol, for crossgate's own apps (adapters and middleware)
-# --------------------------------------------------------------------------------------------
-
-
-async def serve_lifespan(
-    receive: Receive,
-    send: Send,
-    startup: Callable[[], Awaitable[str | None]],
-    shutdown: Callable[[], Awaitable[str | None]],
-) -> None:
-    """Answer a server's lifespan events: ``startup()`` and ``shutdown()`` return None when
-    they succeed, else the failure's message.
-
-    The one place crossgate's apps (``wsgi_to_asgi``, ``dispatch``, ``fallback``) speak the
-    protocol. Lifespan spec: "lifespan.startup.failed [...] message (Unicode string) --
-    Optional; if missing defaults to ''", and after a failed startup no shutdown comes.
-    """
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "lifespan.startup":
-            error = await startup()
-            if error is not None:
-                await send({"type": "lifespan.startup.failed", "message": error})
-                return
-            await send({"type": "lifespan.startup.complete"})
-        elif kind == "lifespan.shutdown":
-            error = await shutdown()
-            if error is None:
-                await send({"type": "lifespan.shutdown.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.failed", "message": error})
-            return
-
-
-Key = TypeVar("Key", bound=Hashable)
-
-
-class LifespanGroup(Generic[Key]):
-    """The lifespans of several apps served as one (``dispatch``'s mounts, ``fallback``'s
-    two apps): started in order, shut down in reverse order; a failed startup shuts down
-    those that had started, and names the app that failed. An app without a lifespan is
-    skipped. ``states`` holds each started app's state, by its key, for its requests.
-
-    ``name`` prefixes the messages; ``describe(key)`` names an app in them.
-    """
-
-    def __init__(
-        self,
-        apps: Sequence[tuple[Key, ASGIApp]],
-        *,
-        name: str,
-        describe: Callable[[Key], str],
-        startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
-        shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-    ) -> None:
-        self.apps = list(apps)
-        self.name = name
-        self.describe = describe
-        self.startup_timeout = startup_timeout
-        self.shutdown_timeout = shutdown_timeout
-        self.states: dict[Key, dict[str, Any]] = {}
-
-    async def serve(self, scope: Message, receive: Receive, send: Send) -> None:
-        """Serve a ``lifespan`` scope for the whole group."""
-        server_state: dict[str, Any] = scope.get("state") or {}
-        started: list[tuple[Key, LifespanManager]] = []
-        await serve_lifespan(
-            receive,
-            send,
-            lambda: self._startup(server_state, started),
-            lambda: self._shutdown(started),
-        )
-
-    async def _startup(
-        self, server_state: dict[str, Any], started: list[tuple[Key, LifespanManager]]
-    ) -> str | None:
-        self.states = {}
-        for key, app in self.apps:
-            manager = LifespanManager(
-                app, startup_timeout=self.startup_timeout, shutdown_timeout=self.shutdown_timeout
-            )
-            manager.state.update(server_state)
-            try:
-                await manager.startup()
-            except LifespanError as exc:
-                message = f"{self.name}: {self.describe(key)} failed to start: {exc}"
-                logger.error("%s", message)
-                # Lifespan spec (Startup Failed): "If a server sees this it should log/print
-                # the message provided and then exit." No shutdown follows: undo what
-                # started now.
-                await self._shutdown(started)
-                return message
-            if manager.supported:
-                started.append((key, manager))
-                self.states[key] = manager.state
-        return None
-
-    async def _shutdown(self, started: list[tuple[Key, LifespanManager]]) -> str | None:
-        errors: list[str] = []
-        while started:
-            key, manager = started.pop()
-            self.states.pop(key, None)
-            try:
-                await manager.shutdown()
-            except LifespanError as exc:  # the others still shut down
-                errors.append(f"{self.describe(key)}: {exc}")
-                logger.error("%s: %s: %s", self.name, self.describe(key), exc)
-        return f"{self.name}: " + "; ".join(errors) if errors else None
