@@ -1239,3 +1239,24 @@ def _iterate(items: Iterable[Any]) -> Iterator[Any]:
 def test_decode_response_headers_accepts_any_iterable() -> None:
     """The headers themselves may be any iterable, a generator included."""
     assert decode_response_headers(_iterate([(b"a", b"b")])) == [("a", "b")]
+
+
+# ------------------------------------------------------------------------------ public API
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in environ_module.__all__ if callable(getattr(environ_module, name))]
+)
+def test_each_public_function_documents_its_contract(name: str) -> None:
+    """The module is public API (documented as h11 documents its events): each function
+    in ``__all__`` states its arguments, its result and, where it checks, what it raises."""
+    doc = getattr(environ_module, name).__doc__ or ""
+    assert "Args:" in doc
+    assert "Returns:" in doc
+    if name in (
+        "check_status",
+        "status_line",
+        "encode_response_headers",
+        "decode_response_headers",
+    ):
+        assert "Raises:" in doc

@@ -1,12 +1,18 @@
-"""Sans-IO translation between an ASGI HTTP scope and a WSGI environ.
+"""Sans-IO translation between an ASGI HTTP scope and a WSGI environ: public API.
 
 Pure functions, no threads, no awaits, no I/O: :func:`build_environ` (ASGI scope -> CGI/WSGI
 variables), :func:`build_scope` (WSGI environ -> ASGI HTTP scope), the response-side checks
 :func:`check_status`, :func:`status_line`, :func:`encode_response_headers` (WSGI -> ASGI) and
-:func:`decode_response_headers` (ASGI -> WSGI). Everything here runs once per request, so it
-avoids per-call imports and allocations: regexes are compiled once, and the name translations
-that repeat on every request (header names, environ keys, status lines) are memoised in
-bounded caches.
+:func:`decode_response_headers` (ASGI -> WSGI). Both adapters are built on them; they serve
+as well wherever one convention must be written in the other's terms without an adapter (a
+server of one's own, a test harness, a router handing a sub-app its environ). The names in
+``__all__`` are the public API, with the contracts their docstrings state; the rest is
+private. Invalid input raises :class:`~crossgate.InvalidStatus` or
+:class:`~crossgate.InvalidHeader`, both :class:`ValueError`.
+
+Everything here runs once per request, so it avoids per-call imports and allocations:
+regexes are compiled once, and the name translations that repeat on every request (header
+names, environ keys, status lines) are memoised in bounded caches.
 
 Specifications, quoted beside the code that implements them:
 
@@ -143,11 +149,16 @@ def build_environ(scope: Mapping[str, Any], extra: Mapping[str, Any] | None = No
     """CGI/WSGI variables for an ASGI HTTP scope. The caller adds wsgi.input, wsgi.errors,
     wsgi.multithread, wsgi.multiprocess, wsgi.run_once, wsgi.file_wrapper, wsgi.input_terminated.
 
-    ``extra``: entries the environ starts with (an adapter's constant ``wsgi.*`` keys), so
-    that the dict is built once; the scope's variables are set over them.
-
     Every value is a PEP 3333 native string (request bytes decoded as latin-1) except
     ``wsgi.version``; the function never raises on odd bytes in the path, query or headers.
+
+    Args:
+        scope: an ASGI HTTP connection scope.
+        extra: entries the environ starts with (an adapter's constant ``wsgi.*`` keys), so
+            that the dict is built once; the scope's variables are set over them.
+
+    Returns:
+        A new environ dict (``extra`` is not changed).
     """
     root_path = scope.get("root_path")
     path = scope.get("path") or ""
@@ -415,7 +426,16 @@ def build_scope(
     """An ASGI HTTP scope for a WSGI environ (for running an ASGI app on a WSGI server).
 
     ``path`` includes ``root_path`` as the ASGI spec has it; the environ itself is kept under
-    :data:`ENVIRON_SCOPE_KEY`, and ``state`` (if given) is shallow-copied into the scope.
+    :data:`ENVIRON_SCOPE_KEY`.
+
+    Args:
+        environ: a PEP 3333 environ.
+        extensions: the scope's ``extensions`` (default: none).
+        state: the lifespan state, shallow-copied into the scope's ``state`` (default: no
+            ``state`` key).
+
+    Returns:
+        A new ASGI HTTP connection scope.
     """
     # ASGI: "root_path (Unicode string) -- The root path this application is mounted at;
     # same as SCRIPT_NAME in WSGI." and "path (Unicode string) -- HTTP request target
@@ -563,8 +583,15 @@ def _port(value: object) -> int | None:
 def check_status(status: str) -> int:
     """The status code of a PEP 3333 status string such as ``"200 OK"``.
 
-    Accepts exactly three digits (100-999), one space and a reason phrase of HTAB, SP, VCHAR
-    and obs-text (possibly empty); raises :class:`InvalidStatus` naming the value otherwise.
+    Args:
+        status: three digits (100-999), one space and a reason phrase of HTAB, SP, VCHAR and
+            obs-text (possibly empty).
+
+    Returns:
+        The status code.
+
+    Raises:
+        InvalidStatus: ``status`` is anything else (the message names it).
     """
     value: object = status
     if isinstance(value, str):
@@ -585,8 +612,15 @@ def check_status(status: str) -> int:
 def status_line(code: int) -> str:
     """The PEP 3333 status string for ``code``, such as ``"200 OK"``.
 
-    Codes http.HTTPStatus does not name get an empty reason phrase (``"599 "``); codes outside
-    100-999 and non-integers (bool included) raise :class:`InvalidStatus`.
+    Args:
+        code: an integer status code, 100-999.
+
+    Returns:
+        The status line; codes http.HTTPStatus does not name get an empty reason phrase
+        (``"599 "``).
+
+    Raises:
+        InvalidStatus: ``code`` is outside 100-999 or not an integer (bool included).
     """
     value: object = code
     # bool is an int, and 200.0 == 200 would find a line: both are refused up front.
@@ -603,10 +637,18 @@ def encode_response_headers(
     """WSGI response headers ((name, value) str pairs: tuples, or lists of two) as ASGI
     ``(bytes, bytes)`` pairs.
 
-    Names must be RFC 9110 tokens and are lower-cased; values must be latin-1 text without
-    control characters (HTAB allowed), and lose surrounding spaces and tabs (RFC 9110 5.5).
-    Anything else raises :class:`InvalidHeader`.
     Hop-by-hop headers pass through: real applications send them and servers drop them.
+
+    Args:
+        headers: the pairs given to ``start_response``.
+
+    Returns:
+        The pairs, names lower-cased, values stripped of surrounding spaces and tabs (RFC
+        9110 5.5), both latin-1 encoded.
+
+    Raises:
+        InvalidHeader: a pair is not two strings, a name is not an RFC 9110 token, or a
+            value is not latin-1 text free of control characters (HTAB allowed).
     """
     # PEP 3333: "The response_headers argument is a list of (header_name, header_value)
     # tuples." Lists of two items are taken too, as gunicorn, waitress and wsgiref take them:
@@ -660,9 +702,16 @@ def encode_response_headers(
 def decode_response_headers(headers: Iterable[Iterable[bytes]]) -> list[tuple[str, str]]:
     """ASGI response headers (``[bytes, bytes]`` pairs) as WSGI ``(str, str)`` tuples.
 
-    Names must be RFC 9110 tokens (their case is kept); values must hold no control
-    characters (HTAB allowed) and lose surrounding spaces and tabs; both are decoded
-    latin-1. Anything else raises :class:`InvalidHeader`.
+    Args:
+        headers: the ``headers`` of an ``http.response.start`` message.
+
+    Returns:
+        The pairs decoded latin-1, names in their case, values stripped of surrounding
+        spaces and tabs.
+
+    Raises:
+        InvalidHeader: a pair is not two byte strings, a name is not an RFC 9110 token, or
+            a value holds a control character (HTAB allowed).
     """
     result: list[tuple[str, str]] = []
     append = result.append

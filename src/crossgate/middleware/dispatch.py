@@ -146,6 +146,19 @@ class Dispatcher:
     becomes ``lifespan.startup.failed`` naming the mount. Shutdown runs in reverse order.
     Each mount has its own state (seeded with the server's), and each of its requests gets
     a shallow copy of it, over the server's per-request copy, as ``scope["state"]``.
+
+    Args:
+        mounts: prefix -> app; a WSGI app runs through :class:`WsgiToAsgi`, an ASGI 2 app
+            through asgiref's adapter; ``(app, "wsgi" | "asgi")`` skips detection.
+        startup_timeout: seconds each mounted app's lifespan startup may take (None: no
+            bound).
+        shutdown_timeout: seconds each mounted app's lifespan shutdown may take (None: no
+            bound).
+
+    Raises:
+        ValueError: a prefix does not start with ``/``, two prefixes are the same once
+            trailing ``/`` is dropped, or a kind is neither ``"asgi"`` nor ``"wsgi"``.
+        TypeError: an app is neither WSGI nor ASGI by its shape (give its kind).
     """
 
     def __init__(
@@ -234,6 +247,17 @@ class WsgiDispatcher:
     PATH_INFO adjusted at the segment boundary). ASGI apps are mounted through
     :class:`AsgiToWsgi`, each with its lifespan once per process; :meth:`close` shuts them
     down (in reverse order) and :meth:`start` starts them now instead of at first request.
+
+    Args:
+        mounts: prefix -> app; an ASGI app runs through :class:`AsgiToWsgi`;
+            ``(app, "wsgi" | "asgi")`` skips detection.
+        lifespan: as :class:`AsgiToWsgi`'s, for each mounted ASGI app.
+        startup_timeout: seconds each mounted ASGI app's lifespan startup may take.
+        shutdown_timeout: seconds each mounted ASGI app's lifespan shutdown may take.
+
+    Raises:
+        ValueError: as :class:`Dispatcher`.
+        TypeError: as :class:`Dispatcher`.
     """
 
     def __init__(
@@ -305,6 +329,14 @@ def dispatch(
 ) -> Dispatcher:
     """An ASGI app serving each of ``mounts`` (prefix -> WSGI or ASGI app) under its prefix,
     WSGI apps through :class:`WsgiToAsgi`; lifespan reaches every app that has one.
+
+    Args:
+        mounts: prefix -> app (see :class:`Dispatcher`).
+        startup_timeout: seconds each mounted app's lifespan startup may take.
+        shutdown_timeout: seconds each mounted app's lifespan shutdown may take.
+
+    Returns:
+        The :class:`Dispatcher`.
     """
     return Dispatcher(mounts, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout)
 
@@ -318,6 +350,15 @@ def dispatch_wsgi(
 ) -> WsgiDispatcher:
     """A WSGI app (with ``close()``) serving each of ``mounts`` under its prefix, ASGI apps
     through :class:`AsgiToWsgi` with their lifespan (``lifespan`` as there).
+
+    Args:
+        mounts: prefix -> app (see :class:`WsgiDispatcher`).
+        lifespan: as :class:`AsgiToWsgi`'s, for each mounted ASGI app.
+        startup_timeout: seconds each mounted ASGI app's lifespan startup may take.
+        shutdown_timeout: seconds each mounted ASGI app's lifespan shutdown may take.
+
+    Returns:
+        The :class:`WsgiDispatcher`.
     """
     return WsgiDispatcher(
         mounts,

@@ -270,6 +270,11 @@ class Fallback:
             apps included, as ``dispatch`` does (a few µs a request; off, an ASGI app's
             thread-sensitive ``sync_to_async`` calls share the process-wide thread, as
             they would with the app alone on the server).
+
+    Raises:
+        ValueError: a kind is neither ``"asgi"`` nor ``"wsgi"``, a status is not an HTTP
+            status code, or ``max_replay`` is negative.
+        TypeError: an app is neither WSGI nor ASGI by its shape (give its kind).
     """
 
     def __init__(
@@ -577,6 +582,10 @@ class WsgiFallback:
         lifespan: as :class:`AsgiToWsgi`'s, for an ASGI side.
         startup_timeout: seconds an ASGI side's lifespan startup may take.
         shutdown_timeout: seconds an ASGI side's lifespan shutdown may take.
+
+    Raises:
+        ValueError: as :class:`Fallback`.
+        TypeError: as :class:`Fallback`.
     """
 
     def __init__(

@@ -63,6 +63,13 @@ class LifespanManager:
     After :meth:`startup`, :attr:`supported` says whether the app speaks the protocol and
     :attr:`state` is the namespace it filled in; :attr:`error` holds what the app raised
     when it turned out to have no lifespan (for callers that require one).
+
+    Args:
+        app: the ASGI app whose lifespan to run.
+        startup_timeout: seconds the app may take to answer ``lifespan.startup`` (None:
+            no bound).
+        shutdown_timeout: seconds the app may take to answer ``lifespan.shutdown`` (None:
+            no bound).
     """
 
     def __init__(
@@ -315,8 +322,18 @@ async def lifespan(
 ) -> AsyncIterator[dict[str, Any]]:
     """Run ``app``'s lifespan startup on the running loop, yield its state, then shut down.
 
-    Raises :class:`LifespanError` (with the app's message) when startup or shutdown fails or
-    times out. An app without a lifespan yields an empty state.
+    An app without a lifespan yields an empty state.
+
+    Args:
+        app: the ASGI app whose lifespan to run.
+        startup_timeout: seconds the app may take to complete its startup (None: no bound).
+        shutdown_timeout: seconds the app may take to complete its shutdown (None: no bound).
+
+    Yields:
+        The lifespan state the app filled in at startup.
+
+    Raises:
+        LifespanError: startup or shutdown failed (with the app's message) or timed out.
     """
     manager = LifespanManager(
         app, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout
@@ -338,6 +355,17 @@ def lifespan_sync(
     """:func:`lifespan` for sync code: the app's lifespan runs on the portal loop.
 
     Blocks during startup and shutdown. Not for use on the portal loop's own thread.
+
+    Args:
+        app: the ASGI app whose lifespan to run.
+        startup_timeout: seconds the app may take to complete its startup (None: no bound).
+        shutdown_timeout: seconds the app may take to complete its shutdown (None: no bound).
+
+    Yields:
+        The lifespan state the app filled in at startup.
+
+    Raises:
+        LifespanError: startup or shutdown failed (with the app's message) or timed out.
     """
     portal = get_portal()
     manager = LifespanManager(
