@@ -1,4 +1,4 @@
-"""The applications that ``benchmarks/servers.py`` serves on real servers.
+"""The applications that the ``benchmarks.servers`` package serves on real servers.
 
 Two native apps answer the same workloads, one per interface, routed by path:
 

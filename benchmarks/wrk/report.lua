@@ -1,4 +1,4 @@
--- wrk script for benchmarks/servers.py (wrk: https://github.com/wg/wrk, Lua API in its
+-- wrk script for the real-server benchmark, benchmarks/servers/ (wrk: https://github.com/wg/wrk, Lua API in its
 -- SCRIPTING file).
 --
 -- * CROSSGATE_WRK_BODY_BYTES=n in the environment makes every request a POST with an
