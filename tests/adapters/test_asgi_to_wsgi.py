@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, LifespanError
 from crossgate._types import Environ, Message, Receive, Send
+from crossgate.adapters._bridge import current_task
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
 from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
 from tests.adapters.support import no_new_cycles
@@ -125,13 +126,22 @@ def call(app: Any, environ: Environ | None = None, **kwargs: Any) -> Result:
     return Result(seen["status"], seen["headers"], body, iterable, seen["exc_info"])
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that wraps its app with `wrap` runs on the asyncio portal and on the trio
+    # one (backend="trio"), unless its app awaits asyncio itself (not_on_trio).
+    if "backend" in metafunc.fixturenames:
+        on_trio = metafunc.definition.get_closest_marker("not_on_trio") is None
+        metafunc.parametrize("backend", ["asyncio", "trio"] if on_trio else ["asyncio"])
+
+
 @pytest.fixture
-def wrap() -> Iterator[Callable[..., AsgiToWsgi]]:
-    """Wrap ASGI apps; every wrapper is closed (shutdown, tasks awaited) after the test."""
+def wrap(backend: str) -> Iterator[Callable[..., AsgiToWsgi]]:
+    """Wrap ASGI apps on ``backend``'s portal; every wrapper is closed (shutdown, tasks
+    awaited) after the test."""
     made: list[AsgiToWsgi] = []
 
     def factory(app: Any, **options: Any) -> AsgiToWsgi:
-        wrapper = asgi_to_wsgi(app, **options)
+        wrapper = asgi_to_wsgi(app, backend=options.pop("backend", backend), **options)
         made.append(wrapper)
         return wrapper
 
@@ -209,7 +219,7 @@ def test_streamed_response_yields_as_sent(wrap: Callable[..., AsgiToWsgi]) -> No
         await send(START)
         await send({"type": "http.response.body", "body": b"first", "more_body": True})
         # The second part is only sent once the server has the first: it streams.
-        await asyncio.get_running_loop().run_in_executor(None, release.wait, WAIT)
+        await anyio.to_thread.run_sync(release.wait, WAIT)
         await send({"type": "http.response.body", "body": b"second", "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -422,8 +432,8 @@ def test_an_app_deaf_to_a_cut_upload_is_given_up_after_the_grace(
         while (await receive())["type"] != "http.disconnect":
             pass
         try:
-            await asyncio.Event().wait()  # deaf: never answers, never ends
-        except asyncio.CancelledError:
+            await anyio.Event().wait()  # deaf: never answers, never ends
+        except anyio.get_cancelled_exc_class():
             cancelled.set()
             raise
 
@@ -452,12 +462,12 @@ def test_after_the_body_receive_waits_for_the_response_then_disconnects(
             message = await receive()
             order.append(message["type"])
 
-        listener = asyncio.create_task(listen())
-        await asyncio.sleep(0)
-        order.append("sending")
-        await send(START)
-        await send({"type": "http.response.body", "body": b"done"})
-        await listener
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(listen)
+            await anyio.sleep(0)
+            order.append("sending")
+            await send(START)
+            await send({"type": "http.response.body", "body": b"done"})
         finished.set()
 
     assert call(wrap(app, lifespan="off")).body == b"done"
@@ -510,7 +520,7 @@ async def _deaf_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send(START)
     for _ in range(4):
         await send({"type": "http.response.body", "body": b"x" * 50, "more_body": True})
-    await asyncio.sleep(3600)
+    await anyio.sleep(3600)
 
 
 async def _failing_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -657,7 +667,7 @@ def after_first_chunk(then: Callable[[Send], Any]) -> tuple[ASGI, threading.Even
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(START)
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
-        await asyncio.to_thread(release.wait, WAIT)
+        await anyio.to_thread.run_sync(release.wait, WAIT)
         await then(send)
 
     return app, release
@@ -785,8 +795,8 @@ def test_response_timeout_answers_504_and_cancels_the_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
+            await anyio.Event().wait()
+        except anyio.get_cancelled_exc_class():
             cancelled.set()
             raise
 
@@ -799,10 +809,10 @@ def test_app_cancelled_from_outside_is_500(wrap: Callable[..., AsgiToWsgi]) -> N
     """As when the portal loop closes under a waiting request: never a CancelledError."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
+        task = current_task()  # asyncio's or trio's
         assert task is not None
         task.cancel()
-        await asyncio.sleep(0)
+        await anyio.sleep(0)
 
     assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
 
@@ -878,8 +888,8 @@ def test_app_ignoring_the_disconnect_is_cancelled_after_the_grace(
         await send(START)
         await send({"type": "http.response.body", "body": b"x", "more_body": True})
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
+            await anyio.Event().wait()
+        except anyio.get_cancelled_exc_class():
             cancelled.set()
             raise
 
@@ -1092,10 +1102,10 @@ def test_invalid_options_are_refused() -> None:
 
 def test_response_does_not_wait_for_background_tasks(wrap: Callable[..., AsgiToWsgi]) -> None:
     events: list[str] = []
-    gate = asyncio.Event()  # set from the portal loop, below
+    gate = threading.Event()
 
     async def background() -> None:
-        await gate.wait()
+        await anyio.to_thread.run_sync(gate.wait, WAIT)
         events.append("background done")
 
     async def endpoint(request: Request) -> Response:
@@ -1109,7 +1119,7 @@ def test_response_does_not_wait_for_background_tasks(wrap: Callable[..., AsgiToW
 
     process = wrapper._process
     assert process is not None
-    process.portal.loop.call_soon_threadsafe(gate.set)
+    gate.set()
     wrapper.close()  # awaits the background task, then the lifespan shutdown
     assert events == ["startup", "background done", "shutdown"]
 
@@ -1402,6 +1412,64 @@ def test_quart_app_end_to_end_and_accepted_by_the_type_checker() -> None:
         assert call(wrapper, path="/stream").body == b"q" * 200_000
     finally:
         wrapper.close()
+
+
+def test_quart_trio_app_end_to_end_on_the_trio_portal() -> None:
+    import trio  # noqa: PLC0415
+    from quart import request  # noqa: PLC0415
+    from quart_trio import QuartTrio  # noqa: PLC0415
+
+    app = QuartTrio(__name__)
+    opened: list[trio.lowlevel.TrioToken] = []
+
+    @app.before_serving
+    async def open_resource() -> None:
+        opened.append(trio.lowlevel.current_trio_token())
+
+    @app.post("/echo/<name>")
+    async def echo(name: str) -> dict[str, Any]:
+        body = await request.get_data()
+        await trio.sleep(0)  # trio's own, which no asyncio loop could run
+        same_loop = opened == [trio.lowlevel.current_trio_token()]
+        return {"name": name, "size": len(body), "same_loop": same_loop}
+
+    @app.get("/stream")
+    async def stream() -> tuple[AsyncIterator[bytes], int]:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                await trio.sleep(0)
+                yield b"q" * 20_000
+
+        return chunks(), 200
+
+    wrapper = asgi_to_wsgi(app, backend="trio")
+    try:
+        result = call(wrapper, method="POST", path="/echo/ann", body=b"z" * 100_000)
+        assert result.status == "200 OK"
+        assert json.loads(result.body) == {"name": "ann", "size": 100_000, "same_loop": True}
+        assert call(wrapper, path="/stream").body == b"q" * 200_000
+    finally:
+        wrapper.close()
+
+
+def test_a_trio_app_on_the_default_backend_fails_and_says_so() -> None:
+    """The backend cannot be detected: a trio app on the asyncio portal fails with trio's
+    own error (answered 500), which is why the option exists."""
+    import trio  # noqa: PLC0415
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await trio.sleep(0)
+
+    wrapper = asgi_to_wsgi(app, lifespan="off")
+    try:
+        assert call(wrapper).status == "500 Internal Server Error"
+    finally:
+        wrapper.close()
+
+
+def test_invalid_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        AsgiToWsgi(text_app(), backend="curio")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import asgiref.sync
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from crossgate.adapters import _bridge
 from crossgate.adapters.calls import async_to_sync, sync_to_async
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 
@@ -133,22 +134,29 @@ async def test_sync_to_async_keeps_the_traceback() -> None:
 
 
 async def test_sync_to_async_cancelled_caller_gets_cancelled_error_at_once() -> None:
-    loop = asyncio.get_running_loop()
-    started = asyncio.Event()
+    started = threading.Event()
     release = threading.Event()
+    outcome: list[str] = []
 
     def blocking() -> str:
-        loop.call_soon_threadsafe(started.set)
+        started.set()
         release.wait(10)
         request_id.set("after-cancel")
         return "late"
 
-    task = asyncio.create_task(sync_to_async(blocking)())
-    await started.wait()
-    task.cancel()
-    # The job is still blocked: the task must finish without waiting for it.
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    async def caller() -> None:
+        try:
+            await sync_to_async(blocking)()
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(caller)
+        await anyio.to_thread.run_sync(started.wait, 10)
+        tasks.cancel_scope.cancel()
+    # The job is still blocked: the caller must finish without waiting for it.
+    assert outcome == ["cancelled"]
     assert not release.is_set()
     release.set()
     assert request_id.get() == "none"
@@ -205,8 +213,8 @@ def test_async_to_sync_drops_coroutine_markers_of_what_it_wraps() -> None:
 # --------------------------------------------------------------------------------------
 
 
-async def loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
-    return asyncio.get_running_loop(), threading.get_ident()
+async def loop_and_thread() -> tuple[_bridge.Loop, int]:
+    return _bridge.running_loop(), threading.get_ident()
 
 
 def test_async_to_sync_from_plain_sync_code_runs_on_the_portal() -> None:
@@ -230,9 +238,9 @@ def test_async_to_sync_objects_stay_usable_across_calls() -> None:
 
 
 async def test_async_to_sync_inside_sync_to_async_runs_on_the_callers_loop() -> None:
-    me = asyncio.get_running_loop()
+    me = _bridge.running_loop()  # asyncio's, or trio's TrioLoop
 
-    def sync_part() -> asyncio.AbstractEventLoop:
+    def sync_part() -> _bridge.Loop:
         loop, _ = async_to_sync(loop_and_thread)()
         return loop
 
@@ -342,7 +350,8 @@ async def test_nesting_from_async_code_does_not_deadlock_a_one_thread_pool() -> 
     pool = _bridge.WorkerPool(1, name="nest")
     threads: list[int] = []
     try:
-        assert await asyncio.wait_for(nest_async(10, pool, threads), 20) == 10
+        with anyio.fail_after(20):
+            assert await nest_async(10, pool, threads) == 10
     finally:
         pool.shutdown()
     assert len(threads) == 5
@@ -449,6 +458,7 @@ PROPERTY = settings(
 )
 
 
+@pytest.mark.not_on_trio("asgiref's sync_to_async runs on asyncio only")
 @PROPERTY
 @given(behaviour=behaviours)
 async def test_property_sync_to_async_behaves_like_asgiref(behaviour: Behaviour) -> None:
@@ -470,6 +480,7 @@ def test_property_async_to_sync_behaves_like_asgiref(behaviour: Behaviour) -> No
     assert ours == theirs
 
 
+@pytest.mark.not_on_trio("asgiref's sync_to_async runs on asyncio only")
 @PROPERTY
 @given(behaviour=behaviours)
 async def test_property_nested_calls_behave_like_asgiref(behaviour: Behaviour) -> None:

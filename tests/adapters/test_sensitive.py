@@ -3,11 +3,12 @@ ways without deadlock, pooled threads, and asgiref's contexts (Django's handler)
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any, TypeVar
 
+import anyio
+import anyio.lowlevel
 import asgiref.sync
 import pytest
 
@@ -16,7 +17,9 @@ from crossgate.adapters import _bridge
 from crossgate.adapters._bridge.sensitive import Lane, LaneState, ThreadSensitive
 from crossgate.adapters.calls import async_to_sync, sync_to_async, thread_sensitive
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
+
+T = TypeVar("T")
 
 ident = threading.get_ident
 
@@ -28,6 +31,24 @@ def sensitive_ident() -> int:
 
 async def idents_of(calls: int) -> list[int]:
     return [await sensitive_ident() for _ in range(calls)]
+
+
+async def gather(*awaitables: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` on any loop: each awaitable in a task of its own, results in order."""
+    results: list[Any] = [None] * len(awaitables)
+
+    async def run(index: int, awaitable: Awaitable[T]) -> None:
+        results[index] = await awaitable
+
+    async with anyio.create_task_group() as tasks:
+        for index, awaitable in enumerate(awaitables):
+            tasks.start_soon(run, index, awaitable)
+    return results
+
+
+async def wait_for(awaitable: Awaitable[T], timeout: float) -> T:
+    with anyio.fail_after(timeout):
+        return await awaitable
 
 
 def block_until(event: threading.Event) -> int:
@@ -45,21 +66,27 @@ async def test_calls_of_one_context_share_a_thread_under_concurrency() -> None:
         async with thread_sensitive():
             return set(await idents_of(10))
 
-    seen = await asyncio.gather(*(request() for _ in range(32)))
+    seen = await gather(*(request() for _ in range(32)))
     assert all(len(threads) == 1 for threads in seen)
     assert len(set().union(*seen)) > 1  # the contexts did not share one thread
 
 
 async def test_calls_of_one_context_run_in_the_order_they_were_made() -> None:
+    made: list[int] = []
     order: list[int] = []
 
     def record(i: int) -> None:
         order.append(i)
 
+    async def call(i: int) -> None:
+        made.append(i)  # trio may start the tasks in any order: what counts is the calls'
+        await sync_to_async(record)(i)
+
     async with thread_sensitive():
         # Started together: they queue on the one thread in the order they were called.
-        await asyncio.gather(*(sync_to_async(record)(i) for i in range(50)))
-    assert order == list(range(50))
+        await gather(*(call(i) for i in range(50)))
+    assert order == made
+    assert sorted(made) == list(range(50))
 
 
 async def test_two_contexts_run_at_the_same_time() -> None:
@@ -78,12 +105,12 @@ async def test_two_contexts_run_at_the_same_time() -> None:
         async with thread_sensitive():
             return await sync_to_async(fn)()
 
-    a, b = await asyncio.wait_for(asyncio.gather(in_context(first), in_context(second)), 20)
+    a, b = await wait_for(gather(in_context(first), in_context(second)), 20)
     assert a != b
 
 
 async def test_outside_any_context_one_process_wide_thread() -> None:
-    seen = await asyncio.gather(*(idents_of(3) for _ in range(8)))
+    seen = await gather(*(idents_of(3) for _ in range(8)))
     threads = {thread for calls in seen for thread in calls}
     assert threads == {_bridge.process_lane().thread.ident}  # type: ignore[union-attr]
 
@@ -92,7 +119,7 @@ async def test_contexts_borrow_pool_threads_and_start_none_per_request() -> None
     pool = _bridge.WorkerPool(4, name="sensitive-test")
     try:
         for _ in range(3):  # 3 x 16 contexts, one after the other
-            await asyncio.gather(*(in_pool_context(pool) for _ in range(16)))
+            await gather(*(in_pool_context(pool) for _ in range(16)))
         # Idle lanes step away, so about 16 threads at once (a closing lane's thread may
         # still be on its way back while the next round starts); never one per context.
         assert pool.thread_count < 24
@@ -105,7 +132,7 @@ async def in_pool_context(pool: _bridge.WorkerPool) -> None:
         threads = set(await idents_of(3))
         assert len(threads) == 1
         assert threading.current_thread() is not None
-        await asyncio.sleep(0)  # idle: the lane has stepped away meanwhile
+        await anyio.lowlevel.checkpoint()  # idle: the lane has stepped away meanwhile
 
 
 async def test_the_thread_goes_back_to_the_pool_when_the_context_ends() -> None:
@@ -121,7 +148,7 @@ async def test_the_thread_goes_back_to_the_pool_when_the_context_ends() -> None:
     for _ in range(200):
         if state() is LaneState.CLOSED:
             break
-        await asyncio.sleep(0.005)
+        await anyio.sleep(0.005)
     assert state() is LaneState.CLOSED
     assert lane.thread is None
 
@@ -143,17 +170,19 @@ async def test_a_block_is_entered_once() -> None:
 
 
 async def test_a_task_that_outlives_its_context_uses_the_process_wide_thread() -> None:
-    release = asyncio.Event()
+    release = anyio.Event()
+    seen: list[int] = []
 
-    async def late() -> int:
+    async def late() -> None:
         await release.wait()
-        return await sensitive_ident()
+        seen.append(await sensitive_ident())
 
-    async with thread_sensitive():
-        inside = await sensitive_ident()
-        task = asyncio.create_task(late())
-    release.set()
-    after = await task
+    async with anyio.create_task_group() as tasks:
+        async with thread_sensitive():
+            inside = await sensitive_ident()
+            tasks.start_soon(late)
+        release.set()
+    [after] = seen
     assert after == _bridge.process_lane().thread.ident  # type: ignore[union-attr]
     assert after != inside
 
@@ -171,16 +200,25 @@ async def test_a_cancelled_call_queued_behind_another_is_skipped() -> None:
     def skipped() -> None:
         ran.append("skipped")
 
+    cancelled: list[str] = []
+
+    async def second() -> None:
+        try:
+            await sync_to_async(skipped)()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append("second")
+            raise
+
     async with thread_sensitive():
-        first = asyncio.create_task(sync_to_async(slow)())
-        await asyncio.to_thread(started.wait, 10)
-        second = asyncio.create_task(sync_to_async(skipped)())
-        await asyncio.sleep(0.01)
-        second.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await second
-        release.set()
-        await first
+        async with anyio.create_task_group() as first:
+            first.start_soon(sync_to_async(slow))
+            await anyio.to_thread.run_sync(started.wait, 10)
+            async with anyio.create_task_group() as queued:
+                queued.start_soon(second)
+                await anyio.sleep(0.01)
+                queued.cancel_scope.cancel()
+            assert cancelled == ["second"]
+            release.set()
         await sensitive_ident()  # everything queued before it has run
     assert ran == ["slow"]
 
@@ -220,7 +258,7 @@ async def test_nesting_comes_back_to_the_blocked_context_thread() -> None:
     threads: list[int] = []
     async with thread_sensitive():
         lane_thread = await sensitive_ident()
-        assert await asyncio.wait_for(nest_async(10, threads), 20) == 10
+        assert await wait_for(nest_async(10, threads), 20) == 10
     assert set(threads) == {lane_thread}
 
 
@@ -241,8 +279,8 @@ async def test_a_non_sensitive_thread_nested_inside_comes_back_to_the_lane() -> 
         return ident(), async_to_sync(middle)()
 
     async with thread_sensitive():
-        lane_thread, nested = await asyncio.wait_for(sync_to_async(on_lane)(), 20)
-        direct = await asyncio.wait_for(sync_to_async(on_pool_thread, thread_sensitive=False)(), 20)
+        lane_thread, nested = await wait_for(sync_to_async(on_lane)(), 20)
+        direct = await wait_for(sync_to_async(on_pool_thread, thread_sensitive=False)(), 20)
     assert nested == lane_thread
     assert direct == lane_thread
 
@@ -252,26 +290,28 @@ async def test_another_task_of_the_context_runs_while_the_lane_is_blocked() -> N
     that very task, runs on the blocked lane thread instead of waiting behind it."""
     async with thread_sensitive():
         lane_thread = await sensitive_ident()
-        sibling: asyncio.Task[int] | None = None
-        loop = asyncio.get_running_loop()
+        sibling_ran = anyio.Event()
+        seen: list[int] = []
         started = threading.Event()
 
-        def start_sibling() -> None:
-            nonlocal sibling
-            sibling = asyncio.create_task(sensitive_ident())
+        async def sibling() -> None:
             started.set()
+            seen.append(await sensitive_ident())
+            sibling_ran.set()
 
         def blocked_on_lane() -> int:
-            loop.call_soon_threadsafe(start_sibling)
             started.wait(10)
 
             async def wait_for_sibling() -> int:
-                assert sibling is not None
-                return await sibling
+                await sibling_ran.wait()
+                return seen[0]
 
             return async_to_sync(wait_for_sibling)()
 
-        assert await asyncio.wait_for(sync_to_async(blocked_on_lane)(), 20) == lane_thread
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sibling)
+            # The sibling's call is queued on the lane, behind this blocked one.
+            assert await wait_for(sync_to_async(blocked_on_lane)(), 20) == lane_thread
 
 
 def test_async_to_sync_from_plain_sync_code_brings_calls_back_to_the_caller() -> None:
@@ -301,6 +341,7 @@ def test_a_context_entered_under_async_to_sync_keeps_the_blocked_thread() -> Non
 asgiref_ident = asgiref.sync.sync_to_async(ident)
 
 
+@pytest.mark.not_on_trio("asgiref runs on asyncio only")
 async def test_inside_asgiref_context_calls_run_on_its_thread_either_first() -> None:
     async with asgiref.sync.ThreadSensitiveContext():
         theirs = await asgiref_ident()
@@ -312,6 +353,7 @@ async def test_inside_asgiref_context_calls_run_on_its_thread_either_first() -> 
         assert ours == theirs
 
 
+@pytest.mark.not_on_trio("asgiref runs on asyncio only")
 async def test_asgiref_calls_inside_a_crossgate_context_run_on_its_lane() -> None:
     async with thread_sensitive():
         ours = await sensitive_ident()
@@ -321,11 +363,12 @@ async def test_asgiref_calls_inside_a_crossgate_context_run_on_its_lane() -> Non
             assert await sensitive_ident() == ours
 
 
+@pytest.mark.not_on_trio("asgiref runs on asyncio only")
 async def test_nesting_inside_asgiref_context_comes_back_to_its_thread() -> None:
     threads: list[int] = []
     async with asgiref.sync.ThreadSensitiveContext():
         theirs = await asgiref_ident()
-        assert await asyncio.wait_for(nest_async(6, threads), 20) == 6
+        assert await wait_for(nest_async(6, threads), 20) == 6
 
         def through_asgiref() -> int:  # asgiref's async_to_sync on the context's thread
             async def inner() -> int:
@@ -333,10 +376,11 @@ async def test_nesting_inside_asgiref_context_comes_back_to_its_thread() -> None
 
             return asgiref.sync.async_to_sync(inner)()
 
-        assert await asyncio.wait_for(asgiref_sync_sensitive(through_asgiref)(), 20) == theirs
+        assert await wait_for(asgiref_sync_sensitive(through_asgiref)(), 20) == theirs
     assert set(threads) == {theirs}
 
 
+@pytest.mark.not_on_trio("asgiref runs on asyncio only")
 async def test_asgiref_thread_blocked_in_crossgate_async_to_sync_serves_the_calls() -> None:
     """Django's own sync code (run by asgiref on its context's thread) calls crossgate's
     async_to_sync, whose coroutine makes thread-sensitive calls: they come back to that
@@ -350,9 +394,7 @@ async def test_asgiref_thread_blocked_in_crossgate_async_to_sync_serves_the_call
 
     async with asgiref.sync.ThreadSensitiveContext():
         theirs = await asgiref_ident()
-        blocked, nested = await asyncio.wait_for(
-            asgiref.sync.sync_to_async(djangos_sync_code)(), 20
-        )
+        blocked, nested = await wait_for(asgiref.sync.sync_to_async(djangos_sync_code)(), 20)
     assert blocked == nested == theirs
 
 
@@ -360,6 +402,7 @@ def asgiref_sync_sensitive(fn: Callable[[], int]) -> Callable[[], Any]:
     return asgiref.sync.sync_to_async(fn, thread_sensitive=True)
 
 
+@pytest.mark.not_on_trio("asgiref runs on asyncio only")
 async def test_asgiref_async_to_sync_on_a_lane_brings_calls_back_to_it() -> None:
     def on_lane() -> tuple[int, int]:
         async def inner() -> int:
@@ -368,7 +411,7 @@ async def test_asgiref_async_to_sync_on_a_lane_brings_calls_back_to_it() -> None
         return ident(), asgiref.sync.async_to_sync(inner)()
 
     async with thread_sensitive():
-        lane_thread, nested = await asyncio.wait_for(sync_to_async(on_lane)(), 20)
+        lane_thread, nested = await wait_for(sync_to_async(on_lane)(), 20)
     assert nested == lane_thread
 
 
@@ -387,6 +430,7 @@ def make_app(calls: int) -> Callable[..., Any]:
     return app
 
 
+@pytest.mark.not_on_trio("dispatch moves onto the backend in part 2")
 async def test_dispatch_opens_a_context_per_request() -> None:
     app = dispatch({"/": make_app(5)})
     scope = {"type": "http", "path": "/x", "root_path": "", "method": "GET", "headers": []}
@@ -404,7 +448,7 @@ async def test_dispatch_opens_a_context_per_request() -> None:
         body: bytes = sent[-1]["body"]
         return body
 
-    assert await asyncio.gather(*(request() for _ in range(16))) == [b"one"] * 16
+    assert await gather(*(request() for _ in range(16))) == [b"one"] * 16
 
 
 def test_asgi_to_wsgi_opens_a_context_per_request() -> None:
@@ -430,6 +474,7 @@ def test_asgi_to_wsgi_opens_a_context_per_request() -> None:
     assert results == [b"one"] * 8
 
 
+@pytest.mark.not_on_trio("wsgi_to_asgi moves onto the backend in part 2")
 async def test_wsgi_to_asgi_request_thread_serves_its_sensitive_calls() -> None:
     """A WSGI app runs a request on one thread: async code it calls through async_to_sync
     brings its thread-sensitive calls back to that thread."""
@@ -464,7 +509,7 @@ async def test_wsgi_to_asgi_request_thread_serves_its_sensitive_calls() -> None:
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(dict(message))
 
-    await asyncio.wait_for(app(scope, receive, send), 20)
+    await wait_for(app(scope, receive, send), 20)
     assert b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body") == (
         b"same"
     )
@@ -476,6 +521,7 @@ def no_contexts_left() -> Iterator[None]:
     assert asgiref.sync.SyncToAsync.thread_sensitive_context.get(None) is None
 
 
+@pytest.mark.not_on_trio("asgiref runs on asyncio only")
 async def test_a_context_leaves_asgiref_as_it_found_it(no_contexts_left: None) -> None:
     before = len(asgiref.sync.SyncToAsync.context_to_thread_executor)
     async with ThreadSensitive():

@@ -7,13 +7,13 @@ ASGI HTTP spec: https://asgi.readthedocs.io/en/latest/specs/www.html
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse
 from crossgate._types import ASGIApp, Message
+from crossgate.adapters._bridge import Waiter, fail_after, running_loop
 from crossgate.testing._messages import Request, Response
 
 __all__ = ["asgi_scope", "call_asgi"]
@@ -66,9 +66,10 @@ class _Exchange:
             for index, chunk in enumerate(chunks)
         ]
         self.received = bytearray()
-        self.over = asyncio.Event()  # the response ended or the client left
-        if self.gone:
-            self.over.set()
+        # Whether the response ended or the client left, and the receive() calls waiting
+        # for that (an event on whichever loop runs the app: asyncio's or trio's).
+        self.over = self.gone
+        self.waiting: list[Waiter[None]] = []
         self.messages: list[Message] = []
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
@@ -92,8 +93,18 @@ class _Exchange:
             self.received += message["body"]
             return message
         # Until the response ends or the client leaves, there is nothing more to receive.
-        await self.over.wait()
+        if not self.over:
+            waiter: Waiter[None] = running_loop().create_future()
+            self.waiting.append(waiter)
+            await waiter
         return {"type": "http.disconnect"}
+
+    def _set_over(self) -> None:
+        self.over = True
+        waiting, self.waiting = self.waiting, []
+        for waiter in waiting:
+            if not waiter.done():  # its receive() was cancelled
+                waiter.set_result(None)
 
     async def send(self, message: Message) -> None:
         value: object = message  # typed as a mapping, but an app can send anything
@@ -177,10 +188,10 @@ class _Exchange:
             self.taken += 1
             if self.disconnect_after is not None and self.taken >= self.disconnect_after:
                 self.gone = True
-                self.over.set()
+                self._set_over()
         if not more:
             self.ended = True
-            self.over.set()
+            self._set_over()
             if self.remaining and self._body_due():
                 self.short = True
                 raise InvalidResponse(
@@ -201,19 +212,30 @@ async def call_asgi(
     timeout: float | None = 30.0,
     state: Mapping[str, Any] | None = None,
 ) -> Response:
-    """Serve ``request`` (default: ``GET /``) with the ASGI application ``app``.
+    """Serve ``request`` (default: ``GET /``) with the ASGI application ``app``, on the
+    loop that awaits it: asyncio's (or uvloop's) or trio's.
 
     The body goes in as one ``http.request`` message per chunk of ``request.body``; after
     it, ``receive()`` waits until the response ends (or the client leaves), then answers
     ``http.disconnect``. Every message sent is checked against the spec and kept in
     ``Response.messages``. The response starts with its first body byte (or its end): an
-    app failing before that gets a 500, after it the response is ``aborted``; the exception
-    is kept in ``Response.error`` and, unless ``raise_app_exceptions=False``, raised once
-    the app has returned. ``disconnect_after=n`` makes the client leave after ``n``
-    non-empty body messages (0: before any; ``send()`` then raises an ``OSError``). An app
-    still running after ``timeout`` seconds is cancelled and ``TimeoutError`` raised.
-    Lifespan is not run: wrap the call in ``crossgate.lifespan(app)`` and pass the state
-    it yields as ``state``, which the scope gets a shallow copy of, as servers do.
+    app failing before that gets a 500, after it the response is ``aborted``. Lifespan is
+    not run: wrap the call in ``crossgate.lifespan(app)`` and pass the state it yields as
+    ``state``.
+
+    Args:
+        app: The ASGI application.
+        request: What the client sends (default: ``GET /``).
+        disconnect_after: The client leaves after this many non-empty body messages (0:
+            before any; ``send()`` then raises an ``OSError``). None: it stays.
+        raise_app_exceptions: Raise the app's exception (kept in ``Response.error``) once
+            the app has returned; False returns the response with it.
+        timeout: Seconds after which an app still running is cancelled and
+            ``TimeoutError`` raised (None: no limit).
+        state: The lifespan state; the scope gets a shallow copy of it, as servers do.
+
+    Returns:
+        The :class:`Response` as the client saw it.
 
     >>> import asyncio
     >>> async def app(scope, receive, send):
@@ -237,14 +259,14 @@ async def call_asgi(
     error: BaseException | None = None
     late = TimeoutError(f"the ASGI app did not finish within {timeout} s")
     try:
-        async with asyncio.timeout(timeout) as deadline:
+        async with fail_after(timeout) as expired:
             try:
                 await app(scope, exchange.receive, exchange.send)
             except Exception as exc:
                 error = exc
     except TimeoutError as exc:
         raise late from exc
-    if deadline.expired():  # the app swallowed the cancellation and returned
+    if expired():  # the app swallowed the cancellation and returned
         raise late
     gone = exchange.gone
     status: int | None = None

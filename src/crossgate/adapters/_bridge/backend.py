@@ -194,15 +194,17 @@ async def wait_tasks(tasks: Collection[Task], timeout: float | None) -> set[Task
 
 
 @contextlib.asynccontextmanager
-async def fail_after(seconds: float | None) -> AsyncIterator[None]:
-    """Raise ``TimeoutError`` in the block when it has not ended within ``seconds``."""
+async def fail_after(seconds: float | None) -> AsyncIterator[Callable[[], bool]]:
+    """Cancel the block and raise ``TimeoutError`` when it has not ended within
+    ``seconds`` (None: no limit). Yields ``expired()``: whether the time ran out, for a
+    block whose code swallowed the cancellation and ended normally."""
     if _get_running_loop() is not None:
-        async with asyncio.timeout(seconds):
-            yield
+        async with asyncio.timeout(seconds) as timeout:
+            yield timeout.expired
         return
     try:
-        with trio.fail_after(float("inf") if seconds is None else seconds):
-            yield
+        with trio.fail_after(float("inf") if seconds is None else seconds) as scope:
+            yield lambda: scope.cancel_called
     except trio.TooSlowError:
         raise TimeoutError from None
 
