@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import gc
 import itertools
 import os
@@ -19,19 +20,89 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from crossgate._errors import BridgeClosed
 from crossgate.adapters import _bridge
-from crossgate.adapters._bridge import LoopToThread, Portal, ThreadToLoop, WorkerPool
+from crossgate.adapters._bridge import (
+    LoopToThread,
+    Portal,
+    ThreadToLoop,
+    Waiter,
+    WorkerPool,
+    is_cancellation,
+    running_loop,
+)
 from tests.adapters.support import no_new_cycles
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 LONG = 10.0  # the most any wait may take before the test is considered hung
+
+T = TypeVar("T")
+
+
+async def wait_for(awaitable: Awaitable[T], timeout: float) -> T:
+    """``asyncio.wait_for`` on any loop."""
+    with anyio.fail_after(timeout):
+        return await awaitable
+
+
+class TaskCancelled(Exception):
+    """What awaiting a cancelled :class:`Spawned` raises (trio has no CancelledError to
+    hand from one task to another)."""
+
+
+class Spawned(Generic[T]):
+    """``asyncio.create_task`` on any loop: a task whose outcome can be awaited once."""
+
+    def __init__(self, awaitable: Awaitable[T]) -> None:
+        loop = running_loop()
+        self._outcome: Waiter[T] = loop.create_future()
+        self._task = loop.create_task(self._run(awaitable))
+
+    async def _run(self, awaitable: Awaitable[T]) -> None:
+        try:
+            value = await awaitable
+        except BaseException as exc:
+            if is_cancellation(exc):
+                self._outcome.set_exception(TaskCancelled())
+                raise
+            self._outcome.set_exception(exc)
+        else:
+            self._outcome.set_result(value)
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    def done(self) -> bool:
+        return self._outcome.done()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._outcome.__await__()
+
+
+async def gather(*spawned: Spawned[T]) -> list[T]:
+    return [await task for task in spawned]
+
+
+async def submitted(pool: WorkerPool, jobs: int) -> None:
+    """Wait until ``jobs`` jobs were submitted to ``pool``: tasks spawned together may
+    start in any order, and on trio later than the next loop turn."""
+    with anyio.fail_after(LONG):
+        while len(pool._busy) < jobs:  # noqa: ASYNC110 - a pool count, not an event
+            await anyio.sleep(0.001)
+
+
+async def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``asyncio.to_thread`` on any loop."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("bridge_test_var", default="unset")
 
@@ -63,7 +134,7 @@ def pool() -> Generator[WorkerPool]:
 
 async def wait_for_thread_event(event: threading.Event) -> None:
     """Await a threading.Event without blocking the loop."""
-    assert await asyncio.to_thread(event.wait, LONG)
+    assert await to_thread(event.wait, LONG)
 
 
 # --------------------------------------------------------------------------------------
@@ -118,12 +189,12 @@ async def test_pool_is_bounded_and_queues_without_deadlock(pool: WorkerPool) -> 
             running -= 1
         return i
 
-    tasks = [asyncio.create_task(pool.run(job, i)) for i in range(20)]
+    tasks = [Spawned(pool.run(job, i)) for i in range(20)]
     await wait_for_thread_event(three_running)
     assert pool.thread_count == 3
     assert len(pool_threads(pool.name)) == 3
     gate.set()
-    assert await asyncio.wait_for(asyncio.gather(*tasks), LONG) == list(range(20))
+    assert await wait_for(gather(*tasks), LONG) == list(range(20))
     assert peak == 3
     assert pool.thread_count == 3
 
@@ -147,21 +218,19 @@ async def test_a_job_that_steps_away_frees_its_slot_up_to_max_threads() -> None:
         return "waited"
 
     try:
-        waiters = [asyncio.create_task(pool.run(waits_on_the_network)) for _ in range(2)]
+        waiters = [Spawned(pool.run(waits_on_the_network)) for _ in range(2)]
         for _ in range(2):
-            await asyncio.to_thread(waiting.acquire, timeout=LONG)
-        assert await asyncio.wait_for(pool.run(lambda: "ran beside them"), LONG) == (
-            "ran beside them"
-        )
+            await to_thread(waiting.acquire, timeout=LONG)
+        assert await wait_for(pool.run(lambda: "ran beside them"), LONG) == ("ran beside them")
         assert pool.thread_count <= 3
-        third = asyncio.create_task(pool.run(waits_on_the_network))
-        await asyncio.to_thread(waiting.acquire, timeout=LONG)
+        third = Spawned(pool.run(waits_on_the_network))
+        await to_thread(waiting.acquire, timeout=LONG)
         assert pool.thread_count == 3
-        queued = asyncio.create_task(pool.run(lambda: "queued"))
-        await asyncio.sleep(0.05)
+        queued = Spawned(pool.run(lambda: "queued"))
+        await anyio.sleep(0.05)
         assert not queued.done()  # three threads, all taken: the hard cap holds
         release.set()
-        assert await asyncio.wait_for(asyncio.gather(*waiters, third, queued), LONG) == [
+        assert await wait_for(gather(*waiters, third, queued), LONG) == [
             "waited",
             "waited",
             "waited",
@@ -171,7 +240,7 @@ async def test_a_job_that_steps_away_frees_its_slot_up_to_max_threads() -> None:
         for _ in range(int(LONG / 0.01)):
             if pool.thread_count == 1:
                 break
-            await asyncio.sleep(0.01)
+            await anyio.sleep(0.01)
         assert pool.thread_count == 1
     finally:
         stop(pool)
@@ -191,8 +260,15 @@ def test_max_threads_below_max_workers_is_refused() -> None:
 async def test_pool_drain_times_out_then_succeeds(pool: WorkerPool) -> None:
     assert await pool.drain(timeout=0)  # idle: true at once
     release = threading.Event()
-    task = asyncio.create_task(pool.run(release.wait, LONG))
-    await asyncio.sleep(0)
+    started = threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return release.wait(LONG)
+
+    # Waited for, not assumed after one loop turn: trio may run the task later than that.
+    task = Spawned(pool.run(hold))
+    await to_thread(started.wait, LONG)
     assert not await pool.drain(timeout=0.05)
     release.set()
     assert await pool.drain(timeout=LONG)
@@ -215,23 +291,30 @@ async def test_pool_drain_sees_a_job_that_ends_as_it_registers(pool: WorkerPool)
             super().append(item)
 
     pool._drained = LateRegistration()
-    pool.start(release.wait, LONG, loop=asyncio.get_running_loop())
-    await asyncio.sleep(0)
+    pool.start(release.wait, LONG, loop=running_loop())
+    await anyio.lowlevel.checkpoint()
     assert await pool.drain(timeout=2.0)
 
 
 async def test_pool_shutdown_finishes_queued_work_then_refuses() -> None:
     small = WorkerPool(1, name=unique("shut-pool"))
     release = threading.Event()
-    first = asyncio.create_task(small.run(release.wait, LONG))
-    second = asyncio.create_task(small.run(lambda: "queued"))
-    await asyncio.sleep(0)
+    started = threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return release.wait(LONG)
+
+    first = Spawned(small.run(hold))
+    await wait_for_thread_event(started)
+    second = Spawned(small.run(lambda: "queued"))
+    await submitted(small, 2)
     small.shutdown()
     with pytest.raises(RuntimeError, match="shut down"):
         small.submit(lambda: None)
     release.set()
-    assert await asyncio.wait_for(first, LONG)
-    assert await asyncio.wait_for(second, LONG) == "queued"
+    assert await wait_for(first, LONG)
+    assert await wait_for(second, LONG) == "queued"
     for thread in pool_threads(small.name):
         thread.join(LONG)
         assert not thread.is_alive()
@@ -271,15 +354,15 @@ async def test_pool_run_in_an_explicit_context(pool: WorkerPool) -> None:
 
 async def test_pool_job_sees_its_origin_loop(pool: WorkerPool) -> None:
     assert _bridge.origin_loop() is None
-    assert await pool.run(_bridge.origin_loop) is asyncio.get_running_loop()
+    assert await pool.run(_bridge.origin_loop) is running_loop()
 
 
 async def test_pool_start_runs_in_a_copy_of_the_context_with_the_origin_loop(
     pool: WorkerPool,
 ) -> None:
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     var.set("caller")
-    done: asyncio.Future[tuple[str, asyncio.AbstractEventLoop | None]] = loop.create_future()
+    done: Waiter[tuple[str, _bridge.Loop | None]] = loop.create_future()
 
     def job(tag: str) -> None:
         seen = var.get()
@@ -287,7 +370,7 @@ async def test_pool_start_runs_in_a_copy_of_the_context_with_the_origin_loop(
         _bridge.resolve_threadsafe(done, (f"{tag}:{seen}", _bridge.origin_loop()))
 
     pool.start(job, "t", loop=loop)
-    assert await asyncio.wait_for(done, 10) == ("t:caller", loop)
+    assert await wait_for(done, 10) == ("t:caller", loop)
     assert var.get() == "caller"
 
 
@@ -295,19 +378,19 @@ async def test_pool_start_calls_the_returned_delivery_once_the_thread_is_idle() 
     # What a job returns is called after the worker counted itself idle: a caller woken by
     # it that starts the next job at once finds this thread free, not a new one started.
     reuse = WorkerPool(4, name="deliver-pool")
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     try:
         for i in range(5):
-            done: asyncio.Future[tuple[int, int]] = loop.create_future()
+            done: Waiter[tuple[int, int]] = loop.create_future()
 
-            def job(n: int, fut: asyncio.Future[tuple[int, int]]) -> Callable[[], None]:
+            def job(n: int, fut: Waiter[tuple[int, int]]) -> Callable[[], None]:
                 def deliver() -> None:
                     _bridge.resolve_threadsafe(fut, (n, len(reuse._idle)))
 
                 return deliver
 
             reuse.start(job, i, done, loop=loop)
-            assert await asyncio.wait_for(done, 10) == (i, 1)  # idle when it delivered
+            assert await wait_for(done, 10) == (i, 1)  # idle when it delivered
         assert reuse.thread_count == 1
     finally:
         stop(reuse)
@@ -364,16 +447,16 @@ async def test_a_job_waits_for_a_busy_thread_when_no_new_one_can_start(
         return release.wait(5)
 
     try:
-        first = asyncio.ensure_future(pool.run(hold))
-        assert await asyncio.to_thread(running.wait, 5)
+        first = Spawned(pool.run(hold))
+        assert await to_thread(running.wait, 5)
 
         def refuse(self: threading.Thread) -> None:
             raise RuntimeError("can't start new thread")
 
         with monkeypatch.context() as patched:
             patched.setattr(threading.Thread, "start", refuse)
-            second = asyncio.ensure_future(pool.run(lambda: "queued"))
-            await asyncio.sleep(0.05)
+            second = Spawned(pool.run(lambda: "queued"))
+            await anyio.sleep(0.05)
         assert not second.done()  # queued behind the busy thread, not lost
         assert "could not start a thread" in caplog.text
         release.set()
@@ -392,7 +475,7 @@ async def test_pool_start_logs_an_escaping_error_and_keeps_the_thread(
     def fail() -> None:
         raise RuntimeError("job broke its contract")
 
-    pool.start(fail, loop=asyncio.get_running_loop())
+    pool.start(fail, loop=running_loop())
     assert await pool.drain(10)
     assert "uncaught error in a worker job" in caplog.text
     assert await pool.run(lambda: 7) == 7  # the worker survived
@@ -419,14 +502,15 @@ async def test_cancelled_caller_returns_at_once_and_queued_job_is_skipped() -> N
         finished.set()
 
     try:
-        running = asyncio.create_task(single.run(blocking))
-        queued = asyncio.create_task(single.run(queued_ran.set))
+        running = Spawned(single.run(blocking))
         await wait_for_thread_event(started)
+        queued = Spawned(single.run(queued_ran.set))
+        await submitted(single, 2)
         running.cancel()
         queued.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(TaskCancelled):
             await running
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(TaskCancelled):
             await queued
         assert not finished.is_set()  # cancelled while the job still runs
         release.set()
@@ -487,9 +571,9 @@ def test_nothing_starts_at_import_and_the_portal_starts_once() -> None:
     assert done.returncode == 0, done.stderr.decode()
 
 
-async def where() -> tuple[asyncio.AbstractEventLoop, int]:
-    await asyncio.sleep(0)
-    return asyncio.get_running_loop(), threading.get_ident()
+async def where() -> tuple[_bridge.Loop, int]:
+    await anyio.lowlevel.checkpoint()
+    return running_loop(), threading.get_ident()
 
 
 def test_portal_call_works_from_many_threads_at_once() -> None:
@@ -502,9 +586,9 @@ def test_portal_call_works_from_many_threads_at_once() -> None:
             barrier.wait(LONG)
             for i in range(20):
 
-                async def echo(x: int) -> tuple[int, asyncio.AbstractEventLoop]:
-                    await asyncio.sleep(0)
-                    return x, asyncio.get_running_loop()
+                async def echo(x: int) -> tuple[int, _bridge.Loop]:
+                    await anyio.lowlevel.checkpoint()
+                    return x, running_loop()
 
                 assert portal.call(echo, n * 100 + i) == (n * 100 + i, portal.loop)
         except BaseException as exc:
@@ -539,7 +623,7 @@ def test_portal_close_runs_hooks_in_reverse_and_cancels_leftovers() -> None:
 
     async def forever() -> None:
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         except asyncio.CancelledError:
             cancelled.set()
             raise
@@ -659,7 +743,7 @@ def test_call_in_loop_timeout_cancels_the_task() -> None:
 
     async def slow() -> None:
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         except asyncio.CancelledError:
             cancelled.set()
             raise
@@ -701,7 +785,7 @@ def test_call_in_loop_propagates_result_exception_and_context() -> None:
 
 async def test_call_in_loop_from_the_loops_own_thread_raises() -> None:
     with pytest.raises(RuntimeError, match="deadlock"):
-        _bridge.call_in_loop(asyncio.get_running_loop(), where)
+        _bridge.call_in_loop(running_loop(), where)
 
 
 def test_call_in_loop_base_exceptions_reach_the_caller_and_spare_the_portal() -> None:
@@ -749,6 +833,7 @@ def test_a_call_in_loop_that_raises_leaves_no_reference_cycles() -> None:
             call()
 
 
+@pytest.mark.not_on_trio("asyncio's task factory")
 async def test_call_in_loop_reports_a_failing_task_factory() -> None:
     """The error reaches the caller, and no coroutine is left un-awaited (a warning)."""
     loop = asyncio.get_running_loop()
@@ -759,7 +844,7 @@ async def test_call_in_loop_reports_a_failing_task_factory() -> None:
     loop.set_task_factory(refuse)
     try:
         with pytest.raises(RuntimeError, match="no more tasks"):
-            await asyncio.to_thread(_bridge.call_in_loop, loop, where)
+            await to_thread(_bridge.call_in_loop, loop, where)
     finally:
         loop.set_task_factory(None)
 
@@ -778,7 +863,7 @@ def test_interrupted_caller_hands_later_sync_work_to_the_pool() -> None:
     async def coro() -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         except asyncio.CancelledError:
             cleanup_thread.append(await _bridge.run_sync(threading.get_ident))
             cleaned_up.set()
@@ -843,28 +928,28 @@ BODY = bytes(range(256)) * 20  # 5120 bytes
 
 
 async def test_thread_to_loop_batches_puts_made_while_the_consumer_is_away() -> None:
-    channel: ThreadToLoop[int] = ThreadToLoop(asyncio.get_running_loop())
+    channel: ThreadToLoop[int] = ThreadToLoop(running_loop())
 
     def produce() -> None:
         for i in range(50):
             channel.put(i, 1)
 
-    await asyncio.to_thread(produce)
+    await to_thread(produce)
     assert await channel.get() == list(range(50))  # one get, one batch
     assert channel.in_flight == 0
 
 
 async def test_thread_to_loop_wakes_a_waiting_consumer() -> None:
-    channel: ThreadToLoop[str] = ThreadToLoop(asyncio.get_running_loop())
-    getter = asyncio.create_task(channel.get())
-    await asyncio.sleep(0)
+    channel: ThreadToLoop[str] = ThreadToLoop(running_loop())
+    getter = Spawned(channel.get())
+    await anyio.lowlevel.checkpoint()
     assert not getter.done()
-    await asyncio.to_thread(channel.put, "x", 1)
-    assert await asyncio.wait_for(getter, LONG) == ["x"]
+    await to_thread(channel.put, "x", 1)
+    assert await wait_for(getter, LONG) == ["x"]
 
 
 async def test_thread_to_loop_backpressure_blocks_producer_until_consumer_takes() -> None:
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=10)
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop(), budget=10)
     returned = threading.Event()
 
     def produce() -> None:
@@ -874,14 +959,14 @@ async def test_thread_to_loop_backpressure_blocks_producer_until_consumer_takes(
         channel.put(b"dddd", 4)  # waits for the consumer before it is queued
         returned.set()
 
-    producer = asyncio.create_task(asyncio.to_thread(produce))
+    producer = Spawned(to_thread(produce))
     while not channel._producer_waiting:  # noqa: ASYNC110 - a thread's progress has no awaitable
-        await asyncio.sleep(0.001)
-    await asyncio.sleep(0.02)
+        await anyio.sleep(0.001)
+    await anyio.sleep(0.02)
     assert not returned.is_set()
     assert channel.in_flight == 12  # the waiting item is not in flight
     assert await channel.get() == [b"aaaa", b"bbbb", b"cccc"]
-    await asyncio.wait_for(producer, LONG)
+    await wait_for(producer, LONG)
     assert returned.is_set()
     assert await channel.get() == [b"dddd"]
 
@@ -889,40 +974,40 @@ async def test_thread_to_loop_backpressure_blocks_producer_until_consumer_takes(
 async def test_thread_to_loop_last_item_that_spends_the_budget_does_not_wait() -> None:
     # The wait is for room for the next item: a producer whose last item spends the budget
     # closes the stream at once, with no round trip to the consumer.
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=4)
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop(), budget=4)
 
     def produce() -> None:
         channel.put(b"aaaa", 4)
         channel.put(b"bbbbbbbb", 8)  # 4 >= 4 after the first: this one waited, then 8 >= 4
         channel.close()
 
-    producer = asyncio.create_task(asyncio.to_thread(produce))
-    assert await asyncio.wait_for(channel.get(), LONG) == [b"aaaa"]
-    await asyncio.wait_for(producer, LONG)  # ended without the consumer taking the last item
+    producer = Spawned(to_thread(produce))
+    assert await wait_for(channel.get(), LONG) == [b"aaaa"]
+    await wait_for(producer, LONG)  # ended without the consumer taking the last item
     assert channel.in_flight == 8
     assert await channel.get() == [b"bbbbbbbb"]
     assert await channel.get() == []
 
 
 async def test_thread_to_loop_producer_timeout() -> None:
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=2)
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop(), budget=2)
     channel.put(b"abc", 3)  # room before it: queued, the budget is spent
     with pytest.raises(TimeoutError, match="took nothing"):
-        await asyncio.to_thread(channel.put, b"de", 2, timeout=0.02)
+        await to_thread(channel.put, b"de", 2, timeout=0.02)
     assert await channel.get() == [b"abc"]  # the item that timed out was not queued
     channel.put(b"de", 2)
     assert await channel.get() == [b"de"]
 
 
 async def test_thread_to_loop_producer_close_is_the_end() -> None:
-    channel: ThreadToLoop[str] = ThreadToLoop(asyncio.get_running_loop())
+    channel: ThreadToLoop[str] = ThreadToLoop(running_loop())
 
     def produce() -> None:
         channel.put("a")
         channel.put("b")
         channel.close()
 
-    await asyncio.to_thread(produce)
+    await to_thread(produce)
     assert await channel.get() == ["a", "b"]
     assert await channel.get() == []
     assert await channel.get() == []
@@ -931,29 +1016,29 @@ async def test_thread_to_loop_producer_close_is_the_end() -> None:
 
 
 async def test_thread_to_loop_consumer_close_with_error_wakes_blocked_producer() -> None:
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=1)
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop(), budget=1)
     channel.put(b"xx", 2)  # the budget is spent: the next put waits
 
-    blocked = asyncio.create_task(asyncio.to_thread(channel.put, b"yy", 2))
+    blocked = Spawned(to_thread(channel.put, b"yy", 2))
     while not channel._producer_waiting:  # noqa: ASYNC110 - a thread's progress has no awaitable
-        await asyncio.sleep(0.001)
+        await anyio.sleep(0.001)
     channel.close(ConnectionResetError("client left"))
     with pytest.raises(ConnectionResetError, match="client left"):
-        await asyncio.wait_for(blocked, LONG)
+        await wait_for(blocked, LONG)
 
 
 async def test_thread_to_loop_producer_error_reaches_the_consumer() -> None:
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop())
-    getter = asyncio.create_task(channel.get())
-    await asyncio.sleep(0)
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop())
+    getter = Spawned(channel.get())
+    await anyio.lowlevel.checkpoint()
     assert not getter.done()
-    await asyncio.to_thread(channel.close, OSError("app failed"))
+    await to_thread(channel.close, OSError("app failed"))
     with pytest.raises(OSError, match="app failed"):
-        await asyncio.wait_for(getter, LONG)
+        await wait_for(getter, LONG)
 
 
 async def test_thread_to_loop_error_close_drops_queued_items() -> None:
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop())
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop())
     channel.put(b"queued", 6)
     channel.close(OSError("gone"))
     with pytest.raises(OSError, match="gone"):
@@ -961,7 +1046,7 @@ async def test_thread_to_loop_error_close_drops_queued_items() -> None:
 
 
 async def test_thread_to_loop_error_close_with_keep_delivers_queued_items_first() -> None:
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop())
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop())
     channel.put(b"sent", 4)
     channel.close(RuntimeError("app failed"), keep=True)
     assert await channel.get() == [b"sent"]
@@ -970,7 +1055,7 @@ async def test_thread_to_loop_error_close_with_keep_delivers_queued_items_first(
 
 
 async def test_loop_to_thread_error_close_with_keep_delivers_queued_items_first() -> None:
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop())
+    channel: LoopToThread[bytes] = LoopToThread(running_loop())
     assert channel.put_nowait(b"sent", 4)
     channel.close(RuntimeError("app failed"), keep=True)
     assert channel.get(timeout=5) == [b"sent"]
@@ -981,7 +1066,7 @@ async def test_loop_to_thread_error_close_with_keep_delivers_queued_items_first(
 async def test_channels_raise_the_producers_error_itself_once_then_copies() -> None:
     """The consumer meets the error itself (its traceback is the app's); kept and raised
     again, its traceback would gain frames that hold the channel: a reference cycle."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     to_loop: ThreadToLoop[bytes] = ThreadToLoop(loop)
     to_thread: LoopToThread[bytes] = LoopToThread(loop)
     error = ValueError("app failed")
@@ -1004,7 +1089,7 @@ async def test_channels_raise_the_producers_error_itself_once_then_copies() -> N
 async def test_a_stopped_channel_raises_a_fresh_copy_of_the_stop_at_each_use() -> None:
     """The producer meets the consumer's stop at every put (an app may catch it and go on):
     each a new exception of the same type, the kept one never raised."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     stop = ConnectionResetError("client left")
     to_loop: ThreadToLoop[bytes] = ThreadToLoop(loop)
     to_loop.close(stop)
@@ -1031,7 +1116,8 @@ def test_an_error_that_cannot_be_copied_is_raised_itself() -> None:
         def __init__(self, code: int, reason: str) -> None:
             super().__init__(f"{code} {reason}")  # args no longer fit __init__
 
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    channel: ThreadToLoop[bytes] = ThreadToLoop(loop)
     try:
         error = Picky(1, "gone")
         channel.close(error)
@@ -1039,15 +1125,15 @@ def test_an_error_that_cannot_be_copied_is_raised_itself() -> None:
             channel.put(b"x", 1)
         assert info.value is error
     finally:
-        channel._loop.close()
+        loop.close()
 
 
 async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:
-    channel: ThreadToLoop[int] = ThreadToLoop(asyncio.get_running_loop())
-    getter = asyncio.create_task(channel.get())
-    await asyncio.sleep(0)
+    channel: ThreadToLoop[int] = ThreadToLoop(running_loop())
+    getter = Spawned(channel.get())
+    await anyio.lowlevel.checkpoint()
     getter.cancel()
-    with pytest.raises(asyncio.CancelledError):
+    with pytest.raises(TaskCancelled):
         await getter
     assert channel._loop_waiter is None
     channel.put(1)  # must not try to wake the cancelled getter
@@ -1055,12 +1141,12 @@ async def test_thread_to_loop_cancelled_get_leaves_no_waiter() -> None:
 
 
 async def test_loop_to_thread_cancelled_put_leaves_no_waiter() -> None:
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=1)
-    putter = asyncio.create_task(channel.put(b"xy", 2))  # spends the budget: waits
-    await asyncio.sleep(0)
+    channel: LoopToThread[bytes] = LoopToThread(running_loop(), budget=1)
+    putter = Spawned(channel.put(b"xy", 2))  # spends the budget: waits
+    await anyio.lowlevel.checkpoint()
     assert not putter.done()
     putter.cancel()
-    with pytest.raises(asyncio.CancelledError):
+    with pytest.raises(TaskCancelled):
         await putter
     assert channel._loop_waiter is None
     assert channel.get(timeout=5) == [b"xy"]  # must not try to wake the cancelled put
@@ -1069,7 +1155,7 @@ async def test_loop_to_thread_cancelled_put_leaves_no_waiter() -> None:
 @pytest.mark.parametrize("way", ["whole", "chunks", "bytes"])
 async def test_thread_to_loop_carries_a_body_fed_three_ways(way: str) -> None:
     budget = 1024
-    channel: ThreadToLoop[bytes] = ThreadToLoop(asyncio.get_running_loop(), budget=budget)
+    channel: ThreadToLoop[bytes] = ThreadToLoop(running_loop(), budget=budget)
     pieces = chunkings(BODY)[way]
     largest = max(len(piece) for piece in pieces)
 
@@ -1078,12 +1164,12 @@ async def test_thread_to_loop_carries_a_body_fed_three_ways(way: str) -> None:
             channel.put(piece, len(piece))
         channel.close()
 
-    producer = asyncio.create_task(asyncio.to_thread(produce))
+    producer = Spawned(to_thread(produce))
     received = bytearray()
     while batch := await channel.get():
         assert sum(map(len, batch)) < budget + largest  # bounded by the budget
         received += b"".join(batch)
-    await asyncio.wait_for(producer, LONG)
+    await wait_for(producer, LONG)
     assert bytes(received) == BODY
 
 
@@ -1104,58 +1190,58 @@ def test_channels_refuse_an_empty_budget() -> None:
 
 
 async def test_loop_to_thread_batches_puts_made_while_the_consumer_is_away() -> None:
-    channel: LoopToThread[int] = LoopToThread(asyncio.get_running_loop())
+    channel: LoopToThread[int] = LoopToThread(running_loop())
     for i in range(50):
         assert channel.put_nowait(i, 1)
-    assert await asyncio.to_thread(channel.get, LONG) == list(range(50))
+    assert await to_thread(channel.get, LONG) == list(range(50))
 
 
 async def test_loop_to_thread_wakes_a_waiting_consumer() -> None:
-    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
-    consumer = asyncio.create_task(asyncio.to_thread(channel.get, LONG))
+    channel: LoopToThread[str] = LoopToThread(running_loop())
+    consumer = Spawned(to_thread(channel.get, LONG))
     while not channel._consumer_waiting:  # noqa: ASYNC110 - a thread's progress
-        await asyncio.sleep(0.001)
+        await anyio.sleep(0.001)
     await channel.put("x", 1)
-    assert await asyncio.wait_for(consumer, LONG) == ["x"]
+    assert await wait_for(consumer, LONG) == ["x"]
 
 
 async def test_loop_to_thread_put_last_wakes_a_waiting_consumer_on_the_next_turn() -> None:
-    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
-    consumer = asyncio.create_task(asyncio.to_thread(channel.get, LONG))
+    channel: LoopToThread[str] = LoopToThread(running_loop())
+    consumer = Spawned(to_thread(channel.get, LONG))
     while not channel._consumer_waiting:  # noqa: ASYNC110 - a thread's progress
-        await asyncio.sleep(0.001)
+        await anyio.sleep(0.001)
     channel.put_last("last", 4)
     assert channel._consumer_waiting  # not yet: the loop is still in this task's step
-    assert await asyncio.wait_for(consumer, LONG) == ["last"]
+    assert await wait_for(consumer, LONG) == ["last"]
     channel.close()
     with pytest.raises(BridgeClosed):
         channel.put_last("late")
 
 
 async def test_loop_to_thread_backpressure_blocks_producer_until_consumer_takes() -> None:
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=10)
+    channel: LoopToThread[bytes] = LoopToThread(running_loop(), budget=10)
     await channel.put(b"aaaa", 4)
     await channel.put(b"bbbb", 4)
     assert not channel.put_nowait(b"cc", 2)  # 10 >= 10: no room left
-    blocked = asyncio.create_task(channel.put(b"dddd", 4))
+    blocked = Spawned(channel.put(b"dddd", 4))
     for _ in range(5):
-        await asyncio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     assert not blocked.done()
-    taken = await asyncio.to_thread(channel.get, LONG)
+    taken = await to_thread(channel.get, LONG)
     assert taken == [b"aaaa", b"bbbb", b"cc", b"dddd"]
-    await asyncio.wait_for(blocked, LONG)
+    await wait_for(blocked, LONG)
 
 
 async def test_loop_to_thread_consumer_timeout() -> None:
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop())
+    channel: LoopToThread[bytes] = LoopToThread(running_loop())
     with pytest.raises(TimeoutError, match="nothing arrived"):
-        await asyncio.to_thread(channel.get, 0.02)
+        await to_thread(channel.get, 0.02)
     channel.put_nowait(b"later")
-    assert await asyncio.to_thread(channel.get, LONG) == [b"later"]
+    assert await to_thread(channel.get, LONG) == [b"later"]
 
 
 async def test_loop_to_thread_producer_close_is_the_end() -> None:
-    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    channel: LoopToThread[str] = LoopToThread(running_loop())
     await channel.put("a")
     await channel.put("b")
     channel.close()
@@ -1163,59 +1249,59 @@ async def test_loop_to_thread_producer_close_is_the_end() -> None:
     def consume() -> list[list[str]]:
         return [channel.get(LONG), channel.get(LONG), channel.get(LONG)]
 
-    assert await asyncio.to_thread(consume) == [["a", "b"], [], []]
+    assert await to_thread(consume) == [["a", "b"], [], []]
     with pytest.raises(BridgeClosed):
         await channel.put("late")
 
 
 async def test_loop_to_thread_consumer_close_with_error_wakes_blocked_producer() -> None:
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=1)
-    blocked = asyncio.create_task(channel.put(b"xx", 2))
-    await asyncio.sleep(0)
+    channel: LoopToThread[bytes] = LoopToThread(running_loop(), budget=1)
+    blocked = Spawned(channel.put(b"xx", 2))
+    await anyio.lowlevel.checkpoint()
     assert not blocked.done()
-    await asyncio.to_thread(channel.close, BrokenPipeError("server closed"))
+    await to_thread(channel.close, BrokenPipeError("server closed"))
     with pytest.raises(BrokenPipeError, match="server closed"):
-        await asyncio.wait_for(blocked, LONG)
+        await wait_for(blocked, LONG)
 
 
 async def test_loop_to_thread_producer_error_reaches_the_consumer() -> None:
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop())
-    consumer = asyncio.create_task(asyncio.to_thread(channel.get, LONG))
+    channel: LoopToThread[bytes] = LoopToThread(running_loop())
+    consumer = Spawned(to_thread(channel.get, LONG))
     while not channel._consumer_waiting:  # noqa: ASYNC110 - a thread's progress
-        await asyncio.sleep(0.001)
+        await anyio.sleep(0.001)
     channel.close(OSError("app failed"))
     with pytest.raises(OSError, match="app failed"):
-        await asyncio.wait_for(consumer, LONG)
+        await wait_for(consumer, LONG)
 
 
 async def test_loop_to_thread_ask_runs_on_the_consumer_thread_inside_get() -> None:
-    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
+    channel: LoopToThread[str] = LoopToThread(running_loop())
     consumer_thread: list[int] = []
 
     def consume() -> list[str]:
         consumer_thread.append(threading.get_ident())
         return channel.get(LONG)
 
-    consumer = asyncio.create_task(asyncio.to_thread(consume))
-    assert await asyncio.wait_for(channel.ask(threading.get_ident), LONG) == consumer_thread[0]
+    consumer = Spawned(to_thread(consume))
+    assert await wait_for(channel.ask(threading.get_ident), LONG) == consumer_thread[0]
 
     def fail() -> None:
         raise LookupError("asked and failed")
 
     with pytest.raises(LookupError, match="asked and failed"):
-        await asyncio.wait_for(channel.ask(fail), LONG)
+        await wait_for(channel.ask(fail), LONG)
     assert not consumer.done()  # answering does not end the consumer's get()
     await channel.put("end")
-    assert await asyncio.wait_for(consumer, LONG) == ["end"]
+    assert await wait_for(consumer, LONG) == ["end"]
 
 
 async def test_loop_to_thread_ask_fails_with_bridge_closed_after_close() -> None:
-    channel: LoopToThread[str] = LoopToThread(asyncio.get_running_loop())
-    pending = asyncio.create_task(channel.ask(lambda: "never served"))
-    await asyncio.sleep(0)
+    channel: LoopToThread[str] = LoopToThread(running_loop())
+    pending = Spawned(channel.ask(lambda: "never served"))
+    await anyio.lowlevel.checkpoint()
     channel.close()
     with pytest.raises(BridgeClosed):
-        await asyncio.wait_for(pending, LONG)
+        await wait_for(pending, LONG)
     with pytest.raises(BridgeClosed):
         await channel.ask(lambda: "too late")
 
@@ -1223,7 +1309,7 @@ async def test_loop_to_thread_ask_fails_with_bridge_closed_after_close() -> None
 @pytest.mark.parametrize("way", ["whole", "chunks", "bytes"])
 async def test_loop_to_thread_carries_a_body_fed_three_ways(way: str) -> None:
     budget = 1024
-    channel: LoopToThread[bytes] = LoopToThread(asyncio.get_running_loop(), budget=budget)
+    channel: LoopToThread[bytes] = LoopToThread(running_loop(), budget=budget)
     pieces = chunkings(BODY)[way]
     largest = max(len(piece) for piece in pieces)
 
@@ -1234,8 +1320,8 @@ async def test_loop_to_thread_carries_a_body_fed_three_ways(way: str) -> None:
             received += b"".join(batch)
         return bytes(received)
 
-    consumer = asyncio.create_task(asyncio.to_thread(consume))
+    consumer = Spawned(to_thread(consume))
     for piece in pieces:
         await channel.put(piece, len(piece))
     channel.close()
-    assert await asyncio.wait_for(consumer, LONG) == BODY
+    assert await wait_for(consumer, LONG) == BODY

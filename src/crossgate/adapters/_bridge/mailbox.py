@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from crossgate.adapters._bridge.backend import Loop, Task, Waiter, trio_loop
+from crossgate.adapters._bridge.backend import Loop, Task, TrioLoop, Waiter, trio_loop
 from crossgate.adapters._bridge.hop import Job, make_job, post_threadsafe, run_job
 from crossgate.adapters._bridge.pool import WorkerPool, default_pool
 
@@ -175,7 +175,9 @@ def call_in_loop(
     """
     if not loop.is_running():
         raise RuntimeError(f"event loop {loop!r} is not running")
-    if _get_running_loop() is loop:
+    if _get_running_loop() is loop or (
+        type(loop) is TrioLoop and loop.thread_id == threading.get_ident()
+    ):
         raise RuntimeError("call_in_loop() from the loop's own thread would deadlock")
     ctx = contextvars.copy_context() if context is None else context
     mailbox = _Mailbox()
