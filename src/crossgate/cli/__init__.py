@@ -134,6 +134,8 @@ def _serve(args: argparse.Namespace) -> int:
             if options.proxy_headers and server.proxy_by_crossgate
             else None
         ),
+        max_header_size=options.max_header_size if server.serves == "asgi" else None,
+        shutdown_timeout=options.timeout_graceful_shutdown,
     )
     # APP is imported before any server starts, so that a bad one is one line and exit 2
     # (worker processes import it again, each for itself).

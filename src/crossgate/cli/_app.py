@@ -14,14 +14,20 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, cast
 
+from crossgate import (
+    AsgiToWsgi,
+    Dispatcher,
+    LifespanShim,
+    WsgiToAsgi,
+    asgi_to_wsgi,
+    with_lifespan,
+    wsgi_to_asgi,
+)
 from crossgate._types import ASGIApp, Environ, StartResponse, WSGIApp
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
 from crossgate.cli import _logging
 from crossgate.cli._import import Interface, detect_interface, import_app
+from crossgate.cli._limits import HeaderLimitASGI
 from crossgate.cli._proxy import ProxyHeadersASGI, ProxyHeadersWSGI, Trusted
-from crossgate.middleware.dispatch import Dispatcher
-from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __all__ = [
     "ENV",
@@ -59,6 +65,10 @@ class Target:
     log_config: str | None = None
     #: The trusted proxies, when crossgate (not the server) applies --proxy-headers.
     proxy: str | None = None
+    #: --max-header-size, checked by crossgate on the ASGI servers.
+    max_header_size: int | None = None
+    #: --timeout-graceful-shutdown: also how long a WSGI app's requests are waited for.
+    shutdown_timeout: int | None = None
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -98,6 +108,8 @@ def as_asgi(target: Target) -> ASGIApp:
         options: dict[str, Any] = {}
         if target.threads is not None:
             options["workers"] = target.threads
+        if target.shutdown_timeout is not None:
+            options["shutdown_timeout"] = target.shutdown_timeout
         served = wsgi_to_asgi(cast(WSGIApp, app), **options)
     elif isinstance(app, _ANSWERS_LIFESPAN):
         served = app
@@ -108,6 +120,8 @@ def as_asgi(target: Target) -> ASGIApp:
         # the app's own, when it has one, inside; with no startup timeout, as the servers
         # set none.
         served = with_lifespan(_asgi3(app), startup_timeout=None)
+    if target.max_header_size is not None:
+        served = HeaderLimitASGI(served, target.max_header_size)
     if target.proxy is not None:
         served = ProxyHeadersASGI(served, Trusted.parse(target.proxy))
     return served

@@ -52,10 +52,10 @@ def run(options: Options, target: Target) -> int:
         settings["limit_request_field_size"] = options.max_header_size
     if options.log_config is not None:
         log_config = read_log_config(options.log_config)
-        if log_config.kind == "json":
-            settings["logconfig_json"] = log_config.path
-        elif log_config.kind == "yaml":
-            settings["logconfig_dict"] = log_config.content
+        if log_config.kind in ("json", "yaml"):
+            # gunicorn merges its own defaults key by key: a file without "root" or
+            # "loggers" would keep gunicorn's, which name handlers the file replaced.
+            settings["logconfig_dict"] = {"root": {}, "loggers": {}, **log_config.content}
         else:
             settings["logconfig"] = log_config.path
 

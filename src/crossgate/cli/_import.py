@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Literal
 
-from crossgate.middleware.dispatch import is_asgi_app, is_wsgi_app
+from crossgate import is_asgi_app, is_wsgi_app
 
 __all__ = ["Interface", "UsageError", "describe", "detect_interface", "import_app"]
 

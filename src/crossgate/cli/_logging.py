@@ -15,15 +15,12 @@ import logging
 import logging.config
 import os
 import sys
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from crossgate.cli._import import UsageError
 from crossgate.cli._servers import TABLE
 
 __all__ = ["LogConfig", "configure", "read_log_config"]
-
-#: The servers that have no logging configuration of their own: crossgate applies it.
-_APPLIED_BY_CROSSGATE: Final = frozenset({"waitress", "wsgiref"})
 
 
 class _ServeHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -98,13 +95,13 @@ def _checked(config: LogConfig, where: str) -> LogConfig:
 def configure(server: str, level: str, log_config: str | None) -> None:
     """Set up crossgate's logging for ``server`` in this process.
 
-    With ``log_config`` the file decides (applied here only where the server has no
-    logging configuration of its own); otherwise crossgate's records go to stderr in the
-    server's format, at ``level``.
+    With ``log_config`` the file decides: applied here too, so that crossgate's records
+    before the server starts (and all of them on waitress and wsgiref, which have no
+    logging configuration of their own) follow it; the server applies it again. Otherwise
+    crossgate's records go to stderr in the server's format, at ``level``.
     """
     if log_config is not None:
-        if server in _APPLIED_BY_CROSSGATE:
-            read_log_config(log_config).apply()
+        read_log_config(log_config).apply()
         return
     handler = _ServeHandler(sys.stderr)
     handler.setFormatter(TABLE[server].formatter())

@@ -193,10 +193,11 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--log-config": "`log_config` (.json, .yaml, .ini)",
                 "--access-log": "`access_log`",
                 "--timeout-keep-alive": "`timeout_keep_alive` (default 5)",
-                "--timeout-graceful-shutdown": "`timeout_graceful_shutdown` (default: none)",
+                "--timeout-graceful-shutdown": "`timeout_graceful_shutdown` (default: "
+                "none), and `wsgi_to_asgi(shutdown_timeout=S)` (default 30)",
                 "--ssl-certfile": "`ssl_certfile`, `ssl_keyfile`",
-                "--max-header-size": "`h11_max_incomplete_event_size`, with `http='h11'` "
-                "(httptools has no such limit)",
+                "--max-header-size": "crossgate answers 431; and "
+                "`h11_max_incomplete_event_size` (with h11: the buffer of an unfinished head)",
             },
             refused={},
             proxy_by_crossgate=False,
@@ -218,9 +219,11 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--log-config": "`logconfig` (`json:PATH`, or INI), `logconfig_dict` (YAML)",
                 "--access-log": "`accesslog = '-'`",
                 "--timeout-keep-alive": "`keep_alive_timeout` (default 5)",
-                "--timeout-graceful-shutdown": "`graceful_timeout` (default 3)",
+                "--timeout-graceful-shutdown": "`graceful_timeout` (default 3), and "
+                "`wsgi_to_asgi(shutdown_timeout=S)` (default 30)",
                 "--ssl-certfile": "`certfile`, `keyfile`",
-                "--max-header-size": "`h11_max_incomplete_size` (HTTP/1.1)",
+                "--max-header-size": "crossgate answers 431; and `h11_max_incomplete_size` "
+                "(the buffer of an unfinished head)",
             },
             refused={},
             proxy_by_crossgate=True,
@@ -237,8 +240,8 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--uds": "`bind = ['unix:PATH']`",
                 "--proxy-headers": "`forwarded_allow_ips` (the scheme), and crossgate "
                 "(`REMOTE_ADDR`, which gunicorn leaves the proxy's)",
-                "--log-config": "`logconfig_json` (.json), `logconfig_dict` (YAML), "
-                "`logconfig` (INI)",
+                "--log-config": "`logconfig_dict` (JSON, YAML; `root` and `loggers` "
+                "default to empty, not to gunicorn's), `logconfig` (INI)",
                 "--access-log": "`accesslog = '-'`",
                 "--timeout-keep-alive": "`keepalive` (default 2)",
                 "--timeout-graceful-shutdown": "`graceful_timeout` (default 30)",
@@ -260,7 +263,8 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--proxy-headers": "`trusted_proxy` (one address, or '*'), "
                 "`trusted_proxy_headers`, `trusted_proxy_count = 1`",
                 "--log-config": "applied by crossgate (waitress logs through `logging`)",
-                "--timeout-keep-alive": "`channel_timeout`: any idle connection (default 120)",
+                "--timeout-keep-alive": "`channel_timeout`: any idle connection (default "
+                "120), looked for every `cleanup_interval = min(S, 30)`",
                 "--max-header-size": "`max_request_header_size` (default 262144)",
             },
             refused={
@@ -284,7 +288,7 @@ TABLE: Final[Mapping[str, Server]] = {
             settings={
                 "--proxy-headers": "crossgate",
                 "--log-config": "applied by crossgate",
-                "--access-log": "crossgate's `crossgate.cli.access` logger",
+                "--access-log": "crossgate's `crossgate.cli._wsgiref` logger",
             },
             refused={
                 "--workers": _ONE_PROCESS_WSGIREF,

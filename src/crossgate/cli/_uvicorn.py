@@ -40,7 +40,8 @@ def run(options: Options, target: Target) -> int:
     if options.log_config is not None:
         settings["log_config"] = options.log_config
     if options.max_header_size is not None:
-        settings.update(http="h11", h11_max_incomplete_event_size=options.max_header_size)
+        # Bounds h11's buffer of an unfinished head; the limit itself is crossgate's.
+        settings["h11_max_incomplete_event_size"] = options.max_header_size
     # An import string, not the app object: uvicorn needs one for --workers and --reload,
     # and its spawned processes import and wrap the app themselves (_app.ENV says what).
     uvicorn.run("crossgate.cli:_served_app", **settings)

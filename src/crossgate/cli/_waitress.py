@@ -28,13 +28,17 @@ def run(options: Options, target: Target) -> int:
             trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
         )
     if options.timeout_keep_alive is not None:
+        # waitress looks for idle connections every cleanup_interval (30 s) only.
         settings["channel_timeout"] = options.timeout_keep_alive
+        settings["cleanup_interval"] = max(1, min(30, options.timeout_keep_alive))
     if options.max_header_size is not None:
         settings["max_request_header_size"] = options.max_header_size
     try:
         server = create_server(app, **settings)
     except OSError as exc:
         raise bind_error(options, exc) from exc
+    if not options.uds:
+        server.print_listen("Serving on http://{}:{}")  # what waitress.serve() says
     exit_on_sigterm()
     _app.start_adapter()
     try:

@@ -15,14 +15,14 @@ from crossgate.cli._servers import Options
 
 __all__ = ["run"]
 
-access_logger = logging.getLogger("crossgate.cli.access")
+logger = logging.getLogger(__name__)
 
 
 class _Handler(WSGIRequestHandler):
     """wsgiref's handler, logging through ``logging`` instead of bare stderr."""
 
     def log_message(self, format: str, *args: Any) -> None:
-        access_logger.info("%s - %s", self.address_string(), format % args)
+        logger.info("%s - %s", self.address_string(), format % args)
 
 
 class _QuietHandler(_Handler):
