@@ -464,7 +464,7 @@ def test_after_the_body_receive_waits_for_the_response_then_disconnects(
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(listen)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             order.append("sending")
             await send(START)
             await send({"type": "http.response.body", "body": b"done"})
@@ -812,7 +812,7 @@ def test_app_cancelled_from_outside_is_500(wrap: Callable[..., AsgiToWsgi]) -> N
         task = current_task()  # asyncio's or trio's
         assert task is not None
         task.cancel()
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
     assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
 
@@ -1429,7 +1429,7 @@ def test_quart_trio_app_end_to_end_on_the_trio_portal() -> None:
     @app.post("/echo/<name>")
     async def echo(name: str) -> dict[str, Any]:
         body = await request.get_data()
-        await trio.sleep(0)  # trio's own, which no asyncio loop could run
+        await trio.lowlevel.checkpoint()  # trio's own, which no asyncio loop could run
         same_loop = opened == [trio.lowlevel.current_trio_token()]
         return {"name": name, "size": len(body), "same_loop": same_loop}
 
@@ -1437,7 +1437,7 @@ def test_quart_trio_app_end_to_end_on_the_trio_portal() -> None:
     async def stream() -> tuple[AsyncIterator[bytes], int]:
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(10):
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
                 yield b"q" * 20_000
 
         return chunks(), 200
@@ -1458,7 +1458,7 @@ def test_a_trio_app_on_the_default_backend_fails_and_says_so() -> None:
     import trio  # noqa: PLC0415
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
     wrapper = asgi_to_wsgi(app, lifespan="off")
     try:

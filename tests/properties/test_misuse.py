@@ -47,6 +47,7 @@ from hypothesis.stateful import (
 
 from crossgate import AsgiToWsgi, CrossgateError, InvalidHeader, InvalidResponse, WsgiToAsgi
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
+from crossgate.adapters.asgi_to_wsgi import Backend
 from crossgate.adapters.environ import decode_response_headers, encode_response_headers
 
 T = TypeVar("T")
@@ -658,14 +659,15 @@ class AsgiMisuse(RuleBasedStateMachine):
         check_asgi_run(self.adapter, [*self.steps, Step("return")], self.records, self.file_body)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_misbehaving_asgi_app_gets_a_valid_response_a_500_or_an_abort(
-    records: Records, tmp_path: Path
+    records: Records, tmp_path: Path, backend: Backend
 ) -> None:
     """Any script of ASGI messages: the WSGI server sees the model's outcome, well formed,
     with every error logged, and nothing hangs."""
     file = tmp_path / "file.txt"
     file.write_bytes(b"file contents\n" * 3)
-    adapter = AsgiToWsgi(AsgiScript([]), lifespan="off", budget=256)
+    adapter = AsgiToWsgi(AsgiScript([]), lifespan="off", backend=backend, budget=256)
     try:
         run_state_machine_as_test(
             # Hypothesis takes any factory (its docs: "state_machine_factory"); the stub
@@ -682,8 +684,9 @@ def test_misbehaving_asgi_app_gets_a_valid_response_a_500_or_an_abort(
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_message_that_is_not_a_dict_is_refused_and_fails_the_response(
-    records: Records,
+    records: Records, backend: Backend
 ) -> None:
     """send(None) raised AttributeError and left the response open: an app that swallowed
     it went on to answer 200 as if nothing had happened."""
@@ -694,7 +697,7 @@ def test_a_message_that_is_not_a_dict_is_refused_and_fails_the_response(
             Step("send", {"type": "http.response.body", "body": b"late"}, swallow=True),
         ]
     )
-    adapter = AsgiToWsgi(script, lifespan="off")
+    adapter = AsgiToWsgi(script, lifespan="off", backend=backend)
     try:
         seen = bounded(lambda: serve_wsgi(adapter))
     finally:
@@ -713,7 +716,10 @@ def test_headers_that_are_not_iterable_are_an_invalid_header(headers: Any) -> No
         encode_response_headers(headers)
 
 
-def test_an_exception_after_the_response_failed_is_logged(records: Records) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_exception_after_the_response_failed_is_logged(
+    records: Records, backend: Backend
+) -> None:
     """An app that swallowed the error of an invalid message and then raised something else
     had that exception dropped silently."""
     script = AsgiScript(
@@ -722,7 +728,7 @@ def test_an_exception_after_the_response_failed_is_logged(records: Records) -> N
             Step("raise"),
         ]
     )
-    adapter = AsgiToWsgi(script, lifespan="off")
+    adapter = AsgiToWsgi(script, lifespan="off", backend=backend)
     try:
         seen = bounded(lambda: serve_wsgi(adapter))
         assert script.done.wait(BOUND)

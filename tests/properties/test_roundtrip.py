@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 
 from crossgate import ASGIApp, WSGIApp, asgi_to_wsgi, wsgi_to_asgi
 from crossgate._types import Environ, Receive, Send, StartResponse
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi
+from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, Backend
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 from crossgate.testing import Request, Response, call_asgi, call_wsgi
 from crossgate.testing.strategies import (
@@ -225,12 +225,15 @@ def test_asgi_round_trip_answers_as_the_asgi_app(request: Request, app: Scripted
     assert _disconnects(second.received) == _disconnects(first.received)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @SETTINGS
 @given(request=requests(), app=asgi_apps(hop_by_hop=True))
-def test_asgi_to_wsgi_answers_as_the_asgi_app(request: Request, app: ScriptedAsgiApp) -> None:
+def test_asgi_to_wsgi_answers_as_the_asgi_app(
+    request: Request, app: ScriptedAsgiApp, backend: Backend
+) -> None:
     """asgi_to_wsgi(app) under a WSGI server answers as app under an ASGI server."""
     expected = app.behaviour.expected(request)
-    adapter = asgi_to_wsgi(app, lifespan="off")
+    adapter = asgi_to_wsgi(app, lifespan="off", backend=backend)
     try:
         response = call_wsgi(adapter, request, raise_app_exceptions=False)
     finally:
@@ -294,10 +297,11 @@ async def _fails_after_a_body_byte(scope: Scope, receive: Receive, send: Send) -
     raise RuntimeError("fails after its first body byte")
 
 
-def test_asgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_asgi_app_failing_after_a_body_byte_is_aborted_not_500(backend: Backend) -> None:
     """ASGI: a server "must flush any data passed to them into the send buffer before
     returning from a send call"; once a byte went out, a failure aborts the response."""
-    adapter = asgi_to_wsgi(_fails_after_a_body_byte, lifespan="off")
+    adapter = asgi_to_wsgi(_fails_after_a_body_byte, lifespan="off", backend=backend)
     try:
         response = call_wsgi(adapter, Request(), raise_app_exceptions=False)
     finally:
@@ -326,7 +330,8 @@ def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
     assert outcomes == [(200, True, b"partial")] * 20
 
 
-def test_receive_after_the_response_says_disconnect() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_receive_after_the_response_says_disconnect(backend: Backend) -> None:
     """ASGI: "http.disconnect -- Sent to the application if receive is called after a
     response has been sent", a request body left unread or not (a streamed one already
     gets http.disconnect)."""
@@ -337,7 +342,7 @@ def test_receive_after_the_response_says_disconnect() -> None:
         await send({"type": "http.response.body", "body": b"done"})
         seen.append((await receive())["type"])
 
-    adapter = asgi_to_wsgi(app, lifespan="off")
+    adapter = asgi_to_wsgi(app, lifespan="off", backend=backend)
     try:
         call_wsgi(adapter, Request("POST", "/", body=b"never read"))
     finally:
