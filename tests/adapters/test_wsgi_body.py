@@ -131,9 +131,8 @@ def _body(first: Message, *, limit: int | None = None) -> tuple[BodyReceiver, li
         raise AssertionError("not received in these tests")
 
     loop = asyncio.get_running_loop()
-    body = BodyReceiver(
-        loop, receive, first, limit=limit, timeout=None, on_disconnect=reasons.append
-    )
+    body = BodyReceiver(loop, receive, first, limit, None)
+    body.on_disconnect = reasons.append
     return body, reasons
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from crossgate._errors import ClientDisconnected, InvalidResponse
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
+from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_call import ResponseState, WSGICall
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 from tests.adapters.support import no_new_cycles
@@ -468,16 +469,8 @@ async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToA
         raise AssertionError("nothing is sent here")
 
     first: Message = {"type": "http.request", "body": b"", "more_body": False}
-    request = WSGICall(
-        loop,
-        Exchange().scope,
-        receive,
-        send,
-        first,
-        budget=adapter.budget,
-        limit=adapter.max_request_body,
-        timeout=adapter.body_timeout,
-    )
+    body = BodyReceiver(loop, receive, first, adapter.max_request_body, adapter.body_timeout)
+    request = WSGICall(loop, Exchange().scope, send, body, adapter.budget)
 
     def state(request: WSGICall) -> ResponseState:  # read anew each time (no narrowing)
         return request.state
@@ -496,7 +489,7 @@ async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToA
         request._move(ResponseState.STARTED)
     request._finish()
     assert state(request) is ResponseState.FINISHED
-    request.body.finish()
+    body.finish()
 
 
 def _read_in_pieces(stream: Any) -> int:

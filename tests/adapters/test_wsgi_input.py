@@ -251,10 +251,7 @@ async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_rece
         return {"type": "http.disconnect"}
 
     first: Message = {"type": "http.request", "body": b"a", "more_body": True}
-    left: list[str] = []
-    receiver = BodyReceiver(
-        loop, receive, first, limit=None, timeout=None, on_disconnect=left.append
-    )
+    receiver = BodyReceiver(loop, receive, first, None, None)
     body = InputStream(receiver)
     reads: list[bytes] = []
     reading_ahead = threading.Event()

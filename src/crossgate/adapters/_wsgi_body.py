@@ -77,22 +77,22 @@ class BodyReceiver:
     pieces waits for the loop only when it outpaces the client. Nothing is received beyond
     what was asked plus one message.
 
+    ``on_disconnect``, set by the part that answers the request, is called with the
+    reason when an ``http.disconnect`` comes: nobody is left to answer.
+
     Args:
         loop: the request's event loop.
         receive: the request's ``receive()``.
         first: the request's first message, received before the app was called.
-        limit: ``max_request_body``: past it the body is TOO_LARGE.
+        limit: ``max_request_body``: past it the body is TOO_LARGE (None: no limit).
         timeout: seconds the body may go without a message before the client counts as
             gone (TIMED_OUT); None: no bound.
-        on_disconnect: called with the reason when an ``http.disconnect`` comes: nobody
-            is left to answer (the request stops its response).
     """
 
     __slots__ = (
         "_handed",
         "_lock",
         "_mutex",
-        "_on_disconnect",
         "_space",
         "_wake",
         "_worker_waits",
@@ -102,6 +102,7 @@ class BodyReceiver:
         "head_unread",
         "limit",
         "loop",
+        "on_disconnect",
         "reader",
         "reading",
         "receive",
@@ -116,10 +117,8 @@ class BodyReceiver:
         loop: asyncio.AbstractEventLoop,
         receive: Receive,
         first: Message,
-        *,
         limit: int | None,
         timeout: float | None,
-        on_disconnect: Callable[[str], object],
     ) -> None:
         self.loop = loop
         self.receive = receive
@@ -127,7 +126,7 @@ class BodyReceiver:
         self.timeout = timeout
         # The request refers to this body, and the callback to the request: finish() lets
         # go of it, so that the two are freed by reference counting, not by the collector.
-        self._on_disconnect: Callable[[str], object] | None = on_disconnect
+        self.on_disconnect: Callable[[str], object] | None = None
         self.state = RECEIVING
         self.disconnected = False  # the client is gone (whatever the body's state)
         self.received = 0
@@ -314,7 +313,7 @@ class BodyReceiver:
             self.client_left()
             # Nobody is left to answer: the worker's next put() of a chunk raises, so a
             # generator stops and its close() runs.
-            on_disconnect = self._on_disconnect
+            on_disconnect = self.on_disconnect
             if on_disconnect is not None:  # None: the request is over, already stopped
                 on_disconnect(self._gone())
         return None
@@ -491,4 +490,4 @@ class BodyReceiver:
                 # Cancelled before it ran, it never ends by itself: a worker waiting for it
                 # (the request cancelled under it) goes on, and finds the request over.
                 self._reader_done(None)
-        self._on_disconnect = None
+        self.on_disconnect = None

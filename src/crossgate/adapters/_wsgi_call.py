@@ -9,9 +9,9 @@ the worker's next chunk waits for the loop to take them. A disconnect, or a ``se
 that raises, stops the request: the worker's next put raises, and the iterable is closed
 on the thread that ran it.
 
-The request body's loop side is :class:`~crossgate.adapters._wsgi_body.BodyReceiver`,
-made here and told to stop the call when the client leaves; its worker side, the file
-the app reads, is :mod:`._wsgi_input`'s.
+The request body's loop side, :class:`~crossgate.adapters._wsgi_body.BodyReceiver`, is
+given to the call, which it tells when the client leaves; its worker side, the file the
+app reads, is :mod:`._wsgi_input`'s.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import IO, Final
 
 from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
 from crossgate._state import State, refused_move
-from crossgate._types import Environ, Message, OptExcInfo, Receive, Send, WriteCallable, WSGIApp
+from crossgate._types import Environ, Message, OptExcInfo, Send, WriteCallable, WSGIApp
 from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe, step_away
 from crossgate.adapters._wsgi_body import TIMED_OUT, BodyReceiver
 from crossgate.adapters.environ import check_status, encode_response_headers
@@ -129,12 +129,10 @@ class WSGICall:
     Args:
         loop: the request's event loop.
         scope: the request's ASGI scope.
-        receive: the request's ``receive()``, for its body.
         send: the request's ``send()``.
-        first: the first request message, received before the app is called.
+        body: the loop's side of the request body; the call becomes its
+            ``on_disconnect``.
         budget: the most response bytes in flight (the adapter's ``budget``).
-        limit: ``max_request_body`` (None: no limit).
-        timeout: ``body_timeout``, seconds the body may go without a byte (None: none).
     """
 
     __slots__ = (
@@ -160,23 +158,16 @@ class WSGICall:
         self,
         loop: asyncio.AbstractEventLoop,
         scope: Message,
-        receive: Receive,
         send: Send,
-        first: Message,
-        *,
+        body: BodyReceiver,
         budget: int,
-        limit: int | None,
-        timeout: float | None,
     ) -> None:
         self.loop = loop
         self.scope = scope
         self.send = send
         self.budget = budget
-        # The loop's side of the body (the file the app reads is made over it): a client
-        # that leaves stops this call.
-        self.body = BodyReceiver(
-            loop, receive, first, limit=limit, timeout=timeout, on_disconnect=self.stop
-        )
+        self.body = body
+        body.on_disconnect = self.stop  # a client that leaves stops this call
         self.state = CALLING  # the response's, moved by the worker only (see _move)
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []

@@ -12,10 +12,11 @@ request, so the worker's next put raises and the iterable is closed.
 ``wsgi.input`` pulls from ``receive()`` on demand, sharing it with the watcher.
 
 This module is the adapter and its other scopes (lifespan, websocket). The parts of one
-request import in a line: :mod:`._wsgi_call` (the app's run and its response) makes the
-body's loop side, :mod:`._wsgi_body`; :mod:`._wsgi_input` is the file over it that the app
-reads (``wsgi.input``); translation (scope -> environ, status and header checks) is
-:mod:`.environ`'s.
+request import in a line and are made here, each given what it needs: the body's loop
+side (:mod:`._wsgi_body`), the file over it that the app reads (``wsgi.input``,
+:mod:`._wsgi_input`), and the app's run and its response (:mod:`._wsgi_call`), which the
+body tells when the client leaves; translation (scope -> environ, status and header
+checks) is :mod:`.environ`'s.
 
 Specifications quoted beside the code:
 
@@ -37,6 +38,7 @@ from typing import Any, Final, TypeVar
 from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
 from crossgate.adapters._kind import refuse_the_wrong_kind
+from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_call import (
     FINISHED,
     FileWrapper,
@@ -260,18 +262,10 @@ class WsgiToAsgi:
         elif message["type"] == "http.disconnect":
             return  # the client left before its request was handled: nobody to answer
         loop = asyncio.get_running_loop()
-        request = WSGICall(
-            loop,
-            scope,
-            receive,
-            send,
-            message,
-            budget=self.budget,
-            limit=self.max_request_body,
-            timeout=self.body_timeout,
-        )
+        receiver = BodyReceiver(loop, receive, message, self.max_request_body, self.body_timeout)
+        request = WSGICall(loop, scope, send, receiver, self.budget)
         environ = build_environ(scope, self._environ_extra)
-        environ["wsgi.input"] = InputStream(request.body)
+        environ["wsgi.input"] = InputStream(receiver)
         environ["asgi.scope"] = scope
         # The job runs on a worker, which hands the response back through request.first
         # (and request.channel for a stream). pool.start sets the origin loop and copies
@@ -316,7 +310,7 @@ class WsgiToAsgi:
             raise
         finally:
             # Before an error leaves: the server sees it once the request is cleaned up.
-            request.body.finish()
+            receiver.finish()
             if held:
                 _PREFETCHED.release(held)
 
