@@ -4,7 +4,8 @@
 a worker thread; :func:`async_to_sync` turns a coroutine function (or any callable that
 returns an awaitable) into a blocking function. Both carry :mod:`contextvars` across in
 both directions, keep exceptions with their traceback, and nest in either direction
-without deadlock. The threads and loops they use all come from :mod:`._bridge`.
+without deadlock. The threads and loops they use all come from :mod:`._bridge`. They
+work from asyncio (and uvloop) and from trio code alike: the loop is found per call.
 
 :func:`sync_to_async` is thread-sensitive by default, as asgiref's is: the calls of one
 context (:func:`thread_sensitive`, a request of crossgate's adapters, or asgiref's
@@ -109,8 +110,21 @@ def sync_to_async(
 
     Works as ``sync_to_async(fn)``, as a bare decorator, as
     ``@sync_to_async(thread_sensitive=False)``, and on functions that become methods (the
-    wrapper is a plain function, so ``self`` binds). Raises ``TypeError`` for a
-    non-callable, an ``async def`` function, or ``pool`` with ``thread_sensitive=True``.
+    wrapper is a plain function, so ``self`` binds). Awaited from asyncio, uvloop or trio
+    code (under trio, a cancelled caller gets trio's ``Cancelled``).
+
+    Args:
+        fn: The blocking function; omitted, ``sync_to_async(...)`` is a decorator.
+        thread_sensitive: Run the calls of one context on one thread (see above).
+        pool: The :class:`~crossgate.WorkerPool` for ``thread_sensitive=False`` calls
+            (default: crossgate's process-wide pool).
+
+    Returns:
+        A coroutine function with ``fn``'s signature (or the decorator).
+
+    Raises:
+        TypeError: For a non-callable, an ``async def`` function, or ``pool`` with
+            ``thread_sensitive=True``.
     """
     if pool is not None and thread_sensitive:
         raise TypeError("sync_to_async(pool=...) needs thread_sensitive=False")
@@ -201,7 +215,11 @@ def thread_sensitive(*, pool: _bridge.WorkerPool | None = None) -> _bridge.Threa
     inside another context (crossgate's, or asgiref's ``ThreadSensitiveContext``), or
     inside an :func:`async_to_sync` that blocks a thread, it joins that and changes
     nothing. A task that outlives the block runs its later calls on the process-wide
-    thread.
+    thread. Works under asyncio, uvloop and trio.
+
+    Args:
+        pool: The :class:`~crossgate.WorkerPool` the context's thread is borrowed from
+            (default: crossgate's process-wide pool).
     """
     return _bridge.ThreadSensitive(pool=pool)
 
@@ -214,8 +232,9 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
 
     * called from a thread that :func:`sync_to_async` (or a crossgate adapter) started,
       the awaitable runs on the loop that is waiting for that thread, the caller's
-      original loop, so objects bound to that loop stay usable;
-    * called from plain sync code, it runs on crossgate's per-process portal loop: one
+      original loop (asyncio's, uvloop's or a trio run), so objects bound to that loop
+      stay usable;
+    * called from plain sync code, it runs on crossgate's per-process asyncio portal: one
       loop thread for the whole process, started on first use, never a new thread or loop
       per call, so objects made in one call stay usable in the next;
     * called from a thread that is running an event loop, it raises ``RuntimeError``: that
@@ -228,8 +247,16 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
       thread is a context's thread-sensitive thread, so does every thread-sensitive call
       of that context made meanwhile.
 
-    The wrapper is a plain function, so it works as a decorator and on methods. Raises
-    ``TypeError`` at wrap time for a non-callable.
+    The wrapper is a plain function, so it works as a decorator and on methods.
+
+    Args:
+        afn: The coroutine function (or a callable returning an awaitable).
+
+    Returns:
+        A blocking function with ``afn``'s signature.
+
+    Raises:
+        TypeError: At wrap time, for a non-callable.
     """
     if not callable(afn):
         raise TypeError(f"async_to_sync() needs a callable, not {type(afn).__name__}")
