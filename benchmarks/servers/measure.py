@@ -187,7 +187,7 @@ def measure(cell: Cell, port: int, pid: int, settings: Settings) -> dict[str, An
     if status != 200 or not cell.workload.check(body):
         record["reason"] = f"wrong answer to the check request: {status}, {body[:80]!r}"
         return record
-    # This machine's thread wake-up latency swings between modes (see the README): every
+    # This machine's thread wake-up latency swings between modes (see docs/performance.md): every
     # adapter's figure swings with it, so each round records it beside its figures.
     record["floor_us"] = round(ping_pong_us(FLOOR_TRIPS), 1)
     _warm_up(port, cell.workload, settings.warmup, cell.connections)

@@ -173,7 +173,7 @@ def test_small_response(server: Running, client: httpx.Client) -> None:
 def test_lifespan_startup_hook_runs_where_the_server_runs_lifespan(
     server: Running, client: httpx.Client
 ) -> None:
-    # Where the server sends no lifespan events, the hook cannot run: the README says so.
+    # Where the server sends no lifespan events, the hook cannot run: docs/deployment.md says so.
     expected = "yes" if server.spec.lifespan else "no"
     assert client.get("/startup").text == expected
 

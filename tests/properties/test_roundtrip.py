@@ -12,7 +12,7 @@ For any generated request and app:
 
 What is not byte-identical by design is normalised in :func:`converted_environ`,
 :func:`converted_scope` and :func:`canonical`, each rule with the spec sentence that allows
-it; the README lists them under "What changes across a conversion".
+it; docs/conversion.md lists them ("What changes across a conversion").
 """
 
 from __future__ import annotations
