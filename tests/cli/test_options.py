@@ -9,8 +9,10 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -303,3 +305,20 @@ def test_debug_shows_the_traceback_of_an_import_error_deep_in_the_app(
     # Every frame of the app's code is there, down to the line that raised.
     assert re.search(rf"cg_deep_{n}\.py\", line 3.*\n.*build\(\)", debug.stderr)
     assert 'return settings["SECRET_KEY"]' in debug.stderr
+
+
+def test_a_unix_socket_a_server_listens_on_is_one_line_and_status_3(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A short path: AF_UNIX paths are limited to about 100 bytes, pytest's tmp_path is long.
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:
+        path = os.path.join(directory, "taken.sock")
+        with socket.socket(socket.AF_UNIX) as taken:
+            taken.bind(path)
+            taken.listen()
+            argv = ["serve", "tests.test_cli:wsgi_app", "--server", "waitress", "--uds", path]
+            assert main(argv) == 3
+    assert capsys.readouterr().err == (
+        f"crossgate serve: error: waitress cannot listen on unix:{path}: "
+        "a server is listening there\n"
+    )

@@ -15,12 +15,16 @@ _BODY = b"Request Header Fields Too Large"
 
 
 def head_size(scope: Message) -> int:
-    """The bytes of the request line and fields as sent (give or take the version)."""
+    """The bytes of the request's head as an HTTP/1.1 client sent it (RFC 9112 2.1):
+    ``method SP target SP HTTP/1.1 CRLF``, a ``name: value CRLF`` per field, ``CRLF``.
+    """
     target = scope.get("raw_path") or scope["path"].encode("utf-8")
     query = scope.get("query_string", b"")
-    size = len(scope.get("method", "GET")) + len(target) + len(query) + len(" HTTP/1.1\r\n") + 1
-    # Each field line: name ": " value CRLF (RFC 9112 5).
-    return size + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+    line = len(scope.get("method", "GET")) + 1 + len(target) + len(" HTTP/1.1\r\n")
+    if query:
+        line += 1 + len(query)
+    fields = sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+    return line + fields + 2
 
 
 class HeaderLimitASGI:
