@@ -1,7 +1,8 @@
 """Composable middleware built on the adapters.
 
 * :mod:`~crossgate.middleware.lifespan`: ``with_lifespan`` gives any ASGI app startup and
-  shutdown hooks, and runs the app's own lifespan inside them.
+  shutdown hooks, and runs the app's own lifespan inside them (it lives with the rest of
+  the lifespan protocol, in :mod:`crossgate.adapters.lifespan`).
 * :mod:`~crossgate.middleware.dispatch`: ``dispatch`` / ``dispatch_wsgi`` mount WSGI and ASGI
   apps under path prefixes, with lifespan fanned out to every mounted app.
 * :mod:`~crossgate.middleware.fallback`: ``fallback`` / ``fallback_wsgi`` serve each request
