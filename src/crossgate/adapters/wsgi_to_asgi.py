@@ -376,7 +376,7 @@ class WsgiToAsgi:
             # Lifespan spec: "state [...] Optional; if missing the server does not support
             # this feature": the hooks that take it get one all the same.
             state: dict[str, Any] | None = scope.get("state")
-            await serve_lifespan(receive, send, self.running({} if state is None else state))
+            await serve_lifespan(receive, send, self._running({} if state is None else state))
         elif kind == "websocket":
             await self._refuse_websocket(receive, send)
         else:
@@ -388,7 +388,7 @@ class WsgiToAsgi:
             )
 
     @contextlib.asynccontextmanager
-    async def running(self, state: dict[str, Any]) -> AsyncIterator[None]:
+    async def _running(self, state: dict[str, Any]) -> AsyncIterator[None]:
         """The adapter's lifespan: the startup hooks, then, at the block's end, the
         requests in flight drained, the shutdown hooks, and the pool stopped."""
         await self.hooks.startup(state)

@@ -101,7 +101,7 @@ class LifespanShim:
             state: dict[str, Any] | None = scope.get("state")
             if state is None:
                 state = self._own_state = {}
-            await serve_lifespan(receive, send, self.running(state))
+            await serve_lifespan(receive, send, self._running(state))
             return
         own = self._own_state
         if own and "state" not in scope:
@@ -109,7 +109,7 @@ class LifespanShim:
         await self.app(scope, receive, send)
 
     @contextlib.asynccontextmanager
-    async def running(self, state: dict[str, Any]) -> AsyncIterator[None]:
+    async def _running(self, state: dict[str, Any]) -> AsyncIterator[None]:
         """The hooks, and inside them the app's own lifespan, for the block."""
         hooks = self.hooks
         await hooks.startup(state)
