@@ -4,8 +4,8 @@
 ``_ended`` and ``_resolve`` are used here as they are) but waits, times out and cancels
 with asyncio's own calls. :class:`AnyLoopLifespan` replaces just those steps with the
 bridge's backend functions, so that :class:`~crossgate.adapters.asgi_to_wsgi.AsgiToWsgi`
-can run a trio app's lifespan on the trio portal. Kept apart while ``lifespan.py`` is
-being reworked; once that module's waits go through the backend, this one goes.
+can run a trio app's lifespan on the trio portal. Kept apart while the lifespan package
+is being reworked; once its manager waits through the backend, this module goes.
 """
 
 from __future__ import annotations
