@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -267,6 +268,7 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
     current_seat = _bridge.current_seat
     call_from_seat = _bridge.call_from_seat
     in_trio = _bridge.in_trio
+    modules = sys.modules
     running_loop = asyncio._get_running_loop  # the public getter raises when there is none
 
     @functools.wraps(afn)
@@ -280,7 +282,7 @@ def async_to_sync(afn: Callable[P, Awaitable[R]], /) -> Callable[P, R]:
             # Not a thread that a loop handed its job: plain sync code, or a thread that
             # runs trio (which asyncio's check above cannot see; checked only here, as a
             # worker thread with an origin loop runs no loop of its own).
-            if in_trio():
+            if "trio" in modules and in_trio():  # inline test first: no call without trio
                 raise RuntimeError(
                     "async_to_sync() cannot block a thread that runs an event loop: "
                     "use await instead"
