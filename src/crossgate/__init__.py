@@ -1,6 +1,17 @@
 """crossgate: translate between WSGI (PEP 3333) and ASGI, in both directions.
 
 The public API is flat: everything users import lives here, in :data:`__all__`.
+
+The specifications the code implements, whose sentences are quoted beside the rules they
+set (each module names only the section it follows):
+
+* PEP 3333, WSGI: https://peps.python.org/pep-3333/
+* ASGI HTTP and WebSocket, with its "WSGI Compatibility" section:
+  https://asgi.readthedocs.io/en/latest/specs/www.html
+* ASGI lifespan: https://asgi.readthedocs.io/en/latest/specs/lifespan.html
+* ASGI extensions: https://asgi.readthedocs.io/en/latest/extensions.html
+* RFC 9110, HTTP semantics (fields): https://www.rfc-editor.org/rfc/rfc9110
+* RFC 9112, HTTP/1.1 (status line, message framing): https://www.rfc-editor.org/rfc/rfc9112
 """
 
 from __future__ import annotations

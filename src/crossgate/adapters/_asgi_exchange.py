@@ -5,10 +5,6 @@ The app runs on the portal loop. Its ``send()`` puts the response into a
 :class:`~crossgate.adapters._bridge.LoopToThread` channel, the start held back until the
 first body message so both travel together; its ``receive()`` returns the body read up
 front, or asks the server thread (blocked on the channel) to read ``wsgi.input`` for it.
-
-Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/), the
-ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its extensions
-(https://asgi.readthedocs.io/en/latest/extensions.html).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """The server thread's side of one streamed response of
 :class:`~crossgate.adapters.asgi_to_wsgi.AsgiToWsgi`: the WSGI iterable that yields the
 body as the app sends it, and the abort that stops the app when the server closes early.
-
-Specification quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/).
 """
 
 from __future__ import annotations

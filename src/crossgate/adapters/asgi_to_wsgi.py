@@ -16,10 +16,7 @@ falls behind.
 
 This module is the adapter, its per-process state and lifespan; the loop side of one
 request is :mod:`._asgi_exchange`'s, the streamed response iterable :mod:`._asgi_stream`'s.
-
-Specifications quoted beside the code: PEP 3333 (https://peps.python.org/pep-3333/), the
-ASGI HTTP spec (https://asgi.readthedocs.io/en/latest/specs/www.html) and its extensions
-(https://asgi.readthedocs.io/en/latest/extensions.html).
+The specifications quoted beside the code are listed once, in :mod:`crossgate`.
 """
 
 from __future__ import annotations

@@ -14,13 +14,8 @@ Everything here runs once per request, so it avoids per-call imports and allocat
 regexes are compiled once, and the name translations that repeat on every request (header
 names, environ keys, status lines) are memoised in bounded caches.
 
-Specifications, quoted beside the code that implements them:
-
-* PEP 3333: https://peps.python.org/pep-3333/
-* ASGI HTTP spec and its "WSGI Compatibility" section:
-  https://asgi.readthedocs.io/en/latest/specs/www.html
-* RFC 9110 (field names are tokens, field values): https://www.rfc-editor.org/rfc/rfc9110
-* RFC 9112 (status line): https://www.rfc-editor.org/rfc/rfc9112#name-status-line
+The specifications quoted beside the rules (PEP 3333, the ASGI HTTP spec and its "WSGI
+Compatibility" section, RFC 9110 and 9112) are listed with their links in :mod:`crossgate`.
 """
 
 from __future__ import annotations
