@@ -18,15 +18,28 @@ asgiref's single thread executor).
 Per op is per request (per call for the last workload); the ratio is asgiref's time over
 crossgate's.
 
-Then a real server: a Django async view making 4 ORM queries (SQLite) on uvicorn, loaded
-by ``wrk -c32``, rounds alternating between the servers: asgiref's mode (Django's
-``ASGIHandler``, queries through asgiref's ``sync_to_async``: an executor and its thread
-per request), crossgate's calls inside Django's handler (they join its context), and
-crossgate's mode (the handler mounted in ``crossgate.dispatch``: a pooled lane per
-request, which Django's own thread-sensitive calls join too). The project is
-tests/integration/apps_orm.
+Then real servers: a Django async view (benchmarks/django_orm) making ORM queries on
+uvicorn, loaded by ``wrk -c32``, one uvicorn per variant, the same project and view; only
+the bridge differs:
 
-Run: ``.venv/bin/python -m benchmarks.bench_sensitive [--quick] [--no-server]``
+* asgiref's mode: Django's ``ASGIHandler``, queries through asgiref's ``sync_to_async``
+  (an executor and its thread per request);
+* crossgate's calls inside Django's handler (they join its context);
+* crossgate's mode: the handler mounted in ``crossgate.dispatch`` (a pooled lane per
+  request, which Django's own thread-sensitive calls join too);
+* the ceiling: every ``sync_to_async`` runs inline on the loop's thread
+  (benchmarks/django_orm/inline.py): the same work with no hop, the ceiling of any bridge
+  on SQLite, whose work holds the GIL nearly throughout.
+
+Workloads: 4 ORM queries (the issue's), 4 raw SELECTs (cheap work per hop), none (Django's
+handler alone), on SQLite, and with ``--postgres`` on PostgreSQL too (no ceiling there).
+Rounds interleave across every server and workload; each records requests/s, the
+server's CPU per request (its loop thread and the rest, from /proc) and the load average.
+``--pin CPU`` runs every server a second time pinned to one CPU. Figures are medians;
+ratios come from the same run; raw samples go to benchmarks/results/sensitive_django.json.
+
+Run: ``.venv/bin/python -m benchmarks.bench_sensitive [--quick] [--no-server | --server-only]
+[--postgres] [--pin CPU] [--rounds N] [--seconds S]``
 """
 
 from __future__ import annotations
