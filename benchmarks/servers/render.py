@@ -189,6 +189,13 @@ def render_markdown(results: dict[str, Any], chart_name: str = "benchmarks.png")
         out += _panel_table(results, panel, medians)
         out.append("")
     out += [
+        # Written by `scripts/bench sensitive`, on a page of its own so that this one can
+        # be regenerated whole.
+        "## Thread-sensitive calls and a Django async view",
+        "",
+        "`sync_to_async` against asgiref, in process and in a Django async view on uvicorn "
+        "beside a zero-hop ceiling: [benchmarks-sensitive.md](benchmarks-sensitive.md).",
+        "",
         "## Versions",
         "",
         ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v) + ".",
