@@ -12,8 +12,6 @@ mounted in ``crossgate.dispatch``. Routes:
 * ``/orm?calls=N``: N ORM queries, each through ``crossgate.sync_to_async``; answers JSON
   with the thread of each call, the database's id of the connection each used (the
   backend's pid on PostgreSQL), and the thread Django sent ``request_started`` on;
-* ``/orm-asgiref?calls=N``: the same through asgiref's ``sync_to_async`` (for
-  benchmarks/bench_sensitive.py);
 * ``/fds``: how many file descriptors of this process are open on the SQLite file.
 """
 

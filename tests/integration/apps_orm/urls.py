@@ -6,6 +6,5 @@ from tests.integration.apps_orm import views
 
 urlpatterns = [
     path("orm", views.orm),
-    path("orm-asgiref", views.orm_asgiref),
     path("fds", views.fds),
 ]

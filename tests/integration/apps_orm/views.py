@@ -6,7 +6,6 @@ import os
 import threading
 from typing import Any
 
-from asgiref.sync import sync_to_async as asgiref_sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
@@ -30,13 +29,6 @@ def _query(i: int) -> dict[str, Any]:
 async def orm(request: HttpRequest) -> JsonResponse:
     calls = int(request.GET.get("calls", "4"))
     results = [await sync_to_async(_query)(i) for i in range(calls)]
-    return _answer(results, django_threads.pop(id(request.scope), None))
-
-
-async def orm_asgiref(request: HttpRequest) -> JsonResponse:
-    """The same through asgiref's sync_to_async (thread-sensitive): the benchmark's peer."""
-    calls = int(request.GET.get("calls", "4"))
-    results = [await asgiref_sync_to_async(_query)(i) for i in range(calls)]
     return _answer(results, django_threads.pop(id(request.scope), None))
 
 
