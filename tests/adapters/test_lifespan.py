@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 import pytest
 from starlette.applications import Starlette
 
 from crossgate._errors import LifespanError
 from crossgate._types import Message, Receive, Send
-from crossgate.adapters._bridge import get_portal
+from crossgate.adapters._bridge import Loop, get_portal, running_loop
 from crossgate.adapters.lifespan import (
     LifespanManager,
     Teardown,
@@ -21,6 +21,8 @@ from crossgate.adapters.lifespan import (
     lifespan_sync,
     serve_lifespan,
 )
+
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 Scope = MutableMapping[str, Any]
 
@@ -32,11 +34,11 @@ class Recorder:
         self.startup = startup
         self.shutdown = shutdown
         self.events: list[str] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop: Loop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "lifespan"
-        self.loop = asyncio.get_running_loop()
+        self.loop = running_loop()
         message = await receive()
         self.events.append(message["type"])
         scope["state"]["pool"] = "open"
@@ -48,7 +50,6 @@ class Recorder:
         await send({"type": f"lifespan.shutdown.{self.shutdown}", "message": "pool stuck"})
 
 
-@pytest.mark.anyio
 async def test_state_is_yielded_and_shutdown_runs() -> None:
     app = Recorder()
     async with lifespan(app) as state:
@@ -57,7 +58,6 @@ async def test_state_is_yielded_and_shutdown_runs() -> None:
     assert app.events == ["lifespan.startup", "lifespan.shutdown"]
 
 
-@pytest.mark.anyio
 async def test_startup_failed_raises_at_once_with_the_message() -> None:
     """No timeout is set: if the driver waited for one, the test would hang."""
     app = Recorder(startup="failed")
@@ -66,7 +66,6 @@ async def test_startup_failed_raises_at_once_with_the_message() -> None:
             pytest.fail("the block must not run")
 
 
-@pytest.mark.anyio
 async def test_shutdown_failed_raises_with_the_message() -> None:
     app = Recorder(shutdown="failed")
     with pytest.raises(LifespanError, match="shutdown failed: pool stuck"):
@@ -110,7 +109,6 @@ NO_LIFESPAN_APPS = [
 ]
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("app", NO_LIFESPAN_APPS)
 async def test_app_without_lifespan_yields_empty_state(app: Any) -> None:
     manager = LifespanManager(app, startup_timeout=None)
@@ -120,14 +118,12 @@ async def test_app_without_lifespan_yields_empty_state(app: Any) -> None:
     assert manager.phase == "unsupported"
 
 
-@pytest.mark.anyio
 async def test_app_raising_on_the_scope_is_kept_as_the_reason() -> None:
     manager = LifespanManager(_raises_on_lifespan)
     await manager.startup()
     assert isinstance(manager.error, ValueError)
 
 
-@pytest.mark.anyio
 async def test_app_raising_after_receiving_startup_has_no_lifespan_and_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -141,14 +137,13 @@ async def test_app_raising_after_receiving_startup_has_no_lifespan_and_is_logged
     assert "startup hook exploded" in caplog.text
 
 
-@pytest.mark.anyio
 async def test_startup_timeout_raises_and_cancels_the_app() -> None:
-    cancelled = asyncio.Event()
+    cancelled = anyio.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         try:
-            await asyncio.Event().wait()
+            await anyio.sleep_forever()
         finally:
             cancelled.set()
 
@@ -158,16 +153,15 @@ async def test_startup_timeout_raises_and_cancels_the_app() -> None:
     assert cancelled.is_set()
 
 
-@pytest.mark.anyio
 async def test_shutdown_timeout_raises_and_cancels_the_app() -> None:
-    cancelled = asyncio.Event()
+    cancelled = anyio.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "lifespan.startup.complete"})
         await receive()
         try:
-            await asyncio.Event().wait()
+            await anyio.sleep_forever()
         finally:
             cancelled.set()
 
@@ -177,7 +171,6 @@ async def test_shutdown_timeout_raises_and_cancels_the_app() -> None:
     assert cancelled.is_set()
 
 
-@pytest.mark.anyio
 async def test_a_message_other_than_the_startup_answers_means_no_lifespan() -> None:
     """Lifespan spec: only lifespan.startup.failed is a failed startup. An app that answers
     lifespan.startup with anything else (a response, a shutdown message) does not speak the
@@ -200,7 +193,6 @@ async def test_a_message_other_than_the_startup_answers_means_no_lifespan() -> N
     assert manager.error is seen[0]
 
 
-@pytest.mark.anyio
 async def test_returning_on_shutdown_without_answer_is_a_clean_shutdown() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
@@ -211,7 +203,6 @@ async def test_returning_on_shutdown_without_answer_is_a_clean_shutdown() -> Non
         pass
 
 
-@pytest.mark.anyio
 async def test_raising_on_shutdown_is_a_failed_shutdown() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
@@ -224,7 +215,6 @@ async def test_raising_on_shutdown_is_a_failed_shutdown() -> None:
             pass
 
 
-@pytest.mark.anyio
 async def test_lifespan_task_dying_before_shutdown_is_reported_at_shutdown() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
@@ -237,7 +227,6 @@ async def test_lifespan_task_dying_before_shutdown_is_reported_at_shutdown() -> 
         await manager.shutdown()
 
 
-@pytest.mark.anyio
 async def test_startup_twice_is_refused() -> None:
     manager = LifespanManager(Recorder())
     await manager.startup()
@@ -246,7 +235,6 @@ async def test_startup_twice_is_refused() -> None:
     await manager.shutdown()
 
 
-@pytest.mark.anyio
 async def test_starlette_lifespan_state_and_failure() -> None:
     events: list[str] = []
 
@@ -317,7 +305,6 @@ class Server:
         self.sent.append(message)
 
 
-@pytest.mark.anyio
 async def test_serve_enters_the_context_at_startup_and_leaves_it_at_shutdown() -> None:
     steps: list[str] = []
 
@@ -336,7 +323,6 @@ async def test_serve_enters_the_context_at_startup_and_leaves_it_at_shutdown() -
     ]
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("error", "message"),
     [
@@ -359,7 +345,6 @@ async def test_serve_reports_a_failed_startup_and_sends_nothing_more(
     assert server.sent == [{"type": "lifespan.startup.failed", "message": message}]
 
 
-@pytest.mark.anyio
 async def test_serve_reports_a_failed_shutdown() -> None:
     @contextlib.asynccontextmanager
     async def context() -> AsyncIterator[None]:
@@ -371,7 +356,6 @@ async def test_serve_reports_a_failed_shutdown() -> None:
     assert server.sent[1] == {"type": "lifespan.shutdown.failed", "message": "pool stuck"}
 
 
-@pytest.mark.anyio
 async def test_a_shutdown_with_no_startup_before_it_still_undoes_the_context() -> None:
     steps: list[str] = []
 
@@ -387,7 +371,6 @@ async def test_a_shutdown_with_no_startup_before_it_still_undoes_the_context() -
     assert server.sent == [{"type": "lifespan.shutdown.complete"}]
 
 
-@pytest.mark.anyio
 async def test_teardown_runs_every_step_last_pushed_first_and_collects_failures() -> None:
     ran: list[str] = []
 

@@ -20,9 +20,9 @@ from crossgate import sync_to_async
 from crossgate._errors import LifespanError
 from crossgate._types import Message, Receive, Send
 from crossgate.adapters import _bridge
-from crossgate.adapters._lifespan_any_loop import AnyLoopLifespan
 from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
 from crossgate.adapters.calls import async_to_sync
+from crossgate.adapters.lifespan import LifespanManager
 from crossgate.testing import Request, call_asgi
 
 LONG = 10.0
@@ -295,7 +295,7 @@ def lifespan_app(answer: str, events: list[str]) -> Callable[..., Any]:
 @pytest.mark.on_trio
 async def test_any_loop_lifespan_runs_startup_and_shutdown() -> None:
     events: list[str] = []
-    manager = AnyLoopLifespan(lifespan_app("complete", events))
+    manager = LifespanManager(lifespan_app("complete", events))
     assert await manager.startup() == {}
     assert manager.supported
     await manager.shutdown()
@@ -305,7 +305,7 @@ async def test_any_loop_lifespan_runs_startup_and_shutdown() -> None:
 @pytest.mark.anyio
 @pytest.mark.on_trio
 async def test_any_loop_lifespan_failed_startup_raises_with_the_message() -> None:
-    manager = AnyLoopLifespan(lifespan_app("failed", []))
+    manager = LifespanManager(lifespan_app("failed", []))
     with pytest.raises(LifespanError, match="no database"):
         await manager.startup()
 
@@ -313,7 +313,7 @@ async def test_any_loop_lifespan_failed_startup_raises_with_the_message() -> Non
 @pytest.mark.anyio
 @pytest.mark.on_trio
 async def test_any_loop_lifespan_startup_timeout_cancels_the_app() -> None:
-    manager = AnyLoopLifespan(lifespan_app("hang", []), startup_timeout=0.05)
+    manager = LifespanManager(lifespan_app("hang", []), startup_timeout=0.05)
     with pytest.raises(LifespanError, match=r"did not complete within 0\.05 s"):
         await manager.startup()
 
@@ -324,7 +324,7 @@ async def test_any_loop_lifespan_app_without_lifespan_is_unsupported() -> None:
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         raise RuntimeError("http only")
 
-    manager = AnyLoopLifespan(app)
+    manager = LifespanManager(app)
     assert await manager.startup() == {}
     assert manager.supported is False
 

@@ -4,7 +4,6 @@ ahead and no more, the disconnect watcher, ``max_request_body`` and ``body_timeo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
@@ -13,21 +12,24 @@ from typing import Any
 from wsgiref.validate import validator
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Environ, Message, StartResponse
+from crossgate.adapters._bridge import running_loop
 from crossgate.adapters._wsgi_body import BodyReceiver, BodyState
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 from tests.adapters.wsgi_server import (
     CHUNKINGS,
     Chunking,
     Exchange,
+    Flag,
     reading_app,
     slow_client,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 
 async def test_at_most_one_message_is_read_ahead(make: Callable[..., WsgiToAsgi]) -> None:
@@ -57,7 +59,7 @@ async def test_a_read_waiting_behind_the_read_ahead_sees_its_disconnect(
     would ever come)."""
     seen: dict[str, Any] = {}
     calls: list[str] = []
-    leave = asyncio.Event()
+    leave = Flag()
 
     async def receive() -> Message:
         calls.append("receive")
@@ -66,7 +68,7 @@ async def test_a_read_waiting_behind_the_read_ahead_sees_its_disconnect(
         if len(calls) == 2:
             await leave.wait()
             return {"type": "http.disconnect"}
-        await asyncio.Event().wait()  # nothing after the disconnect: a hang
+        await anyio.sleep_forever()  # nothing after the disconnect: a hang
         raise AssertionError("unreachable")
 
     sent: list[Message] = []
@@ -76,21 +78,17 @@ async def test_a_read_waiting_behind_the_read_ahead_sees_its_disconnect(
 
     def op(f: Any) -> bytes:
         data: bytes = f.read(2)  # the first message; the loop now reads the next ahead
-        asyncio.run_coroutine_threadsafe(_set_soon(leave), loop)
+        # In 50 ms the read has made its trip and waits for the lock.
+        loop.call_soon_threadsafe(loop.call_later, 0.05, leave.set)
         more: bytes = f.read(2)  # waits behind the read-ahead, which gets the disconnect
         return data + more
 
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     scope = Exchange(method="POST").scope
     with anyio.fail_after(5):
         await make(reading_app(op, seen))(scope, receive, send)
     assert isinstance(seen["error"], ClientDisconnected)
     assert calls == ["receive", "receive"]
-
-
-async def _set_soon(event: asyncio.Event) -> None:
-    await asyncio.sleep(0.05)  # the read has made its trip and waits for the lock by now
-    event.set()
 
 
 async def test_a_read_handed_the_message_it_waited_for_reads_only_one_more_ahead(
@@ -130,7 +128,7 @@ def _body(first: Message, *, limit: int | None = None) -> tuple[BodyReceiver, li
     async def receive() -> Message:
         raise AssertionError("not received in these tests")
 
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     body = BodyReceiver(loop, receive, first, limit, None)
     body.on_disconnect = reasons.append
     return body, reasons
@@ -214,13 +212,13 @@ async def test_streaming_without_reading_the_body_reads_no_further(
         yield b"second"
 
     ex = Exchange([b"a", b"b", b"c"], method="POST")
-    task = asyncio.ensure_future(ex.run(make(validator(app))))
-    await ex.started.wait()
-    for _ in range(20):  # let the response loop start its watcher and the watcher run
-        await asyncio.sleep(0)
-    assert ex.receives == 1
-    gate.set()
-    await task
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ex.run, make(validator(app)))
+        await ex.started.wait()
+        for _ in range(20):  # let the response loop start its watcher and the watcher run
+            await anyio.lowlevel.checkpoint()
+        assert ex.receives == 1
+        gate.set()
     assert ex.body_bytes == b"firstsecond"
 
 

@@ -7,7 +7,6 @@ turns its warnings into errors).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
@@ -19,10 +18,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from wsgiref.validate import validator
 
+import anyio
 import pytest
 
 from crossgate._errors import ClientDisconnected, InvalidResponse
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
+from crossgate.adapters._bridge import running_loop
 from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_call import ResponseState, WSGICall
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
@@ -31,12 +32,15 @@ from tests.adapters.wsgi_server import (
     BODY,
     Closing,
     Exchange,
+    Flag,
     app_returning,
+    live_tasks,
     ragged,
     reading_app,
+    run_cancelled,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 
 async def test_list_body_is_one_start_and_one_body_message(make: Callable[..., WsgiToAsgi]) -> None:
@@ -319,7 +323,7 @@ async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., Wsg
     makes, at most 4 are being sent, 4 queued and 1 in hand: 90 bytes.
     """
     ex = Exchange()
-    ex.send_gate = asyncio.Event()  # send() is stuck until the worker had time to run ahead
+    ex.send_gate = Flag()  # send() is stuck until the worker had time to run ahead
     worst: list[int] = []
     stuck = threading.Event()
 
@@ -331,10 +335,10 @@ async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., Wsg
                 stuck.set()  # the first batch is stuck in send() and 4 chunks are queued
             yield b"x" * 10
 
-    task = asyncio.ensure_future(ex.run(make(app, budget=35)))
-    await asyncio.to_thread(stuck.wait, 5)
-    ex.send_gate.set()
-    await task
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ex.run, make(app, budget=35))
+        await anyio.to_thread.run_sync(stuck.wait, 5)
+        ex.send_gate.set()
     assert ex.body_bytes == b"x" * 2000
     assert max(worst) <= 90
 
@@ -346,11 +350,11 @@ async def test_disconnect_stops_an_endless_generator_on_its_thread(
     body.gate = threading.Event()  # slow producer: one chunk per gate opening
     seen: dict[str, Any] = {}
     ex = Exchange()
-    task = asyncio.ensure_future(ex.run(make(app_returning(body, seen=seen))))
-    await ex.started.wait()
-    body.gate.set()
-    ex.leave()
-    await task
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ex.run, make(app_returning(body, seen=seen)))
+        await ex.started.wait()
+        body.gate.set()
+        ex.leave()
     assert body.closed.wait(5)
     assert body.close_calls == 1
     assert body.close_thread == seen["thread"]
@@ -365,16 +369,17 @@ async def test_a_client_leaving_while_the_first_send_waits_stops_the_app(
     generator closed. It went unheard: the disconnect watcher started after that batch."""
     body = Closing([b"x" * 1024], endless=True)
     ex = Exchange()
-    ex.send_gate = asyncio.Event()  # body sends wait until the test lets them go
-    task = asyncio.ensure_future(ex.run(make(app_returning(body), budget=4096)))
-    for _ in range(200):
-        if body.pulled > 4:
-            break
-        await asyncio.sleep(0.01)
-    ex.leave()
-    assert await asyncio.to_thread(body.closed.wait, 5)
-    ex.send_gate.set()  # the server lets its send() return at last
-    await asyncio.wait_for(task, 5)
+    ex.send_gate = Flag()  # body sends wait until the test lets them go
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(ex.run, make(app_returning(body), budget=4096))
+            for _ in range(200):
+                if body.pulled > 4:
+                    break
+                await anyio.sleep(0.01)
+            ex.leave()
+            assert await anyio.to_thread.run_sync(body.closed.wait, 5)
+            ex.send_gate.set()  # the server lets its send() return at last
 
 
 @pytest.mark.parametrize("error", [OSError("broken pipe"), ClientDisconnected("gone")])
@@ -405,11 +410,7 @@ async def test_cancelled_request_releases_the_worker(make: Callable[..., WsgiToA
     body = Closing([b"tick"], endless=True)
     body.gate = threading.Event()
     ex = Exchange()
-    task = asyncio.ensure_future(ex.run(make(app_returning(body))))
-    await ex.started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    assert await run_cancelled(ex, make(app_returning(body)), ex.started.wait)
     body.gate.set()
     assert body.closed.wait(5)
 
@@ -432,13 +433,13 @@ async def test_a_request_cancelled_before_its_first_chunk_stops_the_app_at_that_
         return body
 
     ex = Exchange()
-    task = asyncio.ensure_future(ex.run(make(app)))
-    assert await asyncio.to_thread(computing.wait, 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+
+    async def computes() -> None:
+        assert await anyio.to_thread.run_sync(computing.wait, 5)
+
+    assert await run_cancelled(ex, make(app), computes)
     go_on.set()
-    assert await asyncio.to_thread(body.closed.wait, 5)
+    assert await anyio.to_thread.run_sync(body.closed.wait, 5)
     assert body.pulled == 1  # stopped at its first chunk, not after the budget filled up
     assert body.close_thread == seen["thread"]
     assert not ex.started.is_set()
@@ -447,20 +448,20 @@ async def test_a_request_cancelled_before_its_first_chunk_stops_the_app_at_that_
 async def test_no_tasks_are_left_behind(make: Callable[..., WsgiToAsgi]) -> None:
     body = Closing([b"a", b"b"])
     body.gate = threading.Event()
-    before = asyncio.all_tasks()
+    before = live_tasks()
     ex = Exchange()
-    task = asyncio.ensure_future(ex.run(make(app_returning(body))))
-    await ex.started.wait()
-    body.gate.set()
-    await task
-    assert asyncio.all_tasks() == before
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ex.run, make(app_returning(body)))
+        await ex.started.wait()
+        body.gate.set()
+    assert live_tasks() == before
 
 
 async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToAsgi]) -> None:
     """CALLING, STARTED (again with exc_info), COMMITTED, FINISHED: one place moves it,
     and it refuses a move backwards."""
     adapter = make(app_returning([]))
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
 
     async def receive() -> Message:
         raise AssertionError("not received here")
@@ -574,19 +575,21 @@ async def _cut_short(adapter: WsgiToAsgi, how: str) -> None:
         ex.send_error = OSError("broken pipe")
     elif how == "send-raises":
         ex.send_error = RuntimeError("server bug")
-    task = asyncio.ensure_future(ex.run(adapter))
-    if how == "cancelled":
-        await ex.started.wait()
-        task.cancel()
-    elif how == "client-left":
-        await ex.started.wait()
-        ex.leave()
-    with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-        await task
-    # The test's own references, so that only the adapter's could make a cycle: the task
-    # keeps the error it ended with, and the error's traceback holds this frame (and, for
-    # the error Exchange.send raised, that frame and its Exchange).
-    del task
+
+    async def request() -> None:
+        with contextlib.suppress(RuntimeError):
+            await ex.run(adapter)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(request)
+        if how == "cancelled":
+            await ex.started.wait()
+            tasks.cancel_scope.cancel()
+        elif how == "client-left":
+            await ex.started.wait()
+            ex.leave()
+    # The test's own reference, so that only the adapter's could make a cycle: the error's
+    # traceback holds Exchange.send's frame and its Exchange.
     ex.send_error = None
     # The worker raised the stop, closed the body and finished its job.
     assert await adapter.pool.drain(5)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from crossgate._errors import ClientDisconnected
 from crossgate._types import Message
-from crossgate.adapters._bridge import call_in_loop
+from crossgate.adapters._bridge import call_in_loop, running_loop
 from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_input import InputStream
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
@@ -35,7 +35,7 @@ from tests.adapters.wsgi_server import (
     slow_client,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 
 OPERATIONS: list[Any] = [
@@ -241,8 +241,8 @@ async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_rece
     """While the response streams, the disconnect watcher shares receive() with the reader
     and may take a body message first, then keep receive() (after the last message, until
     the client leaves). A worker waiting for the reader must be handed that message."""
-    loop = asyncio.get_running_loop()
-    release = asyncio.Event()
+    loop = running_loop()
+    release = anyio.Event()
     calls: list[str] = []
 
     async def receive() -> Message:
@@ -261,16 +261,16 @@ async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_rece
         reading_ahead.wait(5)
         reads.append(body.read(1))  # waits for the reader
 
-    thread = asyncio.create_task(asyncio.to_thread(worker))
     with anyio.fail_after(5):
-        while calls != ["receive"]:  # noqa: ASYNC110 - a thread's progress has no awaitable
-            await asyncio.sleep(0.001)
-        reading_ahead.set()  # the reader is in receive()
-        while not receiver._worker_waits:  # noqa: ASYNC110 - a thread's progress has no awaitable
-            await asyncio.sleep(0.001)
-        # The watcher's receive() returns the last body message meanwhile.
-        receiver._hold({"type": "http.request", "body": b"b", "more_body": False})
-        await thread
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(anyio.to_thread.run_sync, worker)
+            while calls != ["receive"]:  # noqa: ASYNC110 - a thread's progress has no awaitable
+                await anyio.sleep(0.001)
+            reading_ahead.set()  # the reader is in receive()
+            while not receiver._worker_waits:  # noqa: ASYNC110 - a thread's progress has no awaitable
+                await anyio.sleep(0.001)
+            # The watcher's receive() returns the last body message meanwhile.
+            receiver._hold({"type": "http.request", "body": b"b", "more_body": False})
     assert reads == [b"a", b"b"]
     receiver.finish()
     release.set()

@@ -17,6 +17,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ from tests.adapters.wsgi_server import (
     ragged,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 
 def _counting_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -241,7 +242,9 @@ async def test_saturated_pool_queues_requests(make: Callable[..., WsgiToAsgi]) -
     # queue.
     adapter = make(app, workers=2, max_threads=2)
     exchanges = [Exchange([b"-body"], path=f"/{i}", method="POST") for i in range(12)]
-    await asyncio.gather(*(ex.run(adapter) for ex in exchanges))
+    async with anyio.create_task_group() as tasks:
+        for ex in exchanges:
+            tasks.start_soon(ex.run, adapter)
     assert [ex.body_bytes for ex in exchanges] == [b"/%d-body" % i for i in range(12)]
     assert len(threads) <= 2
     assert adapter.pool.thread_count <= 2
@@ -274,21 +277,23 @@ async def test_long_streams_do_not_starve_short_requests(
     max_threads, which return to `workers` once they end."""
     adapter = make(_hello_or_stream, workers=1, max_threads=8)
     streams = [Exchange(path="/events") for _ in range(4)]
-    tasks = [asyncio.ensure_future(ex.run(adapter)) for ex in streams]
-    for ex in streams:
-        await asyncio.wait_for(ex.started.wait(), 5)
-    hello = await Exchange(path="/hello").run(adapter, timeout=5)
-    assert hello.body_bytes == b"hello"
-    assert adapter.pool.thread_count == 5  # the request ran on a thread of its own
-    for ex in streams:
-        ex.leave()
-    await asyncio.gather(*tasks)
+    async with anyio.create_task_group() as tasks:
+        for ex in streams:
+            tasks.start_soon(ex.run, adapter)
+        with anyio.fail_after(5):
+            for ex in streams:
+                await ex.started.wait()
+        hello = await Exchange(path="/hello").run(adapter, timeout=5)
+        assert hello.body_bytes == b"hello"
+        assert adapter.pool.thread_count == 5  # the request ran on a thread of its own
+        for ex in streams:
+            ex.leave()
     assert await adapter.pool.drain(5)
     # Threads beyond `workers` end after a second without work.
     for _ in range(300):
         if adapter.pool.thread_count == 1:
             break
-        await asyncio.sleep(0.02)
+        await anyio.sleep(0.02)
     assert adapter.pool.thread_count == 1
     assert (await Exchange(path="/hello").run(adapter)).body_bytes == b"hello"
 
@@ -299,17 +304,18 @@ async def test_uploads_waiting_on_their_client_do_not_hold_a_worker(
     """A thread blocked in wsgi.input.read() waits on the client, not at work."""
     adapter = make(_hello_or_stream, workers=1, max_threads=4)
     stalled = [Exchange([b"x"], stalled=True, method="POST", path="/upload") for _ in range(3)]
-    tasks = [asyncio.ensure_future(ex.run(adapter)) for ex in stalled]
-    for _ in range(100):  # every upload is in the app, waiting for the rest of its body
-        if adapter.pool.thread_count == 3:
-            break
-        await asyncio.sleep(0.01)
-    assert adapter.pool.thread_count == 3
-    hello = await Exchange(path="/hello").run(adapter, timeout=5)
-    assert hello.body_bytes == b"hello"
-    for ex in stalled:
-        ex.leave()
-    await asyncio.gather(*tasks)
+    async with anyio.create_task_group() as tasks:
+        for ex in stalled:
+            tasks.start_soon(ex.run, adapter)
+        for _ in range(100):  # every upload is in the app, waiting for the rest of its body
+            if adapter.pool.thread_count == 3:
+                break
+            await anyio.sleep(0.01)
+        assert adapter.pool.thread_count == 3
+        hello = await Exchange(path="/hello").run(adapter, timeout=5)
+        assert hello.body_bytes == b"hello"
+        for ex in stalled:
+            ex.leave()
     assert await adapter.pool.drain(5)
 
 
@@ -320,17 +326,28 @@ async def test_past_max_threads_requests_queue_and_run_later(
     (never a deadlock) and is answered once a stream ends."""
     adapter = make(_hello_or_stream, workers=1, max_threads=2)
     streams = [Exchange(path="/events") for _ in range(2)]
-    tasks = [asyncio.ensure_future(ex.run(adapter)) for ex in streams]
-    for ex in streams:
-        await asyncio.wait_for(ex.started.wait(), 5)
-    hello = asyncio.ensure_future(Exchange(path="/hello").run(adapter))
-    await asyncio.sleep(0.1)
-    assert not hello.done()
-    assert adapter.pool.thread_count == 2
-    streams[0].leave()
-    assert (await asyncio.wait_for(hello, 5)).body_bytes == b"hello"
-    streams[1].leave()
-    await asyncio.gather(*tasks)
+    hello = Exchange(path="/hello")
+    answered = anyio.Event()
+
+    async def say_hello() -> None:
+        await hello.run(adapter)
+        answered.set()
+
+    async with anyio.create_task_group() as tasks:
+        for ex in streams:
+            tasks.start_soon(ex.run, adapter)
+        with anyio.fail_after(5):
+            for ex in streams:
+                await ex.started.wait()
+        tasks.start_soon(say_hello)
+        await anyio.sleep(0.1)
+        assert not answered.is_set()
+        assert adapter.pool.thread_count == 2
+        streams[0].leave()
+        with anyio.fail_after(5):
+            await answered.wait()
+        assert hello.body_bytes == b"hello"
+        streams[1].leave()
 
 
 async def test_pool_is_created_lazily() -> None:
@@ -426,7 +443,7 @@ async def test_a_startup_hook_that_hangs_fails_after_the_startup_timeout(
     make: Callable[..., WsgiToAsgi],
 ) -> None:
     async def hangs() -> None:
-        await asyncio.Event().wait()
+        await anyio.sleep_forever()
 
     server = LifespanServer("lifespan.startup")
     adapter = make(app_returning([]), on_startup=hangs, startup_timeout=0.05)
@@ -453,15 +470,20 @@ async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WsgiToA
         return []
 
     adapter = make(app, on_shutdown=[lambda: finished.append("hook")])
-    request = asyncio.ensure_future(Exchange().run(adapter))
-    await asyncio.to_thread(running.wait, 5)
-    shutdown = asyncio.ensure_future(LifespanServer("lifespan.shutdown").run(adapter))
-    for _ in range(10):  # let the shutdown start (and, were it wrong, run the hook early)
-        await asyncio.sleep(0)
-    assert not shutdown.done()
-    release.set()
-    await request
-    assert await shutdown == ["lifespan.shutdown.complete"]
+    answers: list[list[str]] = []
+
+    async def shut_down() -> None:
+        answers.append(await LifespanServer("lifespan.shutdown").run(adapter))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(Exchange().run, adapter)
+        await anyio.to_thread.run_sync(running.wait, 5)
+        tasks.start_soon(shut_down)
+        for _ in range(10):  # let the shutdown start (and, were it wrong, run the hook early)
+            await anyio.lowlevel.checkpoint()
+        assert not answers
+        release.set()
+    assert answers == [["lifespan.shutdown.complete"]]
     assert finished == ["request", "hook"]
 
 
@@ -478,12 +500,14 @@ async def test_shutdown_gives_up_waiting_after_the_timeout(
         return []
 
     adapter = make(app, shutdown_timeout=0.05)
-    request = asyncio.ensure_future(Exchange().run(adapter))
-    await asyncio.to_thread(running.wait, 5)
-    assert await LifespanServer("lifespan.shutdown").run(adapter) == ["lifespan.shutdown.complete"]
-    assert "still running" in caplog.text
-    release.set()
-    await request  # the stuck request still completes on its (now shut down) pool
+    async with anyio.create_task_group() as tasks:
+        # The stuck request still completes on its (now shut down) pool.
+        tasks.start_soon(Exchange().run, adapter)
+        await anyio.to_thread.run_sync(running.wait, 5)
+        answer = await LifespanServer("lifespan.shutdown").run(adapter)
+        assert answer == ["lifespan.shutdown.complete"]
+        assert "still running" in caplog.text
+        release.set()
 
 
 async def test_websocket_is_refused(make: Callable[..., WsgiToAsgi]) -> None:

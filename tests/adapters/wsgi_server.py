@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
+from crossgate.adapters._bridge import asyncio_loop, trio_loop
 from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
 
 Chunking = Callable[[bytes], list[bytes]]
@@ -45,6 +46,30 @@ CHUNKINGS = [pytest.param(whole, id="whole"), pytest.param(bytewise, id="bytewis
 
 
 CHUNKINGS.append(pytest.param(ragged, id="ragged"))
+
+
+class Flag:
+    """An event for the test server on any loop (asyncio, uvloop, trio), which may be made
+    before a loop runs: anyio's own needs a running loop to be made."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
 
 
 class Exchange:
@@ -88,11 +113,11 @@ class Exchange:
         }
         self.messages: list[Message] = []
         self.receives = 0
-        self.gone = asyncio.Event()  # the response ended or the client left
+        self.gone = Flag()  # the response ended or the client left
         self.send_error: BaseException | None = None
-        self.send_gate: asyncio.Event | None = None
+        self.send_gate: Flag | None = None
         self.sent_bytes = 0  # body bytes the "server" took, read by the budget test's app
-        self.started = asyncio.Event()  # the first message was sent
+        self.started = Flag()  # the first message was sent
 
     async def receive(self) -> Message:
         self.receives += 1
@@ -103,7 +128,7 @@ class Exchange:
         if self.receives == 1:
             return {"type": "http.request", "body": b"", "more_body": self.cut}
         if self.pending:
-            await asyncio.Event().wait()
+            await anyio.sleep_forever()
         if self.stalled:
             await self.gone.wait()
             return {"type": "http.disconnect"}
@@ -230,11 +255,11 @@ def slow_client(parts: Sequence[bytes], calls: list[str]) -> Receive:
     async def receive() -> Message:
         calls.append("receive")
         if len(calls) > 1:
-            await asyncio.sleep(0.03)
+            await anyio.sleep(0.03)
         if len(calls) <= len(parts):
             more = len(calls) < len(parts)
             return {"type": "http.request", "body": parts[len(calls) - 1], "more_body": more}
-        await asyncio.Event().wait()
+        await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
     return receive
@@ -244,3 +269,34 @@ def _split(body: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(body) + 1) for c in cuts})
     edges = [0, *points, len(body)]
     return [body[a:b] for a, b in itertools.pairwise(edges)]
+
+
+async def run_cancelled(
+    ex: Exchange, app: WsgiToAsgi, ready: Callable[[], Awaitable[object]]
+) -> bool:
+    """Run ``ex`` through ``app`` in a task, cancel that task once ``ready()`` returned;
+    True if the request ended by that cancellation (it reached the adapter, which let it
+    through)."""
+    ended: list[str] = []
+
+    async def request() -> None:
+        try:
+            await ex.run(app)
+        except anyio.get_cancelled_exc_class():
+            ended.append("cancelled")
+            raise
+        ended.append("returned")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(request)
+        await ready()
+        tasks.cancel_scope.cancel()
+    return ended == ["cancelled"]
+
+
+def live_tasks() -> set[object]:
+    """The tasks on the running loop that the test did not start: asyncio's own list, or
+    on trio those the bridge started (its system tasks)."""
+    if asyncio_loop() is not None:
+        return set(asyncio.all_tasks())
+    return set(trio_loop()._tasks.values())

@@ -3,13 +3,13 @@ lifespan run inside the hooks, apps without lifespan, servers without state."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Coroutine, MutableMapping
 from typing import Any
 
+import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +22,7 @@ from crossgate.adapters.lifespan import LifespanManager, lifespan
 from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 from crossgate.testing import call_asgi
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 Scope = MutableMapping[str, Any]
 
@@ -158,7 +158,7 @@ async def test_a_raising_shutdown_hook_is_shutdown_failed_with_its_message() -> 
 
 async def test_a_hook_past_its_timeout_fails_startup_saying_so() -> None:
     async def hang() -> None:
-        await asyncio.Event().wait()
+        await anyio.sleep_forever()
 
     shim = with_lifespan(no_lifespan_app, on_startup=hang, startup_timeout=0.05)
     with pytest.raises(LifespanError, match=r"hang did not finish within 0\.05 s"):
@@ -240,7 +240,11 @@ async def test_the_apps_failed_shutdown_is_reported_after_the_hooks_ran() -> Non
 
 async def test_without_state_from_the_server_the_shim_hands_requests_its_own() -> None:
     """A server from before lifespan state: no "state" in the lifespan scope."""
-    queue: asyncio.Queue[Message] = asyncio.Queue()
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
     answers: list[Message] = []
 
     async def send(message: Message) -> None:
@@ -250,10 +254,8 @@ async def test_without_state_from_the_server_the_shim_hands_requests_its_own() -
         state["pool"] = "pool-1"
 
     shim = with_lifespan(no_lifespan_app, on_startup=remember)
-    await queue.put({"type": "lifespan.startup"})
-    await queue.put({"type": "lifespan.shutdown"})
-    task = asyncio.ensure_future(shim({"type": "lifespan"}, queue.get, send))
-    await task
+    messages += [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    await shim({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in answers] == [
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",

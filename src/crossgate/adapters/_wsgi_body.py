@@ -13,7 +13,6 @@ also serves the watcher.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from typing import Final
@@ -21,7 +20,20 @@ from typing import Final
 from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._state import State, refused_move
 from crossgate._types import Message, Receive
-from crossgate.adapters._bridge import call_in_loop, post_threadsafe, step_away, step_back
+from crossgate.adapters._bridge import (
+    AsyncLock,
+    Event,
+    Loop,
+    Task,
+    call_in_loop,
+    cancel_and_wait,
+    new_event,
+    new_lock,
+    post_threadsafe,
+    step_away,
+    step_back,
+    timeout,
+)
 
 __all__ = ["COMPLETE", "CUT", "RECEIVING", "TIMED_OUT", "TOO_LARGE", "BodyReceiver", "BodyState"]
 
@@ -81,7 +93,7 @@ class BodyReceiver:
     reason when an ``http.disconnect`` comes: nobody is left to answer.
 
     Args:
-        loop: the request's event loop.
+        loop: the request's event loop (asyncio's, uvloop's or trio's, through the bridge).
         receive: the request's ``receive()``.
         first: the request's first message, received before the app was called.
         limit: ``max_request_body``: past it the body is TOO_LARGE (None: no limit).
@@ -114,7 +126,7 @@ class BodyReceiver:
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: Loop,
         receive: Receive,
         first: Message,
         limit: int | None,
@@ -146,12 +158,12 @@ class BodyReceiver:
             elif not self.head_unread:
                 self.state = COMPLETE
         self.head = head
-        self._lock: asyncio.Lock | None = None
-        self._space: asyncio.Event | None = None
+        self._lock: AsyncLock | None = None
+        self._space: Event | None = None
         # A body message received before the app asked for it, accounted for (its body and
         # whether more follows): set on the loop while None, taken by the worker or the loop.
         self.ahead: tuple[bytes, bool] | None = None
-        self.reader: asyncio.Task[None] | None = None  # receiving a message ahead
+        self.reader: Task | None = None  # receiving a message ahead
         # A worker that needs the body while the reader receives waits for the reader rather
         # than posting a receive of its own; only bodies that span messages need the locks.
         self.reading = False  # a reader task has been started and has not ended
@@ -165,7 +177,7 @@ class BodyReceiver:
             self._mutex = threading.Lock()
             self._wake = threading.Lock()
             self._wake.acquire()
-        self.watcher: asyncio.Task[None] | None = None  # listening for http.disconnect
+        self.watcher: Task | None = None  # listening for http.disconnect
 
     # ------------------------------------------------------- called from the worker thread
 
@@ -269,11 +281,11 @@ class BodyReceiver:
     async def _receive_body(self) -> Message:
         """``receive()``, bounded by the timeout while body bytes are due: a client silent
         for that long is TIMED_OUT, and then treated as one that left."""
-        timeout = self.timeout
-        if timeout is None or self.state is not RECEIVING:
+        seconds = self.timeout
+        if seconds is None or self.state is not RECEIVING:
             return await self.receive()
         try:
-            async with asyncio.timeout(timeout):
+            async with timeout(seconds):
                 return await self.receive()
         except TimeoutError:
             if self.state is RECEIVING:
@@ -337,11 +349,11 @@ class BodyReceiver:
         """More of the body may come, and no message received is waiting for the app."""
         return self.ahead is None and self.state is RECEIVING and not self.disconnected
 
-    def _receiving(self) -> asyncio.Lock:
+    def _receiving(self) -> AsyncLock:
         """The lock that keeps receive() to one caller at a time, made on first use."""
         lock = self._lock
         if lock is None:
-            lock = self._lock = asyncio.Lock()
+            lock = self._lock = new_lock(self.loop)
         return lock
 
     def _read_ahead(self) -> None:
@@ -434,10 +446,8 @@ class BodyReceiver:
                 # The reader has not taken the message held ahead yet: receiving again would
                 # read ahead a second message. (After the final body message only a
                 # disconnect can come, so that one does not stop the watch.)
-                space = self._space
-                if space is None:
-                    space = self._space = asyncio.Event()
-                space.clear()
+                # A new event each time (trio's cannot be cleared): _asked sets the last one.
+                space = self._space = new_event(self.loop)
                 await space.wait()
                 continue
             async with lock:
@@ -461,13 +471,7 @@ class BodyReceiver:
     async def stop_watching(self) -> None:
         watcher = self.watcher
         if watcher is not None and not watcher.done():
-            watcher.cancel()
-            try:
-                await watcher
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # we are cancelled too, not only the watcher
+            await cancel_and_wait(watcher)
 
     def abort(self) -> None:
         """The request is over early: stop listening for a disconnect."""

@@ -16,7 +16,6 @@ app reads, is :mod:`._wsgi_input`'s.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
@@ -26,7 +25,14 @@ from typing import IO, Final
 from crossgate._errors import ClientDisconnected, InvalidResponse, caused_by_disconnect
 from crossgate._state import State, refused_move
 from crossgate._types import Environ, Message, OptExcInfo, Send, WriteCallable, WSGIApp
-from crossgate.adapters._bridge import ThreadToLoop, call_in_loop, resolve_threadsafe, step_away
+from crossgate.adapters._bridge import (
+    Loop,
+    ThreadToLoop,
+    Waiter,
+    call_in_loop,
+    resolve_threadsafe,
+    step_away,
+)
 from crossgate.adapters._wsgi_body import TIMED_OUT, BodyReceiver
 from crossgate.adapters.environ import check_status, encode_response_headers
 
@@ -156,7 +162,7 @@ class WSGICall:
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: Loop,
         scope: Message,
         send: Send,
         body: BodyReceiver,
@@ -175,7 +181,7 @@ class WSGICall:
         # How the response reaches the loop, which awaits `first`: the worker resolves it
         # once, with the whole response (the usual case: one hand-off, no lock) or with
         # None, meaning "read `channel`" (a stream, or an end that went through it).
-        self.first: asyncio.Future[_Whole | None] = loop.create_future()
+        self.first: Waiter[_Whole | None] = loop.create_future()
         self.whole: _Whole | None = None  # a whole response, handed over as the job ends
         # What the app raised when its response went whole: the app's error behind a 500,
         # or a SystemExit from its close(). The loop sends the response, then raises it
@@ -192,7 +198,7 @@ class WSGICall:
         self.sent_by_worker = False  # pathsend / zerocopysend went out from the worker
         # The loop waits on _done only when it finds the state short of FINISHED (an early
         # exit), so the usual request needs no second wake-up of the loop.
-        self._done: asyncio.Future[None] | None = None
+        self._done: Waiter[None] | None = None
 
     # ---------------------------------------------------------------- worker thread side
 

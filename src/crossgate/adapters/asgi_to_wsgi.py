@@ -49,7 +49,6 @@ from crossgate.adapters._bridge import (
     wait_tasks,
 )
 from crossgate.adapters._kind import refuse_the_wrong_kind
-from crossgate.adapters._lifespan_any_loop import AnyLoopLifespan
 from crossgate.adapters.environ import build_scope
 from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
@@ -276,8 +275,7 @@ class AsgiToWsgi:
     def _startup(self, process: _Process) -> None:
         portal = process.portal
         if self.lifespan != "off":
-            manager_class = AnyLoopLifespan if self.backend == "trio" else LifespanManager
-            manager = manager_class(
+            manager = LifespanManager(
                 self.app,
                 startup_timeout=self.startup_timeout,
                 shutdown_timeout=self.shutdown_timeout,

@@ -28,7 +28,6 @@ Specifications quoted beside the code:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -36,7 +35,15 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from crossgate._types import Message, Receive, Send, WSGIApp
-from crossgate.adapters._bridge import DEFAULT_BUDGET, DEFAULT_WORKERS, WorkerPool, thread_cap
+from crossgate.adapters._bridge import (
+    DEFAULT_BUDGET,
+    DEFAULT_WORKERS,
+    WorkerPool,
+    asyncio_loop,
+    thread_cap,
+    timeout,
+    trio_loop,
+)
 from crossgate.adapters._kind import refuse_the_wrong_kind
 from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_call import (
@@ -261,7 +268,8 @@ class WsgiToAsgi:
             message = prefetched
         elif message["type"] == "http.disconnect":
             return  # the client left before its request was handled: nobody to answer
-        loop = asyncio.get_running_loop()
+        # The request's loop, through the bridge's backend: asyncio's (a C call), else trio's.
+        loop = asyncio_loop() or trio_loop()
         receiver = BodyReceiver(loop, receive, message, self.max_request_body, self.body_timeout)
         request = WSGICall(loop, scope, send, receiver, self.budget)
         environ = build_environ(scope, self._environ_extra)
@@ -318,7 +326,7 @@ class WsgiToAsgi:
         """The next request message, or None (408 sent) if none came within
         ``body_timeout`` seconds."""
         try:
-            async with asyncio.timeout(self.body_timeout):
+            async with timeout(self.body_timeout):
                 return await receive()
         except TimeoutError:
             await _send_plain(send, *timed_out_response(self.body_timeout))

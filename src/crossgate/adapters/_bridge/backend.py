@@ -18,10 +18,12 @@ the task with :func:`trio.lowlevel.wait_task_rescheduled`, tasks are system task
 cancel scope each), made once per run and kept in a :class:`trio.lowlevel.RunVar`.
 
 The rarer operations that asyncio keeps outside its loop object are functions here:
-:func:`running_loop`, :func:`current_task`, :func:`wait_tasks`, :func:`fail_after` and
-:func:`is_cancellation`. The loop is found per call: asyncio's running loop first (the
-check the bridge always made, a C call), trio's only when there is none. Trio is imported
-only when a trio run is found, so processes that never use it never load it.
+:func:`running_loop`, :func:`current_task`, :func:`wait_tasks`, :func:`fail_after`,
+:func:`timeout`, :func:`cancel_and_wait`, :func:`is_cancellation`, and the primitives a
+request's parts wait on (:func:`new_lock`, :func:`new_event`, :class:`CancelHandle`).
+The loop is found per call: asyncio's running loop first (the check the bridge always
+made, a C call), trio's only when there is none. Trio is imported only when a trio run
+is found, so processes that never use it never load it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Generator
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -44,18 +47,30 @@ else:
     trio = outcome = None
 
 __all__ = [
+    "AsyncLock",
+    "CancelHandle",
+    "Event",
     "Handle",
     "Loop",
     "Task",
+    "Timeout",
+    "TrioCancelScope",
     "TrioLoop",
     "TrioTask",
+    "TrioTimeout",
     "TrioWaiter",
     "Waiter",
+    "asyncio_loop",
+    "cancel_and_wait",
+    "cancel_handle",
     "current_task",
     "fail_after",
     "in_trio",
     "is_cancellation",
+    "new_event",
+    "new_lock",
     "running_loop",
+    "timeout",
     "trio_loop",
     "wait_tasks",
 ]
@@ -66,6 +81,9 @@ T_co = TypeVar("T_co", covariant=True)
 logger = logging.getLogger(__name__)
 
 _get_running_loop = asyncio._get_running_loop  # the public getter raises when there is none
+#: asyncio's (or uvloop's) running loop, or None: a C call, the first check of every
+#: detection, for callers that then fall back to :func:`trio_loop` themselves.
+asyncio_loop = _get_running_loop
 
 
 class Waiter(Protocol[T]):
@@ -90,6 +108,39 @@ class Handle(Protocol):
     """A call scheduled for later (``call_later``): it can be called off."""
 
     def cancel(self) -> None: ...
+
+
+class Timeout(Protocol):
+    """What :func:`timeout` enters: ``expired()`` says whether its time ran out."""
+
+    def expired(self) -> bool: ...
+    async def __aenter__(self) -> Timeout: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
+
+
+class AsyncLock(Protocol):
+    """A lock for the tasks of one loop (``async with lock:``)."""
+
+    async def __aenter__(self) -> object: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
+
+
+class Event(Protocol):
+    """A one-shot flag for the tasks of one loop: ``set()`` wakes every ``wait()``."""
+
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+    async def wait(self) -> object: ...
 
 
 class Loop(Protocol):
@@ -207,6 +258,68 @@ async def fail_after(seconds: float | None) -> AsyncIterator[Callable[[], bool]]
             yield lambda: scope.cancel_called
     except trio.TooSlowError:
         raise TimeoutError from None
+
+
+def timeout(seconds: float | None) -> Timeout:
+    """``async with timeout(seconds):`` raises ``TimeoutError`` when the block has not ended
+    within ``seconds`` (None: no limit), as ``asyncio.timeout`` does; on asyncio it *is*
+    ``asyncio.timeout`` (no wrapper on the request path), on trio a cancel scope."""
+    if _get_running_loop() is not None:
+        return asyncio.timeout(seconds)
+    trio_loop()  # raises RuntimeError outside a trio run, as asyncio.timeout's entry does
+    return TrioTimeout(seconds)
+
+
+def new_lock(loop: Loop) -> AsyncLock:
+    """A lock for tasks of ``loop``."""
+    if type(loop) is TrioLoop:
+        lock: AsyncLock = trio.Lock()
+        return lock
+    return asyncio.Lock()
+
+
+def new_event(loop: Loop) -> Event:
+    """An event for tasks of ``loop`` (set once: make a new one to wait again)."""
+    if type(loop) is TrioLoop:
+        event: Event = trio.Event()
+        return event
+    return asyncio.Event()
+
+
+async def cancel_and_wait(task: Task) -> None:
+    """Cancel ``task`` and wait until it has ended. Only the caller's own cancellation
+    propagates: the task's is absorbed."""
+    task.cancel()
+    if isinstance(task, asyncio.Task):
+        try:
+            await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                raise  # we are cancelled too, not only the task
+        return
+    assert isinstance(task, TrioTask)
+    await task.wait()
+
+
+class CancelHandle(Protocol):
+    """The code running now, as a block another callback may cancel (:func:`cancel_handle`).
+
+    On asyncio it is the current task itself (``cancel()``, ``uncancel()`` taken back by
+    the canceller); on trio a cancel scope that the caller enters around the block.
+    """
+
+    def cancel(self) -> object: ...
+    def uncancel(self) -> int: ...
+    def get_loop(self) -> Loop: ...
+
+
+def cancel_handle() -> CancelHandle | None:
+    """A handle to cancel the current task, on asyncio; None on trio, where the caller
+    enters a :class:`TrioCancelScope` around the block instead."""
+    if _get_running_loop() is not None:
+        return asyncio.current_task()
+    return None
 
 
 def is_cancellation(exc: BaseException) -> bool:
@@ -400,3 +513,72 @@ class TrioTimer:
         with self._scope:
             await trio.sleep(delay)
             callback(*args)
+
+
+class TrioTimeout:
+    """:func:`timeout` on trio: a cancel scope with a deadline, its expiry turned into
+    ``TimeoutError`` as ``asyncio.timeout`` does."""
+
+    __slots__ = ("_scope", "_seconds")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._scope: Any = None
+
+    def expired(self) -> bool:
+        return self._scope is not None and bool(self._scope.cancelled_caught)
+
+    async def __aenter__(self) -> TrioTimeout:
+        seconds = self._seconds
+        deadline = float("inf") if seconds is None else trio.current_time() + seconds
+        self._scope = scope = trio.CancelScope(deadline=deadline)
+        scope.__enter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        scope = self._scope
+        suppressed: bool = scope.__exit__(exc_type, exc, tb)
+        if scope.cancelled_caught:
+            raise TimeoutError
+        return suppressed
+
+
+class TrioCancelScope:
+    """A :class:`CancelHandle` on trio: ``with handle:`` around the block to cancel.
+
+    A cancel from inside the block ends it there (trio absorbs its own scope's cancellation
+    at the ``with``), so there is nothing to take back: ``uncancel()`` says 0.
+    """
+
+    __slots__ = ("_loop", "_scope")
+
+    def __init__(self) -> None:
+        self._loop = trio_loop()
+        self._scope = trio.CancelScope()
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+    def uncancel(self) -> int:
+        return 0
+
+    def get_loop(self) -> TrioLoop:
+        return self._loop
+
+    def __enter__(self) -> TrioCancelScope:
+        self._scope.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        suppressed: bool = self._scope.__exit__(exc_type, exc, tb)
+        return suppressed

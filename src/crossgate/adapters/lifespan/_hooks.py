@@ -10,7 +10,6 @@ gets in ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,6 +19,7 @@ from asgiref.sync import iscoroutinefunction
 
 from crossgate._errors import LifespanError
 from crossgate.adapters._bridge import run_sync
+from crossgate.adapters._bridge import timeout as deadline_after
 from crossgate.adapters.lifespan._manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
 
 __all__ = ["Hook", "Hooks", "RunSync"]
@@ -148,7 +148,7 @@ class Hooks:
         current = hooks[0]
         run = self._run_sync
         try:
-            async with asyncio.timeout(timeout) as deadline:
+            async with deadline_after(timeout) as deadline:
                 for current in hooks:
                     await current(state, run)
         except TimeoutError as exc:

@@ -1,6 +1,7 @@
 """Drive an ASGI application's lifespan from outside: startup, state, shutdown.
 
-``async with lifespan(app) as state:`` runs the app's startup on the current event loop and
+``async with lifespan(app) as state:`` runs the app's startup on the current event loop
+(asyncio, uvloop or trio: it waits, times out and cancels through the bridge's backend) and
 its shutdown when the block ends; ``with lifespan_sync(app) as state:`` does the same from
 sync code, on the per-process portal loop (where :mod:`crossgate.adapters.asgi_to_wsgi`
 also runs the app's requests, so the objects made at startup stay usable).
@@ -17,7 +18,6 @@ Lifespan protocol (https://asgi.readthedocs.io/en/latest/specs/lifespan.html), a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +25,15 @@ from typing import Any, Final
 
 from crossgate._errors import LifespanError
 from crossgate._types import ASGIApp, Message
-from crossgate.adapters._bridge import get_portal
+from crossgate.adapters._bridge import (
+    Task,
+    Waiter,
+    fail_after,
+    get_portal,
+    is_cancellation,
+    running_loop,
+    wait_tasks,
+)
 
 __all__ = [
     "CANCEL_GRACE",
@@ -57,8 +65,8 @@ _UNSUPPORTED: Final = "unsupported"
 
 
 class LifespanManager:
-    """One run of an app's lifespan on the running loop: ``await startup()``, later
-    ``await shutdown()``.
+    """One run of an app's lifespan on the running loop (asyncio's, uvloop's or trio's):
+    ``await startup()``, later ``await shutdown()``.
 
     After :meth:`startup`, :attr:`supported` says whether the app speaks the protocol and
     :attr:`state` is the namespace it filled in; :attr:`error` holds what the app raised
@@ -91,10 +99,10 @@ class LifespanManager:
         self._phase = _IDLE
         self._received_startup = False
         self._received_shutdown = False
-        self._task: asyncio.Task[None] | None = None
+        self._task: Task | None = None
         # The phase waiter: resolved by the app's answer, its failure, or its end.
-        self._waiter: asyncio.Future[None] | None = None
-        self._shutdown_requested: asyncio.Future[None] | None = None
+        self._waiter: Waiter[None] | None = None
+        self._shutdown_requested: Waiter[None] | None = None
 
     @property
     def phase(self) -> str:
@@ -110,7 +118,7 @@ class LifespanManager:
         """
         if self._phase != _IDLE:
             raise RuntimeError(f"lifespan startup already ran (phase {self._phase})")
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         self._phase = _STARTING
         waiter = self._waiter = loop.create_future()
         self._shutdown_requested = loop.create_future()
@@ -119,9 +127,9 @@ class LifespanManager:
             "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state,
         }
-        self._task = loop.create_task(self._run(scope), name=f"crossgate lifespan {self.app!r}")
+        self._task = loop.create_task(self._run(scope))
         try:
-            async with asyncio.timeout(self.startup_timeout):
+            async with fail_after(self.startup_timeout):
                 await waiter
         except TimeoutError:
             self._phase = _STOPPED
@@ -150,22 +158,22 @@ class LifespanManager:
         assert self._shutdown_requested is not None
         if task.done():
             self._phase = _STOPPED
-            error = None if task.cancelled() else self.error
+            error = self.error  # None when the task was cancelled (see _ended)
             if error is not None:
                 raise LifespanError(
                     f"ASGI lifespan task failed before shutdown: {error!r}"
                 ) from error
             return
         self._phase = _STOPPING
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = running_loop().create_future()
         # Lifespan spec (Shutdown): "Sent to the application when the server has stopped
         # accepting connections and closed all active connections."
         self._shutdown_requested.set_result(None)
         try:
-            async with asyncio.timeout(self.shutdown_timeout):
+            async with fail_after(self.shutdown_timeout):
                 await waiter
                 # After its answer the app is expected to return; do not leave it pending.
-                await asyncio.wait({task}, timeout=CANCEL_GRACE)
+                await wait_tasks((task,), CANCEL_GRACE)
         except TimeoutError:
             raise LifespanError(
                 f"ASGI lifespan shutdown did not complete within {self.shutdown_timeout} s"
@@ -179,10 +187,10 @@ class LifespanManager:
     async def _run(self, scope: dict[str, Any]) -> None:
         try:
             await self.app(scope, self._receive, self._send)
-        except asyncio.CancelledError:
-            self._ended(None, cancelled=True)
-            raise
         except BaseException as exc:  # the outcome goes to the waiter
+            if is_cancellation(exc):
+                self._ended(None, cancelled=True)
+                raise
             self._ended(exc)
         else:
             self._ended(None)
@@ -196,7 +204,7 @@ class LifespanManager:
         assert self._shutdown_requested is not None
         await self._shutdown_requested
         if self._received_shutdown:  # a receive() after lifespan.shutdown: nothing comes
-            await asyncio.get_running_loop().create_future()
+            await running_loop().create_future()
         self._received_shutdown = True
         return {"type": "lifespan.shutdown"}
 
@@ -301,7 +309,7 @@ class LifespanManager:
         if task is None or task.done():
             return
         task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_GRACE)
+        await wait_tasks((task,), CANCEL_GRACE)
 
     def __repr__(self) -> str:
         return f"<LifespanManager {self.app!r} phase={self._phase}>"
