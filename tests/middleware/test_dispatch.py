@@ -35,6 +35,8 @@ from crossgate.middleware.dispatch import (
 
 Scope = MutableMapping[str, Any]
 
+pytestmark = pytest.mark.on_trio
+
 
 # -- apps ------------------------------------------------------------------------------------
 

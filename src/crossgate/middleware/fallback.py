@@ -42,6 +42,7 @@ from typing import Any, Final
 from asgiref.compatibility import guarantee_single_callable
 
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
+from crossgate.adapters._bridge import CancelHandle, Handle, TrioCancelScope, cancel_handle
 from crossgate.adapters._kind import shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
 from crossgate.adapters.calls import thread_sensitive as sensitive_context
@@ -169,8 +170,9 @@ class _Attempt:
         self.size = 0
         self.gone = False
         self.oversize = False  # refused, but the tape had overflowed: the refusal went out
-        self.task: asyncio.Task[Any] | None = None  # the one running primary
-        self.timer: asyncio.TimerHandle | None = None
+        # The one running primary: its task on asyncio, a cancel scope around it on trio.
+        self.task: CancelHandle | None = None
+        self.timer: Handle | None = None
         self.cut_off = False
 
     async def receive(self) -> Message:
@@ -236,7 +238,7 @@ class _Attempt:
         if task is not None:
             self.timer = task.get_loop().call_later(REFUSAL_GRACE, self._cut, task)
 
-    def _cut(self, task: asyncio.Task[Any]) -> None:
+    def _cut(self, task: CancelHandle) -> None:
         self.cut_off = True
         task.cancel()
 
@@ -327,7 +329,7 @@ class Fallback:
 
     async def _serve(self, kind: str, scope: Message, receive: Receive, send: Send) -> None:
         attempt = _Attempt(kind, receive, send, self.statuses, self.max_replay)
-        attempt.task = asyncio.current_task()
+        handle = cancel_handle()  # the current task on asyncio; None on trio
         # A copy: routers write into the scope (Starlette's "router", "endpoint", ...), and
         # what primary wrote must not reach legacy.
         child = dict(scope)
@@ -337,7 +339,13 @@ class Fallback:
         if server_state is not None or primary_state:
             child["state"] = {**(server_state or {}), **(primary_state or {})}
         try:
-            await self.primary(child, attempt.receive, attempt.send)
+            if handle is not None:
+                attempt.task = handle
+                await self.primary(child, attempt.receive, attempt.send)
+            else:
+                # trio: our cut cancels this scope, which absorbs its own cancellation.
+                with TrioCancelScope() as attempt.task:
+                    await self.primary(child, attempt.receive, attempt.send)
         except BaseException as exc:
             if attempt.state is not _REFUSED:
                 raise  # primary's own answer: its error is the server's to report
