@@ -139,6 +139,34 @@ assert "trio" not in sys.modules, "trio was imported"
     assert done.returncode == 0, done.stderr.decode()
 
 
+@pytest.mark.parametrize("call", ["fail_after", "timeout", "running_loop"])
+def test_the_first_bridge_call_of_a_trio_run_finds_trio(call: str) -> None:
+    """The backend imports trio once it first finds a run: a timeout as the process's first
+    use of the bridge on trio must do that too (fail_after raised AttributeError)."""
+    code = f"""
+import trio
+from crossgate.adapters import _bridge
+
+async def main():
+    if {call!r} == "running_loop":
+        assert _bridge.running_loop() is not None
+        return
+    with trio.move_on_after(5):
+        async with getattr(_bridge, {call!r})(0.01):
+            await trio.sleep(1)
+    raise AssertionError("the timeout did not fire")
+
+try:
+    trio.run(main)
+except TimeoutError:
+    pass
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
 # --------------------------------------------------------------------------------------------
 # The trio portal
 # --------------------------------------------------------------------------------------------
@@ -293,7 +321,7 @@ def lifespan_app(answer: str, events: list[str]) -> Callable[..., Any]:
 
 @pytest.mark.anyio
 @pytest.mark.on_trio
-async def test_any_loop_lifespan_runs_startup_and_shutdown() -> None:
+async def test_the_lifespan_manager_runs_startup_and_shutdown() -> None:
     events: list[str] = []
     manager = LifespanManager(lifespan_app("complete", events))
     assert await manager.startup() == {}
@@ -304,7 +332,7 @@ async def test_any_loop_lifespan_runs_startup_and_shutdown() -> None:
 
 @pytest.mark.anyio
 @pytest.mark.on_trio
-async def test_any_loop_lifespan_failed_startup_raises_with_the_message() -> None:
+async def test_the_lifespan_manager_failed_startup_raises_with_the_message() -> None:
     manager = LifespanManager(lifespan_app("failed", []))
     with pytest.raises(LifespanError, match="no database"):
         await manager.startup()
@@ -312,7 +340,7 @@ async def test_any_loop_lifespan_failed_startup_raises_with_the_message() -> Non
 
 @pytest.mark.anyio
 @pytest.mark.on_trio
-async def test_any_loop_lifespan_startup_timeout_cancels_the_app() -> None:
+async def test_the_lifespan_manager_startup_timeout_cancels_the_app() -> None:
     manager = LifespanManager(lifespan_app("hang", []), startup_timeout=0.05)
     with pytest.raises(LifespanError, match=r"did not complete within 0\.05 s"):
         await manager.startup()
@@ -320,7 +348,7 @@ async def test_any_loop_lifespan_startup_timeout_cancels_the_app() -> None:
 
 @pytest.mark.anyio
 @pytest.mark.on_trio
-async def test_any_loop_lifespan_app_without_lifespan_is_unsupported() -> None:
+async def test_the_lifespan_manager_app_without_lifespan_is_unsupported() -> None:
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         raise RuntimeError("http only")
 

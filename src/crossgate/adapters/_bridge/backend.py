@@ -253,6 +253,7 @@ async def fail_after(seconds: float | None) -> AsyncIterator[Callable[[], bool]]
         async with asyncio.timeout(seconds) as timeout:
             yield timeout.expired
         return
+    trio_loop()  # imports trio here when this is the run's first use of the bridge
     try:
         with trio.fail_after(float("inf") if seconds is None else seconds) as scope:
             yield lambda: scope.cancel_called
