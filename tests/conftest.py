@@ -1,14 +1,13 @@
-"""Shared fixtures: every async test runs on asyncio's loop and uvloop, and on trio where
-its module (or the test) is marked ``on_trio``.
+"""Shared fixtures: every async test runs on asyncio's loop, uvloop and trio (its module
+or the test marked ``on_trio``); tests that start their own loops (Hypothesis properties)
+run on each of ``tests.loops.LOOPS`` through ``tests.loops.run_on``.
 
-On trio so far (issue 26, part 1): the bridge and the function-level calls
-(``test_bridge``, ``test_calls``, ``test_sensitive``), ``asgi_to_wsgi`` with
-``backend="trio"`` (``test_asgi_to_wsgi``, the property and misuse suites' asgi_to_wsgi
-parts), and ``crossgate.testing`` (``tests/testing``). Not yet: ``wsgi_to_asgi``,
-``lifespan``, ``dispatch`` and ``with_lifespan`` (tests/adapters/test_wsgi_to_asgi.py,
-test_lifespan.py, tests/middleware/), whose loop side still calls asyncio directly; they
-move onto the bridge's backend in part 2. A test of an ``on_trio`` module that is about
-asyncio itself says so with ``not_on_trio``.
+Every loop-using module is on trio (issue 26). What stays on asyncio, each with its
+reason at the test: a test of an ``on_trio`` module that is about asyncio itself, or that
+drives a peer running on asyncio only (asgiref's ``sync_to_async``), says so with
+``not_on_trio(reason)``; ``tests/properties/test_differential.py`` runs the peers
+(a2wsgi, asgiref, uvicorn's and Starlette's WSGI middleware) on asyncio, which is all they
+support, and crossgate's side of its agreement property on all three loops.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -19,8 +19,6 @@ import asgiref.sync
 import flask
 import httpx
 import pytest
-import trio
-import uvloop
 from fastapi import FastAPI
 from fastapi import Request as FastAPIRequest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +30,7 @@ from crossgate.adapters._bridge import asyncio_loop
 from crossgate.adapters.lifespan import LifespanManager, lifespan
 from crossgate.middleware.fallback import Fallback, WsgiFallback, fallback, fallback_wsgi
 from crossgate.testing import Request, call_asgi, call_wsgi
+from tests.loops import LOOPS, run_on
 
 # The module, not the function the package exports under the same name.
 fallback_module = importlib.import_module("crossgate.middleware.fallback")
@@ -792,17 +791,7 @@ PROPERTY = settings(
 )
 
 
-def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``main()`` on a new loop of the kind named."""
-    if loop == "trio":
-        trio.run(main)
-        return
-    factory = asyncio.new_event_loop if loop == "asyncio" else uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
-
-
-@pytest.mark.parametrize("loop", ["asyncio", "trio", "uvloop"])
+@pytest.mark.parametrize("loop", LOOPS)
 @given(
     owned=st.sets(PATHS, max_size=6),
     reads=st.integers(min_value=-1, max_value=3),

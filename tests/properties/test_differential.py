@@ -37,6 +37,7 @@ from typing import Any
 
 import a2wsgi
 import a2wsgi.asgi
+import anyio
 import asgiref.wsgi
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +45,7 @@ from hypothesis import strategies as st
 
 from crossgate import AsgiToWsgi, ClientDisconnected, WsgiToAsgi
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
+from tests.loops import run_on
 
 # The peers, typed loosely: their own hints are narrower than the spec aliases used here.
 A2wsgiAsgi: Any = a2wsgi.ASGIMiddleware
@@ -66,7 +68,6 @@ UvicornWsgi: Any = uvicorn.middleware.wsgi._WSGIMiddleware
 BOUND = 10.0
 WSGIApplication = Callable[[Environ, StartResponse], Iterable[bytes]]
 ASGIApplication = Callable[[Any, Receive, Send], Any]
-
 
 # --------------------------------------------------------------------------------------------
 # An ASGI server, simulated: one request, everything recorded
@@ -116,7 +117,7 @@ class Client:
         self.messages: list[Message] = []
         self.error: BaseException | None = None
         self.gone = False
-        self._over: asyncio.Event | None = None
+        self._over: anyio.Event | None = None
 
     def as_peer(self, name: str) -> Client:
         """Tell the app which adapter runs it, in an x-peer header: not every peer puts the
@@ -124,9 +125,9 @@ class Client:
         self.scope["headers"].append((b"x-peer", name.encode()))
         return self
 
-    def _event(self) -> asyncio.Event:
+    def _event(self) -> anyio.Event:
         if self._over is None:
-            self._over = asyncio.Event()
+            self._over = anyio.Event()
         return self._over
 
     async def receive(self) -> Message:
@@ -154,7 +155,8 @@ class Client:
 
     async def run(self, app: ASGIApplication) -> Client:
         try:
-            await asyncio.wait_for(app(self.scope, self.receive, self.send), BOUND)
+            with anyio.fail_after(BOUND):
+                await app(self.scope, self.receive, self.send)
         except TimeoutError:
             pytest.fail(f"hang: no answer within {BOUND} s")
         except Exception as exc:
@@ -188,8 +190,10 @@ class Client:
         return bool(bodies) and not bodies[-1].get("more_body", False)
 
 
-def serve(app: ASGIApplication, client: Client) -> Client:
-    return asyncio.run(client.run(app))
+def serve(app: ASGIApplication, client: Client, loop: str = "asyncio") -> Client:
+    """``client``'s request through ``app`` on a new loop: asyncio unless told (the peers
+    run on asyncio only; crossgate runs on every loop of tests.loops.LOOPS)."""
+    return run_on(loop, client.run, app)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,7 +495,11 @@ def test_wsgi_apps_answer_alike_under_crossgate_a2wsgi_and_asgiref(
     if body or method in ("POST", "PUT", "PATCH"):
         request_headers_bytes.append((b"content-length", str(len(body)).encode()))
     answers: dict[str, Client] = {}
-    for name, adapter in adapters.items():
+    # The peers run on asyncio only; crossgate also on trio and uvloop, against the same
+    # reference (its asyncio answer).
+    runs = [(name, adapter, "asyncio") for name, adapter in adapters.items()]
+    runs += [(f"crossgate on {loop}", adapters["crossgate"], loop) for loop in ("trio", "uvloop")]
+    for name, adapter, loop in runs:
         if name == "asgiref" and shape == "write":
             continue  # asgiref's start_response returns no write(): part 2
         client = Client(
@@ -502,7 +510,7 @@ def test_wsgi_apps_answer_alike_under_crossgate_a2wsgi_and_asgiref(
             headers=request_headers_bytes,
             body=split(body, cuts),
         )
-        answers[name] = serve(adapter, client)
+        answers[name] = serve(adapter, client, loop)
     seen = app.seen[-len(answers) :]
     app.seen.clear()
     reference = answers["crossgate"]

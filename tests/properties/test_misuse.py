@@ -19,7 +19,6 @@ Specs: PEP 3333 (https://peps.python.org/pep-3333/) and the ASGI HTTP spec
 
 from __future__ import annotations
 
-import asyncio
 import http
 import io
 import logging
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -49,6 +49,7 @@ from crossgate import AsgiToWsgi, CrossgateError, InvalidHeader, InvalidResponse
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from crossgate.adapters.asgi_to_wsgi import Backend
 from crossgate.adapters.environ import decode_response_headers, encode_response_headers
+from tests.loops import LOOPS, run_on
 
 T = TypeVar("T")
 
@@ -1040,7 +1041,7 @@ class AsgiSeen:
 async def serve_asgi(adapter: WsgiToAsgi) -> AsgiSeen:
     """A correct ASGI server for one GET: the body, then a disconnect once it is over."""
     seen = AsgiSeen()
-    over = asyncio.Event()
+    over = anyio.Event()
     receives = 0
     scope = {
         "type": "http",
@@ -1074,7 +1075,10 @@ async def serve_asgi(adapter: WsgiToAsgi) -> AsgiSeen:
             over.set()
 
     try:
-        await adapter(scope, receive, send)
+        with anyio.fail_after(BOUND):
+            await adapter(scope, receive, send)
+    except TimeoutError:
+        raise
     except Exception as exc:
         seen.error = exc
     return seen
@@ -1113,16 +1117,14 @@ def check_asgi_messages(messages: list[Message], finished: bool) -> list[str]:
     return problems
 
 
-def check_wsgi_run(
-    adapter: WsgiToAsgi, loop: asyncio.AbstractEventLoop, program: Program, records: Records
-) -> None:
+def check_wsgi_run(adapter: WsgiToAsgi, loop: str, program: Program, records: Records) -> None:
     expected = expect_wsgi(program)
     event(f"WSGI app -> {expected.outcome} ({expected.source or 'no error'})")
     script = WsgiScript(program)
     adapter.app = script
     records.take()
     try:
-        seen = loop.run_until_complete(asyncio.wait_for(serve_asgi(adapter), BOUND))
+        seen = run_on(loop, serve_asgi, adapter)
     except TimeoutError:
         pytest.fail(f"hang: the run did not end within {BOUND} s")
     exceptions = records.exceptions()
@@ -1181,9 +1183,7 @@ def check_wsgi_run(
 class WsgiMisuse(RuleBasedStateMachine):
     """Rules build what the WSGI app does; ``serve`` plays it and checks."""
 
-    def __init__(
-        self, adapter: WsgiToAsgi, loop: asyncio.AbstractEventLoop, records: Records
-    ) -> None:
+    def __init__(self, adapter: WsgiToAsgi, loop: str, records: Records) -> None:
         super().__init__()
         self.adapter = adapter
         self.loop = loop
@@ -1291,12 +1291,14 @@ class WsgiMisuse(RuleBasedStateMachine):
         check_wsgi_run(self.adapter, self.loop, self.program, self.records)
 
 
-def test_misbehaving_wsgi_app_gets_a_valid_response_a_500_or_an_abort(records: Records) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_misbehaving_wsgi_app_gets_a_valid_response_a_500_or_an_abort(
+    loop: str, records: Records
+) -> None:
     """Any misuse of start_response, write() and the iterable: the ASGI server sees a valid
     message sequence (the model's response, a 500, or an abort raising into it), close()
     runs once, errors are logged, and nothing hangs."""
     adapter = WsgiToAsgi(WsgiScript(Program()), workers=2, budget=64)
-    loop = asyncio.new_event_loop()
     try:
         run_state_machine_as_test(
             lambda: WsgiMisuse(adapter, loop, records),  # type: ignore[arg-type]
@@ -1304,16 +1306,16 @@ def test_misbehaving_wsgi_app_gets_a_valid_response_a_500_or_an_abort(records: R
         )
     finally:
         adapter.pool.shutdown()
-        loop.close()
 
 
-def test_a_chunk_yielded_before_start_response_is_a_500(records: Records) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_chunk_yielded_before_start_response_is_a_500(loop: str, records: Records) -> None:
     """A generator that yields before calling start_response sent the server a start
     message with status None (fixed in wsgi_to_asgi.py)."""
     script = WsgiScript(Program(body=[data_act("yield", b"early")]))
     adapter = WsgiToAsgi(script, workers=1)
     try:
-        seen = asyncio.run(asyncio.wait_for(serve_asgi(adapter), BOUND))
+        seen = run_on(loop, serve_asgi, adapter)
     finally:
         adapter.pool.shutdown()
     assert [m.get("status") for m in seen.messages[:1]] == [500]

@@ -17,8 +17,8 @@ it; docs/conversion.md lists them ("What changes across a conversion").
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator, MutableMapping
@@ -43,6 +43,7 @@ from crossgate.testing.strategies import (
     wsgi_apps,
     wsgi_behaviours,
 )
+from tests.loops import LOOPS, run_on
 
 # Example counts keep the file within seconds on an idle CI machine; a loaded one can take
 # several times longer, hence the generous bound per test.
@@ -188,14 +189,19 @@ def test_wsgi_round_trip_answers_as_the_wsgi_app(request: Request, app: Scripted
     assert second.body == first.body
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @SETTINGS
 @given(request=requests(), app=wsgi_apps())
-def test_wsgi_to_asgi_answers_as_the_wsgi_app(request: Request, app: ScriptedWsgiApp) -> None:
+def test_wsgi_to_asgi_answers_as_the_wsgi_app(
+    loop: str, request: Request, app: ScriptedWsgiApp
+) -> None:
     """wsgi_to_asgi(app) under an ASGI server answers as app under a WSGI server."""
     expected = app.behaviour.expected(request)
     adapter = wsgi_to_asgi(app, workers=2)
     try:
-        response = asyncio.run(call_asgi(adapter, request, raise_app_exceptions=False))
+        response = run_on(
+            loop, functools.partial(call_asgi, adapter, request, raise_app_exceptions=False)
+        )
     finally:
         adapter.pool.shutdown()
     same_answer(expected, response, converted=True)
@@ -203,14 +209,19 @@ def test_wsgi_to_asgi_answers_as_the_wsgi_app(request: Request, app: ScriptedWsg
     assert call.body == (request.content if app.behaviour.read != "none" else b"")
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @SETTINGS
 @given(request=requests(), app=asgi_apps(hop_by_hop=True))
-def test_asgi_round_trip_answers_as_the_asgi_app(request: Request, app: ScriptedAsgiApp) -> None:
+def test_asgi_round_trip_answers_as_the_asgi_app(
+    loop: str, request: Request, app: ScriptedAsgiApp
+) -> None:
     """wsgi_to_asgi(asgi_to_wsgi(app)) answers as app does, and app sees the same request."""
     expected = app.behaviour.expected(request)
-    direct = asyncio.run(call_asgi(app, request, raise_app_exceptions=False))
+    direct = run_on(loop, functools.partial(call_asgi, app, request, raise_app_exceptions=False))
     with asgi_round_trip(app) as wrapped:
-        through = asyncio.run(call_asgi(wrapped, request, raise_app_exceptions=False))
+        through = run_on(
+            loop, functools.partial(call_asgi, wrapped, request, raise_app_exceptions=False)
+        )
     same_answer(expected, direct, converted=False)
     same_answer(_without_hop_by_hop(expected), through, converted=True)
     first, second = app.calls
@@ -280,13 +291,14 @@ async def _path_echo(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": scope["path"].encode("utf-8")})
 
 
-def test_non_utf8_path_survives_an_asgi_round_trip() -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_non_utf8_path_survives_an_asgi_round_trip(loop: str) -> None:
     """An ASGI app sees the same ``path`` through ASGI -> WSGI -> ASGI, for bytes that are
     not UTF-8 too (servers decode them to U+FFFD; raw_path keeps the bytes)."""
     request = Request("GET", "/caf%C3%A9/%FF")
-    direct = asyncio.run(call_asgi(_path_echo, request))
+    direct = run_on(loop, functools.partial(call_asgi, _path_echo, request))
     with asgi_round_trip(_path_echo) as wrapped:
-        through = asyncio.run(call_asgi(wrapped, request))
+        through = run_on(loop, functools.partial(call_asgi, wrapped, request))
     assert direct.body == "/café/\ufffd".encode()
     assert through.body == direct.body
 
@@ -315,7 +327,8 @@ def _yields_then_fails(environ: Environ, start_response: StartResponse) -> Itera
     raise RuntimeError("fails after its first body byte")
 
 
-def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500(loop: str) -> None:
     """PEP 3333: once a non-empty chunk was yielded the headers are sent, so a later error
     aborts the response. The chunk is lost only when the loop has not taken it yet, a race:
     20 tries, every one must be aborted with the chunk."""
@@ -323,7 +336,9 @@ def test_wsgi_app_failing_after_a_body_byte_is_aborted_not_500() -> None:
     for _ in range(20):
         adapter = wsgi_to_asgi(_yields_then_fails, workers=1)
         try:
-            response = asyncio.run(call_asgi(adapter, Request(), raise_app_exceptions=False))
+            response = run_on(
+                loop, functools.partial(call_asgi, adapter, Request(), raise_app_exceptions=False)
+            )
         finally:
             adapter.pool.shutdown()
         outcomes.append((response.status, response.aborted, response.body))
@@ -382,18 +397,21 @@ def test_a_truncated_upload_raises_in_the_wsgi_app_through_a_round_trip(
         assert isinstance(call.read_error, OSError)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     request=_UPLOADS, app=asgi_behaviours(failures=False).map(_reading("all")).map(ScriptedAsgiApp)
 )
 def test_a_truncated_upload_ends_in_disconnect_for_the_asgi_app_through_a_round_trip(
-    request: Request, app: ScriptedAsgiApp
+    loop: str, request: Request, app: ScriptedAsgiApp
 ) -> None:
     """ASGI: http.disconnect is "Sent to the application if receive is called [...] after
     the HTTP connection has been closed", directly and after ASGI -> WSGI -> ASGI."""
-    direct = asyncio.run(call_asgi(app, request, raise_app_exceptions=False))
+    direct = run_on(loop, functools.partial(call_asgi, app, request, raise_app_exceptions=False))
     with asgi_round_trip(app) as wrapped:
-        through = asyncio.run(call_asgi(wrapped, request, raise_app_exceptions=False))
+        through = run_on(
+            loop, functools.partial(call_asgi, wrapped, request, raise_app_exceptions=False)
+        )
     assert direct.disconnected
     assert through.disconnected
     for call in app.calls:
