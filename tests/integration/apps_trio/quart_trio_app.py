@@ -14,6 +14,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from crossgate import dispatch
 from crossgate._types import Receive, Send
 from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
 from tests.integration.apps_asgi import BLOCK, CHUNK, mark
@@ -109,12 +110,8 @@ async def notify(event: str) -> None:
         await stream.send_all(event.encode() + b"\n")
 
 
-async def routes(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-    # crossgate.dispatch runs on asyncio until part 2 of issue 26: a path test instead.
-    if scope["type"] == "http" and scope["path"].startswith("/endless"):
-        await endless(scope, receive, send)
-    else:
-        await app(scope, receive, send)  # type: ignore[arg-type]
-
+# dispatch on the trio portal: the raw app at /endless beside Quart-Trio, whose lifespan
+# reaches it through dispatch's fan-out.
+routes = dispatch({"/endless": (endless, "asgi"), "/": (app, "asgi")})
 
 application = asgi_to_wsgi(routes, backend="trio")
