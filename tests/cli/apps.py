@@ -7,6 +7,8 @@ import os
 import time
 from collections.abc import Iterable
 
+import sniffio
+
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 
 
@@ -35,6 +37,8 @@ async def asgi_echo(scope: Message, receive: Receive, send: Send) -> None:
         "client": client[0] if client else None,
         "scheme": scope["scheme"],
         "pid": os.getpid(),
+        # The event loop library running the app (--loop).
+        "library": sniffio.current_async_library(),
     }
     body = json.dumps(answer).encode()
     headers = [(b"content-length", str(len(body)).encode())]

@@ -113,6 +113,29 @@ def test_waitress_trusts_one_proxy_address(capsys: pytest.CaptureFixture[str]) -
     )
 
 
+def test_loop_trio_on_uvicorn_is_refused_naming_hypercorn(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["tests.test_cli:wsgi_app", "--server", "uvicorn", "--loop", "trio"]
+    message = _error(capsys, argv)
+    assert message.startswith("--loop trio: uvicorn runs asyncio or uvloop")
+    assert "--server hypercorn --loop trio" in message
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "waitress", "wsgiref"])
+def test_loop_for_a_wsgi_app_on_a_wsgi_server_is_refused(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["tests.test_cli:wsgi_app", "--server", server, "--loop", "trio"]
+    assert _error(capsys, argv).startswith(f"--loop trio: a WSGI app on {server} runs on no")
+
+
+def test_loop_is_auto_unless_given() -> None:
+    assert _options([])[0].loop == "auto"
+    assert _options(["--server", "hypercorn", "--loop", "trio"])[0].loop == "trio"
+    assert "--loop" not in _options([])[0].given()
+
+
 # --------------------------------------------------------------------------------------------
 # Options and the environment
 # --------------------------------------------------------------------------------------------

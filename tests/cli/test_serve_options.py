@@ -342,3 +342,36 @@ def test_access_log(server: str, flag: str | None) -> None:
             assert "/cg-probe" not in served.text()
         else:
             served.wait_for_log("/cg-probe")
+
+
+# --------------------------------------------------------------------------------------------
+# --loop
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server", "loop", "library"),
+    [
+        ("hypercorn", "trio", "trio"),
+        ("hypercorn", "asyncio", "asyncio"),
+        ("uvicorn", "asyncio", "asyncio"),
+        ("gunicorn", "trio", "trio"),
+        ("waitress", "trio", "trio"),
+    ],
+)
+def test_loop_runs_an_asgi_app_on_the_loop_asked_for(server: str, loop: str, library: str) -> None:
+    port = free_port()
+    with running([ASGI, "--server", server, "--port", str(port), "--loop", loop], port=port):
+        assert get(port).json()["library"] == library
+
+
+def test_a_wsgi_app_on_hypercorn_with_loop_trio() -> None:
+    """wsgi_to_asgi on hypercorn's trio worker: it answered 500 before issue 26."""
+    port = free_port()
+    argv = [WSGI, "--server", "hypercorn", "--port", str(port), "--loop", "trio"]
+    with running(argv, port=port) as served:
+        for _ in range(3):
+            response = get(port)
+            assert response.status_code == 200
+            assert response.json()["scheme"] == "http"
+        assert "Traceback" not in served.text()

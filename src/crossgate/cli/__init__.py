@@ -136,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         max_header_size=options.max_header_size if server.serves == "asgi" else None,
         shutdown_timeout=options.timeout_graceful_shutdown,
+        loop=options.loop,
     )
     # APP is imported before any server starts, so that a bad one is one line and exit 2
     # (worker processes import it again, each for itself).
@@ -147,6 +148,8 @@ def _serve(args: argparse.Namespace) -> int:
     check_listen(options)
     _logging.configure(server.name, options.log_level, options.log_config)
     os.environ[_app.ENV] = target.to_env()
+    if server.serves == "wsgi" and options.loop in ("asyncio", "uvloop"):
+        os.environ["CROSSGATE_LOOP"] = options.loop  # the portal's loop, in every worker
 
     if interface == "wsgi":
         how = "through wsgi_to_asgi" if server.serves == "asgi" else "as is"

@@ -69,6 +69,8 @@ class Target:
     max_header_size: int | None = None
     #: --timeout-graceful-shutdown: also how long a WSGI app's requests are waited for.
     shutdown_timeout: int | None = None
+    #: --loop: "trio" runs an ASGI app on a WSGI server on the trio portal.
+    loop: str = "auto"
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -140,7 +142,7 @@ def as_wsgi(target: Target) -> WSGIApp:
     app, interface = load(target)
     wsgi: WSGIApp
     if interface == "asgi":
-        adapter = asgi_to_wsgi(_asgi3(app))
+        adapter = asgi_to_wsgi(_asgi3(app), backend="trio" if target.loop == "trio" else "asyncio")
         wsgi = adapter
     else:
         wsgi = cast(WSGIApp, app)

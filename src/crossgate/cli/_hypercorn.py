@@ -17,8 +17,13 @@ def run(options: Options, target: Target) -> int:
     config = Config()
     config.application_path = "asgi:crossgate.cli:_served_app()"
     config.bind = [where(options)]
-    # workers=0 serves in this process; hypercorn's reloader needs its worker processes.
-    config.workers = 0 if options.workers == 1 and not options.reload else options.workers
+    if options.loop != "auto":
+        config.worker_class = options.loop
+    # workers=0 serves in this process; hypercorn's reloader needs its worker processes,
+    # and its trio worker handles no signal of its own: SIGTERM reaches the master, which
+    # shuts the worker down (lifespan included), where a lone trio worker would just die.
+    alone = options.workers == 1 and not options.reload and options.loop != "trio"
+    config.workers = 0 if alone else options.workers
     config.use_reloader = options.reload
     config.root_path = target.root_path
     config.loglevel = options.log_level.upper()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
 from crossgate.cli._import import UsageError
-from crossgate.cli._servers import DEFAULT_THREADS, SERVERS, TABLE, Options
+from crossgate.cli._servers import DEFAULT_THREADS, LOOPS, SERVERS, TABLE, Options
 
 __all__ = ["build_parser", "default_server", "options_from"]
 
@@ -128,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"threads per process running WSGI code (default {DEFAULT_THREADS} on every "
         "server that has a pool): gunicorn's gthread worker, waitress, or crossgate's pool "
         "for a WSGI app on uvicorn or hypercorn; wsgiref starts one thread per request",
+    )
+    scale.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="the event loop: uvicorn's (asyncio, uvloop), hypercorn's worker class "
+        "(asyncio, uvloop, trio), or on gunicorn, waitress and wsgiref that of an ASGI "
+        "app (trio: asgi_to_wsgi(backend='trio')); default auto, the server's own",
     )
     proxy = serve.add_argument_group("behind a proxy")
     proxy.add_argument(
@@ -321,5 +329,6 @@ def options_from(
         max_header_size=args.max_header_size,
         root_path=root_path.rstrip("/"),
         log_level=args.log_level,
+        loop=args.loop,
     )
     return options, warnings

@@ -18,6 +18,7 @@ from crossgate.cli._import import Interface, UsageError
 
 __all__ = [
     "DEFAULT_THREADS",
+    "LOOPS",
     "OPTIONS",
     "SERVERS",
     "TABLE",
@@ -44,7 +45,11 @@ OPTIONS: Final = (
     "--timeout-graceful-shutdown",
     "--ssl-certfile",
     "--max-header-size",
+    "--loop",
 )
+
+#: The event loops ``--loop`` names (auto: the server's own choice).
+LOOPS: Final = ("auto", "asyncio", "uvloop", "trio")
 
 # The error log format gunicorn and hypercorn share; crossgate uses it for waitress and
 # wsgiref too, which have none of their own.
@@ -90,6 +95,9 @@ class Options:
     max_header_size: int | None = None
     root_path: str = ""
     log_level: str = "info"
+    #: The event loop: the server's (uvicorn, hypercorn), or that of an ASGI app's portal
+    #: on a WSGI server; auto: the server's default.
+    loop: str = "auto"
 
     @property
     def tls(self) -> bool:
@@ -125,6 +133,7 @@ class Options:
                 if self.max_header_size is not None
                 else None
             ),
+            "--loop": f"--loop {self.loop}" if self.loop != "auto" else None,
         }
         return {option: text for option, text in asked.items() if text is not None}
 
@@ -150,6 +159,8 @@ class Server:
     formatter: Callable[[], logging.Formatter] = field(default=_plain_formatter, repr=False)
     #: Checks of option values this server alone cannot take.
     check: Callable[[Options], None] | None = field(default=None, repr=False)
+    #: --loop values the server cannot run -> why (the one-line error, after the option).
+    loops_refused: Mapping[str, str] = field(default_factory=dict)
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.name) is not None
@@ -174,6 +185,11 @@ _ONE_PROCESS_WSGIREF = (
     "uvicorn for several processes)"
 )
 _DEV = "wsgiref is a development server; use --server uvicorn, hypercorn, gunicorn or waitress"
+_PORTAL_LOOP = (
+    "for an ASGI app, the loop of crossgate's portal: trio is "
+    "`asgi_to_wsgi(backend='trio')`, asyncio or uvloop `CROSSGATE_LOOP` (default: uvloop "
+    "when installed); a WSGI app runs no loop"
+)
 
 TABLE: Final[Mapping[str, Server]] = {
     server.name: server
@@ -198,10 +214,15 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--ssl-certfile": "`ssl_certfile`, `ssl_keyfile`",
                 "--max-header-size": "crossgate answers 431; and "
                 "`h11_max_incomplete_event_size` (with h11: the buffer of an unfinished head)",
+                "--loop": "`loop` (asyncio, uvloop; default: uvloop when installed); refused: trio",
             },
             refused={},
             proxy_by_crossgate=False,
             formatter=_uvicorn_formatter,
+            loops_refused={
+                "trio": "uvicorn runs asyncio or uvloop; hypercorn runs trio "
+                "(--server hypercorn --loop trio)",
+            },
         ),
         Server(
             name="hypercorn",
@@ -224,6 +245,8 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--ssl-certfile": "`certfile`, `keyfile`",
                 "--max-header-size": "crossgate answers 431; and `h11_max_incomplete_size` "
                 "(the buffer of an unfinished head)",
+                "--loop": "`worker_class` (asyncio, uvloop, trio; default asyncio); trio "
+                "runs under hypercorn's master process, which handles SIGTERM for it",
             },
             refused={},
             proxy_by_crossgate=True,
@@ -248,6 +271,7 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--ssl-certfile": "`certfile`, `keyfile`",
                 "--max-header-size": "`limit_request_field_size`: each header line, not "
                 "the total (default 8190)",
+                "--loop": _PORTAL_LOOP,
             },
             refused={},
             proxy_by_crossgate=True,
@@ -266,6 +290,7 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--timeout-keep-alive": "`channel_timeout`: any idle connection (default "
                 "120), looked for every `cleanup_interval = min(S, 30)`",
                 "--max-header-size": "`max_request_header_size` (default 262144)",
+                "--loop": _PORTAL_LOOP,
             },
             refused={
                 "--workers": _ONE_PROCESS_WAITRESS,
@@ -289,6 +314,7 @@ TABLE: Final[Mapping[str, Server]] = {
                 "--proxy-headers": "crossgate",
                 "--log-config": "applied by crossgate",
                 "--access-log": "crossgate's `crossgate.cli._wsgiref` logger",
+                "--loop": _PORTAL_LOOP,
             },
             refused={
                 "--workers": _ONE_PROCESS_WSGIREF,
@@ -322,6 +348,9 @@ def check_server(options: Options) -> Server:
             raise UsageError(f"{text}: {reason}")
     if options.reload and options.workers > 1 and server.name != "gunicorn":
         raise UsageError(f"--reload runs one {server.name} worker; drop --workers")
+    reason = server.loops_refused.get(options.loop)
+    if reason is not None:
+        raise UsageError(f"--loop {options.loop}: {reason}")
     if server.check is not None:
         server.check(options)
     return server
@@ -333,6 +362,11 @@ def check_interface(server: Server, options: Options, interface: Interface) -> N
         raise UsageError(
             f"--threads sizes the thread pool that runs WSGI code; an ASGI app on "
             f"{server.name} runs on the event loop and has none"
+        )
+    if options.loop != "auto" and server.serves == "wsgi" and interface == "wsgi":
+        raise UsageError(
+            f"--loop {options.loop}: a WSGI app on {server.name} runs on no event loop "
+            "(--loop picks an ASGI app's)"
         )
 
 

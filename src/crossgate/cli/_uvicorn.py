@@ -31,6 +31,8 @@ def run(options: Options, target: Target) -> int:
         "ssl_keyfile": options.ssl_keyfile,
         "ssl_certfile": options.ssl_certfile,
     }
+    if options.loop != "auto":
+        settings["loop"] = options.loop
     if options.uds:
         settings["uds"] = options.uds
     else:
