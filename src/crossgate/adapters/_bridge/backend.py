@@ -263,10 +263,15 @@ async def fail_after(seconds: float | None) -> AsyncIterator[Callable[[], bool]]
 
 def timeout(seconds: float | None) -> Timeout:
     """``async with timeout(seconds):`` raises ``TimeoutError`` when the block has not ended
-    within ``seconds`` (None: no limit), as ``asyncio.timeout`` does; on asyncio it *is*
-    ``asyncio.timeout`` (no wrapper on the request path), on trio a cancel scope."""
-    if _get_running_loop() is not None:
-        return asyncio.timeout(seconds)
+    within ``seconds`` (None: no limit), as ``asyncio.timeout`` does; on trio a cancel
+    scope does it.
+
+    On asyncio this builds the ``asyncio.Timeout`` itself, as ``asyncio.timeout`` would:
+    calling that from here would cost the request path a second Python frame per receive().
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        return asyncio.Timeout(None if seconds is None else loop.time() + seconds)
     trio_loop()  # raises RuntimeError outside a trio run, as asyncio.timeout's entry does
     return TrioTimeout(seconds)
 
