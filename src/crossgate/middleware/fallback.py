@@ -42,7 +42,7 @@ from typing import Any, Final
 from asgiref.compatibility import guarantee_single_callable
 
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
-from crossgate.adapters._bridge import CancelHandle, Handle, TrioCancelScope, cancel_handle
+from crossgate.adapters._bridge import CancelHandle, Handle, TrioCancelScope, asyncio_loop
 from crossgate.adapters._kind import shape
 from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
 from crossgate.adapters.calls import thread_sensitive as sensitive_context
@@ -329,7 +329,9 @@ class Fallback:
 
     async def _serve(self, kind: str, scope: Message, receive: Receive, send: Send) -> None:
         attempt = _Attempt(kind, receive, send, self.statuses, self.max_replay)
-        handle = cancel_handle()  # the current task on asyncio; None on trio
+        # The current task on asyncio (two C calls: this is every request's path); on trio,
+        # None, and primary runs in a cancel scope of its own (below).
+        handle = asyncio.current_task() if asyncio_loop() is not None else None
         # A copy: routers write into the scope (Starlette's "router", "endpoint", ...), and
         # what primary wrote must not reach legacy.
         child = dict(scope)

@@ -62,7 +62,6 @@ __all__ = [
     "Waiter",
     "asyncio_loop",
     "cancel_and_wait",
-    "cancel_handle",
     "current_task",
     "fail_after",
     "in_trio",
@@ -309,7 +308,7 @@ async def cancel_and_wait(task: Task) -> None:
 
 
 class CancelHandle(Protocol):
-    """The code running now, as a block another callback may cancel (:func:`cancel_handle`).
+    """The code running now, as a block another callback may cancel.
 
     On asyncio it is the current task itself (``cancel()``, ``uncancel()`` taken back by
     the canceller); on trio a cancel scope that the caller enters around the block.
@@ -318,14 +317,6 @@ class CancelHandle(Protocol):
     def cancel(self) -> object: ...
     def uncancel(self) -> int: ...
     def get_loop(self) -> Loop: ...
-
-
-def cancel_handle() -> CancelHandle | None:
-    """A handle to cancel the current task, on asyncio; None on trio, where the caller
-    enters a :class:`TrioCancelScope` around the block instead."""
-    if _get_running_loop() is not None:
-        return asyncio.current_task()
-    return None
 
 
 def is_cancellation(exc: BaseException) -> bool:
