@@ -1,4 +1,4 @@
-"""ASGI app on a WSGI server, in process: crossgate's AsgiToWsgi against a2wsgi's ASGIMiddleware.
+"""ASGI app on a WSGI server, in process: crossgate's ASGIToWSGI against a2wsgi's ASGIMiddleware.
 
 Requests are driven from 16 threads, as a threaded WSGI server would (gunicorn gthread,
 waitress). Workloads: hello-world, a 4 MiB response streamed in 16 KiB chunks, a 1 MiB

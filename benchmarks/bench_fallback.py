@@ -50,7 +50,7 @@ from fastapi import FastAPI
 
 from benchmarks.harness import Case, Row, bench, close_loops, run_async
 from crossgate._types import Message, Receive, Send
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from crossgate.middleware.dispatch import dispatch
 from crossgate.middleware.fallback import Fallback, fallback
 
@@ -101,14 +101,14 @@ def fastapi_app(route: str) -> FastAPI:
     return api
 
 
-def flask_app() -> WsgiToAsgi:
+def flask_app() -> WSGIToASGI:
     app = flask.Flask("legacy")
 
     @app.route("/old/hello")
     def hello() -> str:
         return "Hello, world!"
 
-    return WsgiToAsgi(app)
+    return WSGIToASGI(app)
 
 
 # ------------------------------------------------------------------------ the "server"

@@ -28,37 +28,37 @@ from typing import Any
 
 from benchmarks.harness import Case, Row, bench, print_table, run_async
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 
 # The peers, each optional: a missing one is left out of the tables.
-A2Wsgi: Any
-AsgirefWsgiToAsgi: Any
-UvicornWsgi: Any
-HypercornWsgi: Any
-StarletteWsgi: Any
+A2wsgiMiddleware: Any
+AsgirefWSGIToASGI: Any
+UvicornWSGI: Any
+HypercornWSGI: Any
+StarletteWSGI: Any
 uvloop: Any
 try:
-    from a2wsgi import WSGIMiddleware as A2Wsgi
+    from a2wsgi import WSGIMiddleware as A2wsgiMiddleware
 except ImportError:
-    A2Wsgi = None
+    A2wsgiMiddleware = None
 try:
-    from asgiref.wsgi import WsgiToAsgi as AsgirefWsgiToAsgi
+    from asgiref.wsgi import WsgiToAsgi as AsgirefWSGIToASGI
 except ImportError:
-    AsgirefWsgiToAsgi = None
+    AsgirefWSGIToASGI = None
 try:
-    from uvicorn.middleware.wsgi import _WSGIMiddleware as UvicornWsgi
+    from uvicorn.middleware.wsgi import _WSGIMiddleware as UvicornWSGI
 except ImportError:
-    UvicornWsgi = None
+    UvicornWSGI = None
 try:
-    from hypercorn.middleware import AsyncioWSGIMiddleware as HypercornWsgi
+    from hypercorn.middleware import AsyncioWSGIMiddleware as HypercornWSGI
 except ImportError:
-    HypercornWsgi = None
+    HypercornWSGI = None
 try:
     with warnings.catch_warnings():  # deprecated in favour of a2wsgi, still a peer
         warnings.simplefilter("ignore")
-        from starlette.middleware.wsgi import WSGIMiddleware as StarletteWsgi
+        from starlette.middleware.wsgi import WSGIMiddleware as StarletteWSGI
 except ImportError:
-    StarletteWsgi = None
+    StarletteWSGI = None
 try:
     import uvloop
 except ImportError:
@@ -119,17 +119,17 @@ def upload_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
 
 def contenders(app: WSGIApp) -> list[tuple[str, Any, bool]]:
     """Every adapter that is installed, wrapping ``app``; crossgate first."""
-    found: list[tuple[str, Any, bool]] = [("crossgate", WsgiToAsgi(app), True)]
-    if A2Wsgi is not None:
-        found.append(("a2wsgi", A2Wsgi(app, workers=40), False))
-    if AsgirefWsgiToAsgi is not None:
-        found.append(("asgiref", AsgirefWsgiToAsgi(app), False))
-    if UvicornWsgi is not None:
-        found.append(("uvicorn", UvicornWsgi(app, workers=40), False))
-    if HypercornWsgi is not None:
-        found.append(("hypercorn", HypercornWsgi(app, max_body_size=4 * MIB), False))
-    if StarletteWsgi is not None:
-        found.append(("starlette", StarletteWsgi(app), False))
+    found: list[tuple[str, Any, bool]] = [("crossgate", WSGIToASGI(app), True)]
+    if A2wsgiMiddleware is not None:
+        found.append(("a2wsgi", A2wsgiMiddleware(app, workers=40), False))
+    if AsgirefWSGIToASGI is not None:
+        found.append(("asgiref", AsgirefWSGIToASGI(app), False))
+    if UvicornWSGI is not None:
+        found.append(("uvicorn", UvicornWSGI(app, workers=40), False))
+    if HypercornWSGI is not None:
+        found.append(("hypercorn", HypercornWSGI(app, max_body_size=4 * MIB), False))
+    if StarletteWSGI is not None:
+        found.append(("starlette", StarletteWSGI(app), False))
     return found
 
 

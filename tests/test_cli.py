@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crossgate import AsgiToWsgi, LifespanShim, WsgiToAsgi, asgi_to_wsgi, cli, wsgi_to_asgi
+from crossgate import ASGIToWSGI, LifespanShim, WSGIToASGI, asgi_to_wsgi, cli, wsgi_to_asgi
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from crossgate.cli import (
     LISTEN_FAILED,
@@ -107,17 +107,17 @@ async def asgi_without_lifespan(scope: Message, receive: Receive, send: Send) ->
     await send({"type": "http.response.body", "body": b"no lifespan here"})
 
 
-class AsgiInstance:
+class ASGIInstance:
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         await asgi_app(scope, receive, send)
 
 
-class WsgiInstance:
+class WSGIInstance:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return wsgi_app(environ, start_response)
 
 
-class WsgiClass:
+class WSGIClass:
     """PEP 3333 allows a class as the application: calling it makes the iterable."""
 
     def __init__(self, environ: Environ, start_response: StartResponse) -> None:
@@ -127,7 +127,7 @@ class WsgiClass:
         return iter(self.chunks)
 
 
-class Asgi2Class:
+class ASGI2Class:
     """An ASGI 2 "double callable": made with the scope, then called with receive, send."""
 
     def __init__(self, scope: Message) -> None:
@@ -137,13 +137,13 @@ class Asgi2Class:
         await asgi_app(self.scope, receive, send)
 
 
-def make_wsgi_app() -> WsgiInstance:
+def make_wsgi_app() -> WSGIInstance:
     """A factory, for --factory."""
-    return WsgiInstance()
+    return WSGIInstance()
 
 
 class Holder:
-    inner = AsgiInstance()
+    inner = ASGIInstance()
 
 
 holder = Holder()
@@ -190,7 +190,7 @@ def test_import_app_puts_app_dir_first_on_sys_path(app_dir: Path) -> None:
 
 
 def test_import_app_calls_a_factory() -> None:
-    assert isinstance(import_app("tests.test_cli:make_wsgi_app", factory=True), WsgiInstance)
+    assert isinstance(import_app("tests.test_cli:make_wsgi_app", factory=True), WSGIInstance)
 
 
 @pytest.mark.parametrize(
@@ -272,12 +272,12 @@ def _fastapi_app() -> object:
         pytest.param(lambda: wsgi_app, "wsgi", id="function"),
         pytest.param(lambda: asgi_app, "asgi", id="async-function"),
         pytest.param(lambda: functools.partial(asgi_app), "asgi", id="partial-of-async"),
-        pytest.param(AsgiInstance, "asgi", id="async-call-instance"),
-        pytest.param(WsgiInstance, "wsgi", id="sync-call-instance"),
-        pytest.param(lambda: WsgiClass, "wsgi", id="pep3333-class"),
-        pytest.param(lambda: Asgi2Class, "asgi", id="asgi2-double-callable-class"),
-        pytest.param(lambda: wsgi_to_asgi(wsgi_app), "asgi", id="WsgiToAsgi"),
-        pytest.param(lambda: asgi_to_wsgi(asgi_app), "wsgi", id="AsgiToWsgi"),
+        pytest.param(ASGIInstance, "asgi", id="async-call-instance"),
+        pytest.param(WSGIInstance, "wsgi", id="sync-call-instance"),
+        pytest.param(lambda: WSGIClass, "wsgi", id="pep3333-class"),
+        pytest.param(lambda: ASGI2Class, "asgi", id="asgi2-double-callable-class"),
+        pytest.param(lambda: wsgi_to_asgi(wsgi_app), "asgi", id="WSGIToASGI"),
+        pytest.param(lambda: asgi_to_wsgi(asgi_app), "wsgi", id="ASGIToWSGI"),
         pytest.param(_flask_app, "wsgi", id="flask"),
         pytest.param(_fastapi_app, "asgi", id="fastapi"),
         pytest.param(_django_asgi_handler, "asgi", id="django-asgi-handler"),
@@ -427,7 +427,7 @@ def test_uvicorn_gets_a_factory_import_string_and_its_own_workers(
     assert options["lifespan"] == "auto"
     # What each worker process serves: the WSGI app wrapped, with --threads as its pool.
     served = cli._served_app()
-    assert isinstance(served, WsgiToAsgi)
+    assert isinstance(served, WSGIToASGI)
     assert served.app is wsgi_app
     assert served.workers == 7
 
@@ -492,7 +492,7 @@ def test_gunicorn_gets_gthread_workers_and_serves_asgi_through_asgi_to_wsgi(
     assert cfg.post_worker_init is _gunicorn.post_worker_init
     wsgi = application.load()  # what each worker serves, after fork
     assert isinstance(wsgi, _app.ScriptName)
-    assert isinstance(wsgi.app, AsgiToWsgi)
+    assert isinstance(wsgi.app, ASGIToWSGI)
     assert wsgi.app.app is asgi_app
     assert _app.adapter is wsgi.app
 
@@ -694,7 +694,7 @@ def test_gunicorn_reload_reports_a_bad_module_in_one_line() -> None:
 @pytest.mark.parametrize("server", ["uvicorn", "waitress"])
 def test_serve_runs_an_asgi2_double_callable_on(server: str) -> None:
     port = free_port()
-    with _serve(["tests.test_cli:Asgi2Class", "--server", server], port):
+    with _serve(["tests.test_cli:ASGI2Class", "--server", server], port):
         answer = httpx.get(f"http://127.0.0.1:{port}/two", timeout=10).json()
         assert answer["interface"] == "asgi"
         assert answer["path"] == "/two"

@@ -16,6 +16,9 @@ set (each module names only the section it follows):
 
 from __future__ import annotations
 
+import typing as _typing
+
+from crossgate import _deprecated
 from crossgate._errors import (
     ClientDisconnected,
     ClientDisconnectFilter,
@@ -29,20 +32,20 @@ from crossgate._errors import (
 )
 from crossgate._types import ASGIApp, WSGIApp
 from crossgate.adapters._bridge import WorkerPool, set_default_workers
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
+from crossgate.adapters.asgi_to_wsgi import ASGIToWSGI, asgi_to_wsgi
 from crossgate.adapters.calls import async_to_sync, sync_to_async, thread_sensitive
 from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
 from crossgate.adapters.lifespan import LifespanManager, lifespan, lifespan_sync
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI, wsgi_to_asgi
 from crossgate.middleware.dispatch import (
     Dispatcher,
-    WsgiDispatcher,
+    WSGIDispatcher,
     dispatch,
     dispatch_wsgi,
     is_asgi_app,
     is_wsgi_app,
 )
-from crossgate.middleware.fallback import Fallback, WsgiFallback, fallback, fallback_wsgi
+from crossgate.middleware.fallback import Fallback, WSGIFallback, fallback, fallback_wsgi
 from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __version__ = "0.1.0.dev0"
@@ -50,7 +53,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ENVIRON_SCOPE_KEY",
     "ASGIApp",
-    "AsgiToWsgi",
+    "ASGIToWSGI",
     "ClientDisconnectFilter",
     "ClientDisconnected",
     "CrossgateError",
@@ -65,10 +68,10 @@ __all__ = [
     "RequestBodyTooLarge",
     "ResponseTimeout",
     "WSGIApp",
+    "WSGIDispatcher",
+    "WSGIFallback",
+    "WSGIToASGI",
     "WorkerPool",
-    "WsgiDispatcher",
-    "WsgiFallback",
-    "WsgiToAsgi",
     "__version__",
     "asgi_to_wsgi",
     "async_to_sync",
@@ -86,3 +89,16 @@ __all__ = [
     "with_lifespan",
     "wsgi_to_asgi",
 ]
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: _typing.Final = {
+    "AsgiToWsgi": "ASGIToWSGI",
+    "WsgiToAsgi": "WSGIToASGI",
+    "WsgiDispatcher": "WSGIDispatcher",
+    "WsgiFallback": "WSGIFallback",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    return _deprecated.renamed(__name__, _RENAMED, globals())(name)

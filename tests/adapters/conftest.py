@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from crossgate._types import WSGIApp
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi, wsgi_to_asgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI, wsgi_to_asgi
 
 
 @pytest.fixture
-def make() -> Iterator[Callable[..., WsgiToAsgi]]:
+def make() -> Iterator[Callable[..., WSGIToASGI]]:
     """Build adapters; their pools are shut down after the test."""
-    made: list[WsgiToAsgi] = []
+    made: list[WSGIToASGI] = []
 
-    def factory(app: WSGIApp, **options: Any) -> WsgiToAsgi:
+    def factory(app: WSGIApp, **options: Any) -> WSGIToASGI:
         # Most tests here are about wsgi.input streaming from receive(): small bodies are
         # not received whole before the app runs unless a test asks for it.
         options.setdefault("body_prefetch", 0)

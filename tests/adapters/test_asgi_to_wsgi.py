@@ -1,4 +1,4 @@
-"""AsgiToWsgi: an ASGI app behind a WSGI server, checked through ``wsgiref.validate``."""
+"""ASGIToWSGI: an ASGI app behind a WSGI server, checked through ``wsgiref.validate``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from starlette.routing import Route
 from crossgate._errors import ClientDisconnected, InvalidResponse, LifespanError
 from crossgate._types import Environ, Message, Receive, Send
 from crossgate.adapters._bridge import current_task
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, asgi_to_wsgi
+from crossgate.adapters.asgi_to_wsgi import ASGIToWSGI, asgi_to_wsgi
 from crossgate.adapters.environ import ENVIRON_SCOPE_KEY
 from tests.adapters.support import no_new_cycles
 
@@ -135,12 +135,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def wrap(backend: str) -> Iterator[Callable[..., AsgiToWsgi]]:
+def wrap(backend: str) -> Iterator[Callable[..., ASGIToWSGI]]:
     """Wrap ASGI apps on ``backend``'s portal; every wrapper is closed (shutdown, tasks
     awaited) after the test."""
-    made: list[AsgiToWsgi] = []
+    made: list[ASGIToWSGI] = []
 
-    def factory(app: Any, **options: Any) -> AsgiToWsgi:
+    def factory(app: Any, **options: Any) -> ASGIToWSGI:
         wrapper = asgi_to_wsgi(app, backend=options.pop("backend", backend), **options)
         made.append(wrapper)
         return wrapper
@@ -174,7 +174,7 @@ START = {"type": "http.response.start", "status": 200, "headers": [(b"content-ty
 # --------------------------------------------------------------------------------------------
 
 
-def test_hello_world_is_a_list_with_reason_phrase(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_hello_world_is_a_list_with_reason_phrase(wrap: Callable[..., ASGIToWSGI]) -> None:
     result = call(wrap(text_app()))
     assert result.status == "200 OK"
     assert result.headers == [("content-type", "text/plain")]
@@ -182,12 +182,12 @@ def test_hello_world_is_a_list_with_reason_phrase(wrap: Callable[..., AsgiToWsgi
     assert isinstance(result.iterable.original_iterator, list)
 
 
-def test_unknown_status_code_keeps_an_empty_reason(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_unknown_status_code_keeps_an_empty_reason(wrap: Callable[..., ASGIToWSGI]) -> None:
     assert call(wrap(text_app(status=599))).status == "599 "
 
 
 def test_headers_are_latin1_in_order_with_duplicates_and_no_hop_by_hop(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [
@@ -212,7 +212,7 @@ def test_headers_are_latin1_in_order_with_duplicates_and_no_hop_by_hop(
     assert result.body == b""
 
 
-def test_streamed_response_yields_as_sent(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_streamed_response_yields_as_sent(wrap: Callable[..., ASGIToWSGI]) -> None:
     release = threading.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -236,7 +236,7 @@ def test_streamed_response_yields_as_sent(wrap: Callable[..., AsgiToWsgi]) -> No
         iterable.close()
 
 
-def test_send_waits_while_the_byte_budget_is_full(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_send_waits_while_the_byte_budget_is_full(wrap: Callable[..., ASGIToWSGI]) -> None:
     """With a 1-byte budget each chunk must be taken before the app may send the next."""
     consumed = 0
     seen_at_send: list[int] = []
@@ -263,7 +263,7 @@ def test_send_waits_while_the_byte_budget_is_full(wrap: Callable[..., AsgiToWsgi
     assert all(seen >= index - 1 for index, seen in enumerate(seen_at_send)), seen_at_send
 
 
-def test_memoryview_and_bytearray_bodies_are_accepted(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_memoryview_and_bytearray_bodies_are_accepted(wrap: Callable[..., ASGIToWSGI]) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(START)
         await send({"type": "http.response.body", "body": memoryview(b"ab"), "more_body": True})
@@ -296,7 +296,7 @@ def recording_app(messages: list[Message]) -> ASGI:
     return app
 
 
-def test_small_body_arrives_in_one_message(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_small_body_arrives_in_one_message(wrap: Callable[..., ASGIToWSGI]) -> None:
     messages: list[Message] = []
     result = call(wrap(recording_app(messages), lifespan="off"), method="POST", body=b"x" * 1000)
     assert result.body == b"x" * 1000
@@ -304,7 +304,7 @@ def test_small_body_arrives_in_one_message(wrap: Callable[..., AsgiToWsgi]) -> N
 
 
 def test_large_body_streams_in_chunks_bounded_by_the_budget(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     data = os.urandom(300_000)
     messages: list[Message] = []
@@ -316,7 +316,7 @@ def test_large_body_streams_in_chunks_bounded_by_the_budget(
 
 
 def test_body_of_known_length_up_to_the_budget_is_one_read(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     """Each read is a thread hop: a 300 kB upload takes one, not five of 64 KiB."""
     data = os.urandom(300_000)
@@ -326,7 +326,7 @@ def test_body_of_known_length_up_to_the_budget_is_one_read(
     assert messages == [{"type": "http.request", "body": data, "more_body": False}]
 
 
-def test_chunked_body_is_read_in_small_pieces(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_chunked_body_is_read_in_small_pieces(wrap: Callable[..., ASGIToWSGI]) -> None:
     """A chunked upload may be a live stream: the app gets it 64 KiB at a time."""
     data = os.urandom(150_000)
     messages: list[Message] = []
@@ -336,7 +336,7 @@ def test_chunked_body_is_read_in_small_pieces(wrap: Callable[..., AsgiToWsgi]) -
     assert [len(m["body"]) for m in messages] == [65536, 65536, 150_000 - 2 * 65536, 0]
 
 
-def test_chunked_upload_is_read_to_eof(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_chunked_upload_is_read_to_eof(wrap: Callable[..., ASGIToWSGI]) -> None:
     data = os.urandom(150_000)
     messages: list[Message] = []
     app = wrap(recording_app(messages), lifespan="off")
@@ -346,7 +346,7 @@ def test_chunked_upload_is_read_to_eof(wrap: Callable[..., AsgiToWsgi]) -> None:
 
 
 def test_terminated_input_with_a_length_is_read_up_front(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     """gunicorn and waitress set wsgi.input_terminated on every request."""
     messages: list[Message] = []
@@ -356,7 +356,7 @@ def test_terminated_input_with_a_length_is_read_up_front(
 
 
 def test_terminated_chunked_input_ignores_a_content_length(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     messages: list[Message] = []
     environ = make_environ(
@@ -370,7 +370,7 @@ def test_terminated_chunked_input_ignores_a_content_length(
 
 @pytest.mark.parametrize("terminated", [False, True])
 def test_a_cancelled_receive_loses_no_body(
-    wrap: Callable[..., AsgiToWsgi], terminated: bool
+    wrap: Callable[..., ASGIToWSGI], terminated: bool
 ) -> None:
     """Starlette's is_disconnected() calls receive() in an already cancelled scope."""
     data = os.urandom(200_000)
@@ -398,7 +398,7 @@ def test_a_cancelled_receive_loses_no_body(
     assert cancelled > 1
 
 
-def test_no_length_and_not_terminated_is_an_empty_body(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_no_length_and_not_terminated_is_an_empty_body(wrap: Callable[..., ASGIToWSGI]) -> None:
     messages: list[Message] = []
     environ = make_environ("POST", body=b"ignored")
     del environ["CONTENT_LENGTH"]
@@ -408,7 +408,7 @@ def test_no_length_and_not_terminated_is_an_empty_body(wrap: Callable[..., AsgiT
 
 @pytest.mark.parametrize("declared", [100, 200_000])
 def test_input_shorter_than_content_length_ends_in_disconnect(
-    wrap: Callable[..., AsgiToWsgi], declared: int
+    wrap: Callable[..., ASGIToWSGI], declared: int
 ) -> None:
     messages: list[Message] = []
     app = wrap(recording_app(messages), lifespan="off")
@@ -420,7 +420,7 @@ def test_input_shorter_than_content_length_ends_in_disconnect(
 
 @pytest.mark.parametrize("declared", [100, 200_000], ids=["read-up-front", "read-on-demand"])
 def test_an_app_deaf_to_a_cut_upload_is_given_up_after_the_grace(
-    wrap: Callable[..., AsgiToWsgi], declared: int
+    wrap: Callable[..., ASGIToWSGI], declared: int
 ) -> None:
     """An app that is told its client left mid-body (http.disconnect) and neither answers
     nor ends held the server's thread for ever: a server with a thread per request
@@ -450,7 +450,7 @@ def test_an_app_deaf_to_a_cut_upload_is_given_up_after_the_grace(
 
 
 def test_after_the_body_receive_waits_for_the_response_then_disconnects(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     order: list[str] = []
     finished = threading.Event()
@@ -497,7 +497,7 @@ async def _streamed_app(scope: Scope, receive: Receive, send: Send) -> None:
     ],
 )
 def test_a_request_leaves_no_reference_cycles(
-    wrap: Callable[..., AsgiToWsgi], app: ASGI, environ: dict[str, Any]
+    wrap: Callable[..., ASGIToWSGI], app: ASGI, environ: dict[str, Any]
 ) -> None:
     """Everything a request makes is freed by reference counting as it ends: garbage
     left to the cyclic collector would cost every request its share of a collection."""
@@ -561,14 +561,14 @@ def _ignore_start(status: str, headers: list[tuple[str, str]], exc_info: Any = N
     return lambda data: None
 
 
-def _closed_early(wrapper: AsgiToWsgi) -> None:
+def _closed_early(wrapper: ASGIToWSGI) -> None:
     """The WSGI server stops iterating after the first chunk (its client left), closes."""
     iterable: Any = wrapper(make_environ(), _ignore_start)
     next(iter(iterable))
     iterable.close()
 
 
-def _aborted(wrapper: AsgiToWsgi) -> None:
+def _aborted(wrapper: ASGIToWSGI) -> None:
     """A server that meets the app's error in the middle of the body, then closes."""
     iterable: Any = wrapper(make_environ(), _ignore_start)
     with pytest.raises(ValueError, match="after its response started"):
@@ -577,7 +577,7 @@ def _aborted(wrapper: AsgiToWsgi) -> None:
     iterable.close()
 
 
-def _answered(wrapper: AsgiToWsgi) -> None:
+def _answered(wrapper: ASGIToWSGI) -> None:
     """A server that reads the whole response (no validator: its wrappers keep frames)."""
     assert b"".join(wrapper(make_environ(), _ignore_start))
 
@@ -594,9 +594,9 @@ def _answered(wrapper: AsgiToWsgi) -> None:
     ],
 )
 def test_a_request_cut_short_leaves_no_reference_cycles(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
     app: ASGI,
-    request_: Callable[[AsgiToWsgi], object],
+    request_: Callable[[ASGIToWSGI], object],
 ) -> None:
     """The stop the app's send() raises, kept by the response channel, and the app's error,
     kept by the exchange, must not tie the request into a cycle through their tracebacks."""
@@ -624,7 +624,7 @@ def test_a_request_cut_short_leaves_no_reference_cycles(
 
 
 def test_app_returning_without_response_is_500(
-    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+    wrap: Callable[..., ASGIToWSGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
@@ -636,7 +636,7 @@ def test_app_returning_without_response_is_500(
 
 
 def test_app_raising_before_start_is_500_with_exc_info_and_logged(
-    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+    wrap: Callable[..., ASGIToWSGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise ZeroDivisionError("boom")
@@ -651,7 +651,7 @@ def test_app_raising_before_start_is_500_with_exc_info_and_logged(
 
 
 def test_app_raising_after_start_before_body_is_still_500(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(START)
@@ -673,7 +673,7 @@ def after_first_chunk(then: Callable[[Send], Any]) -> tuple[ASGI, threading.Even
     return app, release
 
 
-def read_then_fail(wrapper: AsgiToWsgi, release: threading.Event) -> None:
+def read_then_fail(wrapper: ASGIToWSGI, release: threading.Event) -> None:
     iterable: Any = wsgiref.validate.validator(wrapper)(
         make_environ(), lambda status, headers, exc_info=None: lambda data: None
     )
@@ -686,7 +686,7 @@ def read_then_fail(wrapper: AsgiToWsgi, release: threading.Event) -> None:
         iterable.close()
 
 
-def test_app_raising_mid_body_raises_into_the_server(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_app_raising_mid_body_raises_into_the_server(wrap: Callable[..., ASGIToWSGI]) -> None:
     async def then(send: Send) -> None:
         raise KeyError("mid-stream")
 
@@ -695,7 +695,7 @@ def test_app_raising_mid_body_raises_into_the_server(wrap: Callable[..., AsgiToW
         read_then_fail(wrap(app, lifespan="off"), release)
 
 
-def test_app_returning_mid_body_raises_into_the_server(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_app_returning_mid_body_raises_into_the_server(wrap: Callable[..., ASGIToWSGI]) -> None:
     async def then(send: Send) -> None:
         return
 
@@ -705,7 +705,7 @@ def test_app_returning_mid_body_raises_into_the_server(wrap: Callable[..., AsgiT
 
 
 def test_app_raising_before_the_server_took_anything_is_500(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     """Started and streaming, but nothing reached the server yet: a 500 is still possible."""
 
@@ -743,7 +743,7 @@ INVALID: list[tuple[str, list[Message]]] = [
 
 @pytest.mark.parametrize(("name", "messages"), INVALID, ids=[name for name, _ in INVALID])
 def test_invalid_message_before_the_response_is_500(
-    wrap: Callable[..., AsgiToWsgi], name: str, messages: list[Message]
+    wrap: Callable[..., ASGIToWSGI], name: str, messages: list[Message]
 ) -> None:
     raised: list[BaseException] = []
 
@@ -761,7 +761,7 @@ def test_invalid_message_before_the_response_is_500(
 
 
 def test_invalid_message_after_the_response_started_aborts_it(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     async def then(send: Send) -> None:
         await send({"type": "http.response.body", "body": 12})
@@ -772,7 +772,7 @@ def test_invalid_message_after_the_response_started_aborts_it(
 
 
 def test_messages_after_the_end_are_refused_in_the_app(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     refused = threading.Event()
 
@@ -789,7 +789,7 @@ def test_messages_after_the_end_are_refused_in_the_app(
 
 
 def test_response_timeout_answers_504_and_cancels_the_app(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     cancelled = threading.Event()
 
@@ -805,7 +805,7 @@ def test_response_timeout_answers_504_and_cancels_the_app(
     assert cancelled.wait(WAIT)
 
 
-def test_app_cancelled_from_outside_is_500(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_app_cancelled_from_outside_is_500(wrap: Callable[..., ASGIToWSGI]) -> None:
     """As when the portal loop closes under a waiting request: never a CancelledError."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -818,7 +818,7 @@ def test_app_cancelled_from_outside_is_500(wrap: Callable[..., AsgiToWsgi]) -> N
 
 
 def test_app_timeout_error_without_response_timeout_is_500(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise TimeoutError("the app's own")
@@ -831,14 +831,14 @@ def test_app_timeout_error_without_response_timeout_is_500(
 # --------------------------------------------------------------------------------------------
 
 
-def open_stream(app: AsgiToWsgi) -> Any:
+def open_stream(app: ASGIToWSGI) -> Any:
     environ = make_environ()
     return wsgiref.validate.validator(app)(
         environ, lambda status, headers, exc_info=None: lambda data: None
     )
 
 
-def test_early_close_disconnects_the_app(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_early_close_disconnects_the_app(wrap: Callable[..., ASGIToWSGI]) -> None:
     outcome: list[object] = []
     done = threading.Event()
 
@@ -861,7 +861,7 @@ def test_early_close_disconnects_the_app(wrap: Callable[..., AsgiToWsgi]) -> Non
     assert outcome[1] == {"type": "http.disconnect"}
 
 
-def test_early_close_wakes_a_waiting_receive(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_early_close_wakes_a_waiting_receive(wrap: Callable[..., ASGIToWSGI]) -> None:
     received: list[Message] = []
     done = threading.Event()
 
@@ -880,7 +880,7 @@ def test_early_close_wakes_a_waiting_receive(wrap: Callable[..., AsgiToWsgi]) ->
 
 
 def test_app_ignoring_the_disconnect_is_cancelled_after_the_grace(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     cancelled = threading.Event()
 
@@ -899,7 +899,7 @@ def test_app_ignoring_the_disconnect_is_cancelled_after_the_grace(
     assert cancelled.wait(WAIT)
 
 
-def test_no_task_is_left_pending_after_early_close(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_no_task_is_left_pending_after_early_close(wrap: Callable[..., ASGIToWSGI]) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(START)
         while True:
@@ -935,7 +935,7 @@ def lifespan_app(events: list[str], **routes_kwargs: Any) -> Starlette:
 
 
 def test_lifespan_runs_once_and_state_is_a_shallow_copy(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     events: list[str] = []
     wrapper = wrap(lifespan_app(events))
@@ -949,7 +949,7 @@ def test_lifespan_runs_once_and_state_is_a_shallow_copy(
     assert events == ["startup", "shutdown"]
 
 
-def test_start_runs_startup_before_any_request(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_start_runs_startup_before_any_request(wrap: Callable[..., ASGIToWSGI]) -> None:
     events: list[str] = []
     wrapper = wrap(lifespan_app(events))
     wrapper.start()
@@ -972,7 +972,7 @@ def failing_lifespan_app() -> Starlette:
 
 
 def test_failed_startup_answers_500_and_logs_the_message(
-    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+    wrap: Callable[..., ASGIToWSGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     wrapper = wrap(failing_lifespan_app())
     for _ in range(2):
@@ -981,7 +981,7 @@ def test_failed_startup_answers_500_and_logs_the_message(
 
 
 def test_lifespan_on_raises_a_failed_startup_to_the_server(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     wrapper = wrap(failing_lifespan_app(), lifespan="on")
     with pytest.raises(LifespanError, match="database refused"):
@@ -990,14 +990,14 @@ def test_lifespan_on_raises_a_failed_startup_to_the_server(
         call(wrapper)
 
 
-def test_lifespan_on_refuses_an_app_without_lifespan(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_lifespan_on_refuses_an_app_without_lifespan(wrap: Callable[..., ASGIToWSGI]) -> None:
     wrapper = wrap(text_app(), lifespan="on")
     with pytest.raises(LifespanError, match="does not support the lifespan protocol"):
         call(wrapper)
 
 
 def test_lifespan_auto_tolerates_an_app_without_lifespan(
-    wrap: Callable[..., AsgiToWsgi],
+    wrap: Callable[..., ASGIToWSGI],
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -1009,7 +1009,7 @@ def test_lifespan_auto_tolerates_an_app_without_lifespan(
 
 
 def test_lifespan_auto_serves_an_app_that_ignores_the_scope_type(
-    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+    wrap: Callable[..., ASGIToWSGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A hand-written app that treats every scope as a request (it receives, then answers
     with http.response.start) has no lifespan: uvicorn and hypercorn in auto mode serve it,
@@ -1032,7 +1032,7 @@ def test_lifespan_auto_serves_an_app_that_ignores_the_scope_type(
 
 
 def test_a_client_leaving_mid_upload_is_one_info_line_even_after_a_500(
-    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+    wrap: Callable[..., ASGIToWSGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Starlette's app raises ClientDisconnect when the body ends early, and its error
     middleware sends a 500 first, then re-raises: this was logged at ERROR as "failed after
@@ -1074,7 +1074,7 @@ def test_a_client_leaving_mid_upload_is_one_info_line_even_after_a_500(
 
 
 def test_an_error_after_the_response_started_is_raised_to_the_server_not_logged(
-    wrap: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+    wrap: Callable[..., ASGIToWSGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The WSGI server logs what the iterable raises: logged here too, it was logged twice."""
     with caplog.at_level(logging.DEBUG, logger="crossgate"):
@@ -1082,7 +1082,7 @@ def test_an_error_after_the_response_started_is_raised_to_the_server_not_logged(
     assert not [r for r in caplog.records if r.name.startswith("crossgate")]
 
 
-def test_lifespan_off_sends_no_lifespan_and_no_state(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_lifespan_off_sends_no_lifespan_and_no_state(wrap: Callable[..., ASGIToWSGI]) -> None:
     types: list[str] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -1095,12 +1095,12 @@ def test_lifespan_off_sends_no_lifespan_and_no_state(wrap: Callable[..., AsgiToW
 
 def test_invalid_options_are_refused() -> None:
     with pytest.raises(ValueError, match="lifespan"):
-        AsgiToWsgi(text_app(), lifespan="sometimes")  # type: ignore[arg-type]
+        ASGIToWSGI(text_app(), lifespan="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="budget"):
-        AsgiToWsgi(text_app(), budget=0)
+        ASGIToWSGI(text_app(), budget=0)
 
 
-def test_response_does_not_wait_for_background_tasks(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_response_does_not_wait_for_background_tasks(wrap: Callable[..., ASGIToWSGI]) -> None:
     events: list[str] = []
     gate = threading.Event()
 
@@ -1254,7 +1254,7 @@ def test_django_asgi_handler_runs_without_its_missing_lifespan() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_runs_its_own_loop_and_lifespan(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_a_forked_child_runs_its_own_loop_and_lifespan(wrap: Callable[..., ASGIToWSGI]) -> None:
     events: list[str] = []
     wrapper = wrap(lifespan_app(events))
     assert call(wrapper, path="/state").status == "200 OK"
@@ -1291,7 +1291,7 @@ def test_a_forked_child_runs_its_own_loop_and_lifespan(wrap: Callable[..., AsgiT
 
 @pytest.mark.parametrize("file_wrapper", [True, False])
 def test_pathsend_streams_the_file(
-    wrap: Callable[..., AsgiToWsgi], tmp_path: Path, file_wrapper: bool
+    wrap: Callable[..., ASGIToWSGI], tmp_path: Path, file_wrapper: bool
 ) -> None:
     data = os.urandom(200_000)
     target = tmp_path / "data.bin"
@@ -1312,7 +1312,7 @@ def test_pathsend_streams_the_file(
     assert isinstance(inner, wsgiref.util.FileWrapper) is file_wrapper
 
 
-def test_pathsend_of_a_missing_file_is_500(wrap: Callable[..., AsgiToWsgi], tmp_path: Path) -> None:
+def test_pathsend_of_a_missing_file_is_500(wrap: Callable[..., ASGIToWSGI], tmp_path: Path) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(START)
         await send({"type": "http.response.pathsend", "path": str(tmp_path / "missing")})
@@ -1320,7 +1320,7 @@ def test_pathsend_of_a_missing_file_is_500(wrap: Callable[..., AsgiToWsgi], tmp_
     assert call(wrap(app, lifespan="off")).status == "500 Internal Server Error"
 
 
-def test_scope_from_the_environ(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_scope_from_the_environ(wrap: Callable[..., ASGIToWSGI]) -> None:
     scopes: list[Scope] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -1347,7 +1347,7 @@ def test_scope_from_the_environ(wrap: Callable[..., AsgiToWsgi]) -> None:
     assert scope["extensions"] == {"http.response.pathsend": {}}
 
 
-def test_fastapi_app_end_to_end(wrap: Callable[..., AsgiToWsgi]) -> None:
+def test_fastapi_app_end_to_end(wrap: Callable[..., ASGIToWSGI]) -> None:
     from fastapi import FastAPI  # noqa: PLC0415
 
     @contextlib.asynccontextmanager
@@ -1469,7 +1469,7 @@ def test_a_trio_app_on_the_default_backend_fails_and_says_so() -> None:
 
 def test_invalid_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="backend"):
-        AsgiToWsgi(text_app(), backend="curio")  # type: ignore[arg-type]
+        ASGIToWSGI(text_app(), backend="curio")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1526,7 +1526,7 @@ class Replay:
 
 
 @pytest.fixture(scope="module")
-def replay() -> Iterator[tuple[AsgiToWsgi, Replay]]:
+def replay() -> Iterator[tuple[ASGIToWSGI, Replay]]:
     """One adapter (a small byte budget, so streams hit backpressure) for all examples."""
     app = Replay()
     wrapper = asgi_to_wsgi(app, lifespan="off", budget=2048)
@@ -1547,7 +1547,7 @@ segments = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="
     terminated=st.booleans(),
 )
 def test_wsgi_response_matches_what_the_asgi_app_sent(
-    replay: tuple[AsgiToWsgi, Replay],
+    replay: tuple[ASGIToWSGI, Replay],
     behaviour: tuple[int, list[tuple[bytes, bytes]], list[Message]],
     method: str,
     path: str,

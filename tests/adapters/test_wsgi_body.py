@@ -19,7 +19,7 @@ from crossgate._errors import ClientDisconnected, RequestBodyTooLarge
 from crossgate._types import Environ, Message, StartResponse
 from crossgate.adapters._bridge import running_loop
 from crossgate.adapters._wsgi_body import BodyReceiver, BodyState
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from tests.adapters.wsgi_server import (
     CHUNKINGS,
     Chunking,
@@ -32,7 +32,7 @@ from tests.adapters.wsgi_server import (
 pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 
-async def test_at_most_one_message_is_read_ahead(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_at_most_one_message_is_read_ahead(make: Callable[..., WSGIToASGI]) -> None:
     seen: dict[str, Any] = {}
     ex = Exchange([b"ab", b"cd", b"ef", b"gh", b"ij"], method="POST")
     probe: dict[str, int] = {}
@@ -52,7 +52,7 @@ async def test_at_most_one_message_is_read_ahead(make: Callable[..., WsgiToAsgi]
 
 
 async def test_a_read_waiting_behind_the_read_ahead_sees_its_disconnect(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """The message read ahead is a disconnect while a read waits for the receive() lock:
     the read raises, and does not call receive() again (on hypercorn, say, nothing more
@@ -92,7 +92,7 @@ async def test_a_read_waiting_behind_the_read_ahead_sees_its_disconnect(
 
 
 async def test_a_read_handed_the_message_it_waited_for_reads_only_one_more_ahead(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """The loop reads on as it hands a waiting worker its message: one message ahead of
     the app, never two, however long the app then takes."""
@@ -199,7 +199,7 @@ async def test_a_body_refuses_a_move_its_state_does_not_allow() -> None:
 
 
 async def test_streaming_without_reading_the_body_reads_no_further(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """The first body message was received before the app ran: the disconnect watcher must
     not receive a second one while the app has not asked for the body."""
@@ -223,7 +223,7 @@ async def test_streaming_without_reading_the_body_reads_no_further(
 
 
 async def test_a_client_silent_while_the_app_reads_its_body_is_dropped(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """The app's read raises ClientDisconnected saying why; the client, still there, gets
     408 and the connection closes. A streamed upload costs a thread while it lasts, but
@@ -247,7 +247,7 @@ async def test_a_client_silent_while_the_app_reads_its_body_is_dropped(
 
 
 async def test_an_app_that_answers_after_its_client_went_silent_is_replaced_by_408(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         with contextlib.suppress(OSError):
@@ -262,7 +262,7 @@ async def test_an_app_that_answers_after_its_client_went_silent_is_replaced_by_4
 
 @pytest.mark.parametrize("chunking", CHUNKINGS)
 async def test_streamed_body_over_the_limit_raises_from_read(
-    make: Callable[..., WsgiToAsgi], chunking: Chunking
+    make: Callable[..., WSGIToASGI], chunking: Chunking
 ) -> None:
     seen: dict[str, Any] = {}
     app = make(reading_app(lambda f: f.read(), seen), max_request_body=10)
@@ -271,7 +271,7 @@ async def test_streamed_body_over_the_limit_raises_from_read(
 
 
 async def test_a_body_over_the_limit_is_not_drained_while_the_response_streams(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     errors: list[BaseException] = []
 
@@ -293,7 +293,7 @@ async def test_a_body_over_the_limit_is_not_drained_while_the_response_streams(
     assert ex.receives == 2  # the first message and the one that crossed the limit
 
 
-async def test_body_within_the_limit_is_read(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_body_within_the_limit_is_read(make: Callable[..., WSGIToASGI]) -> None:
     seen: dict[str, Any] = {}
     app = make(reading_app(lambda f: f.read(), seen), max_request_body=10)
     await Exchange([b"12345", b"67890"], method="POST", headers=[(b"content-length", b"10")]).run(
@@ -302,7 +302,7 @@ async def test_body_within_the_limit_is_read(make: Callable[..., WsgiToAsgi]) ->
     assert seen["result"] == b"1234567890"
 
 
-async def test_generator_reads_the_body_while_streaming(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_generator_reads_the_body_while_streaming(make: Callable[..., WSGIToASGI]) -> None:
     """The disconnect watcher and wsgi.input share receive(): no message is lost."""
     parts = [b"line %d\n" % i for i in range(30)]
 

@@ -25,8 +25,8 @@ from crossgate._errors import ClientDisconnected, InvalidResponse
 from crossgate._types import Environ, Message, StartResponse, WSGIApp
 from crossgate.adapters._bridge import running_loop
 from crossgate.adapters._wsgi_body import BodyReceiver
-from crossgate.adapters._wsgi_call import ResponseState, WSGICall
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters._wsgi_call import ResponseState, WSGIJob
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from tests.adapters.support import no_new_cycles
 from tests.adapters.wsgi_server import (
     BODY,
@@ -43,7 +43,7 @@ from tests.adapters.wsgi_server import (
 pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
 
-async def test_list_body_is_one_start_and_one_body_message(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_list_body_is_one_start_and_one_body_message(make: Callable[..., WSGIToASGI]) -> None:
     # No validator here: it wraps the list in an iterator, and this is the list fast path.
     app = make(app_returning([b"Hello, ", b"", b"world"]))
     ex = await Exchange().run(app)
@@ -54,7 +54,7 @@ async def test_list_body_is_one_start_and_one_body_message(make: Callable[..., W
     assert ex.complete
 
 
-async def test_large_list_body_is_sent_without_joining(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_large_list_body_is_sent_without_joining(make: Callable[..., WSGIToASGI]) -> None:
     chunks = [b"a" * 100, b"b" * 100, b"c" * 100]
     ex = await Exchange().run(make(app_returning(chunks), budget=150))
     assert [m["body"] for m in ex.messages[1:-1]] == chunks
@@ -63,7 +63,7 @@ async def test_large_list_body_is_sent_without_joining(make: Callable[..., WsgiT
 
 
 @pytest.mark.parametrize("kind", ["list", "generator", "write"])
-async def test_body_kinds_give_the_same_bytes(make: Callable[..., WsgiToAsgi], kind: str) -> None:
+async def test_body_kinds_give_the_same_bytes(make: Callable[..., WSGIToASGI], kind: str) -> None:
     chunks = [b"", b"one", b"", b"two", b"three", b""]
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -81,7 +81,7 @@ async def test_body_kinds_give_the_same_bytes(make: Callable[..., WsgiToAsgi], k
     assert ex.complete
 
 
-async def test_write_then_returned_iterable_keep_order(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_write_then_returned_iterable_keep_order(make: Callable[..., WSGIToASGI]) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"a")
@@ -93,7 +93,7 @@ async def test_write_then_returned_iterable_keep_order(make: Callable[..., WsgiT
     assert ex.complete
 
 
-async def test_headers_wait_for_the_first_non_empty_chunk(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_headers_wait_for_the_first_non_empty_chunk(make: Callable[..., WSGIToASGI]) -> None:
     """An error after only empty chunks still becomes a clean 500: nothing was sent."""
 
     def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
@@ -109,7 +109,7 @@ async def test_headers_wait_for_the_first_non_empty_chunk(make: Callable[..., Ws
     assert ex.complete
 
 
-async def test_empty_generator_sends_headers_at_the_end(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_empty_generator_sends_headers_at_the_end(make: Callable[..., WSGIToASGI]) -> None:
     ex = await Exchange().run(
         make(validator(app_returning(iter([b"", b""]), "204 No Content", [])))
     )
@@ -118,7 +118,7 @@ async def test_empty_generator_sends_headers_at_the_end(make: Callable[..., Wsgi
     assert ex.complete
 
 
-async def test_exc_info_before_body_replaces_the_status(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_exc_info_before_body_replaces_the_status(make: Callable[..., WSGIToASGI]) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b""
@@ -136,7 +136,7 @@ async def test_exc_info_before_body_replaces_the_status(make: Callable[..., Wsgi
     assert ex.complete
 
 
-async def test_exc_info_after_headers_reraises_and_aborts(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_exc_info_after_headers_reraises_and_aborts(make: Callable[..., WSGIToASGI]) -> None:
     seen: dict[str, BaseException] = {}
 
     def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
@@ -159,7 +159,7 @@ async def test_exc_info_after_headers_reraises_and_aborts(make: Callable[..., Ws
 
 
 async def test_second_start_response_without_exc_info_is_an_error(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [])
@@ -188,7 +188,7 @@ async def test_second_start_response_without_exc_info_is_an_error(
     ],
 )
 async def test_invalid_status_or_header_gives_500(
-    make: Callable[..., WsgiToAsgi], status: Any, headers: list[Any]
+    make: Callable[..., WSGIToASGI], status: Any, headers: list[Any]
 ) -> None:
     """start_response refuses it in the app: the client gets a 500, the server the error."""
     ex = Exchange()
@@ -199,14 +199,14 @@ async def test_invalid_status_or_header_gives_500(
     assert ex.complete
 
 
-async def test_non_bytes_body_gives_500(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_non_bytes_body_gives_500(make: Callable[..., WSGIToASGI]) -> None:
     ex = Exchange()
     with pytest.raises(TypeError, match="bytes"):
         await ex.run(make(app_returning(["text"])))  # type: ignore[list-item]
     assert ex.status == 500
 
 
-async def test_headers_as_two_item_lists_are_taken(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_headers_as_two_item_lists_are_taken(make: Callable[..., WSGIToASGI]) -> None:
     """gunicorn, waitress and every peer take ``[["X-A", "1"]]``; it gave 500."""
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -220,7 +220,7 @@ async def test_headers_as_two_item_lists_are_taken(make: Callable[..., WsgiToAsg
 
 
 @pytest.mark.parametrize("kind", ["list", "generator"])
-async def test_content_length_overrun_is_cut(make: Callable[..., WsgiToAsgi], kind: str) -> None:
+async def test_content_length_overrun_is_cut(make: Callable[..., WSGIToASGI], kind: str) -> None:
     body = Closing([b"hello", b" world", b"!" * 100, b"more"])
     headers = [("Content-Type", "text/plain"), ("Content-Length", "8")]
     result: Iterable[bytes] = list(body.chunks) if kind == "list" else body
@@ -232,14 +232,14 @@ async def test_content_length_overrun_is_cut(make: Callable[..., WsgiToAsgi], ki
         assert body.close_calls == 1
 
 
-async def test_head_passes_the_body_through(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_head_passes_the_body_through(make: Callable[..., WSGIToASGI]) -> None:
     ex = await Exchange(method="HEAD").run(make(validator(app_returning([b"abc"]))))
     assert ex.status == 200
     assert ex.body_bytes == b"abc"
 
 
 async def test_error_before_headers_is_a_500_then_raised_to_the_server(
-    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+    make: Callable[..., WSGIToASGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The client gets a whole 500; the server gets the app's own exception after it (and
     logs it as every ASGI server does; test clients re-raise it), once: crossgate does not
@@ -262,7 +262,7 @@ async def test_error_before_headers_is_a_500_then_raised_to_the_server(
 
 
 async def test_an_app_giving_up_on_a_body_the_client_cut_is_one_quiet_line(
-    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+    make: Callable[..., WSGIToASGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Django wraps the read's ClientDisconnected in its UnreadablePostError (an OSError
     raised ``from`` it): a client that leaves is not an application error, so neither a
@@ -288,7 +288,7 @@ async def test_an_app_giving_up_on_a_body_the_client_cut_is_one_quiet_line(
 
 
 async def test_an_unrelated_error_after_a_disconnect_is_logged_as_the_apps(
-    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+    make: Callable[..., WSGIToASGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Only an error that comes from the disconnect is the client's doing; the app's own
     bug is logged with its traceback (the client, and the request, are gone)."""
@@ -306,7 +306,7 @@ async def test_an_unrelated_error_after_a_disconnect_is_logged_as_the_apps(
     assert records[0].exc_info[0] is ZeroDivisionError
 
 
-async def test_missing_start_response_gives_500(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_missing_start_response_gives_500(make: Callable[..., WSGIToASGI]) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         return [b"no status"]
 
@@ -316,7 +316,7 @@ async def test_missing_start_response_gives_500(make: Callable[..., WsgiToAsgi])
     assert ex.status == 500
 
 
-async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., WSGIToASGI]) -> None:
     """Produced but unsent bytes stay bounded: one batch being sent plus the budget queued.
 
     A batch ends once it holds >= 35 bytes (4 chunks of 10), so at each chunk the worker
@@ -344,7 +344,7 @@ async def test_stream_keeps_at_most_the_budget_in_flight(make: Callable[..., Wsg
 
 
 async def test_disconnect_stops_an_endless_generator_on_its_thread(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     body = Closing([b"tick"], endless=True)
     body.gate = threading.Event()  # slow producer: one chunk per gate opening
@@ -362,7 +362,7 @@ async def test_disconnect_stops_an_endless_generator_on_its_thread(
 
 
 async def test_a_client_leaving_while_the_first_send_waits_stops_the_app(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """On HTTP/2 a send() can wait for flow control that a closed connection never grants
     (hypercorn): the client leaving during the first batch must still be heard, and the
@@ -384,7 +384,7 @@ async def test_a_client_leaving_while_the_first_send_waits_stops_the_app(
 
 @pytest.mark.parametrize("error", [OSError("broken pipe"), ClientDisconnected("gone")])
 async def test_send_raising_oserror_is_a_disconnect(
-    make: Callable[..., WsgiToAsgi], error: BaseException
+    make: Callable[..., WSGIToASGI], error: BaseException
 ) -> None:
     body = Closing([b"tick"], endless=True)
     seen: dict[str, Any] = {}
@@ -396,7 +396,7 @@ async def test_send_raising_oserror_is_a_disconnect(
 
 
 async def test_send_raising_anything_else_propagates_without_hanging(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     body = Closing([b"tick"], endless=True)
     ex = Exchange()
@@ -406,7 +406,7 @@ async def test_send_raising_anything_else_propagates_without_hanging(
     assert body.closed.wait(5)
 
 
-async def test_cancelled_request_releases_the_worker(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_cancelled_request_releases_the_worker(make: Callable[..., WSGIToASGI]) -> None:
     body = Closing([b"tick"], endless=True)
     body.gate = threading.Event()
     ex = Exchange()
@@ -416,7 +416,7 @@ async def test_cancelled_request_releases_the_worker(make: Callable[..., WsgiToA
 
 
 async def test_a_request_cancelled_before_its_first_chunk_stops_the_app_at_that_chunk(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     # The response channel opens with the first chunk: a stop that came before it (here the
     # task is cancelled while the app is still computing) must reach the first put.
@@ -445,7 +445,7 @@ async def test_a_request_cancelled_before_its_first_chunk_stops_the_app_at_that_
     assert not ex.started.is_set()
 
 
-async def test_no_tasks_are_left_behind(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_no_tasks_are_left_behind(make: Callable[..., WSGIToASGI]) -> None:
     body = Closing([b"a", b"b"])
     body.gate = threading.Event()
     before = live_tasks()
@@ -457,7 +457,7 @@ async def test_no_tasks_are_left_behind(make: Callable[..., WsgiToAsgi]) -> None
     assert live_tasks() == before
 
 
-async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_the_response_state_moves_forward_only(make: Callable[..., WSGIToASGI]) -> None:
     """CALLING, STARTED (again with exc_info), COMMITTED, FINISHED: one place moves it,
     and it refuses a move backwards."""
     adapter = make(app_returning([]))
@@ -471,9 +471,9 @@ async def test_the_response_state_moves_forward_only(make: Callable[..., WsgiToA
 
     first: Message = {"type": "http.request", "body": b"", "more_body": False}
     body = BodyReceiver(loop, receive, first, adapter.max_request_body, adapter.body_timeout)
-    request = WSGICall(loop, Exchange().scope, send, body, adapter.budget)
+    request = WSGIJob(loop, Exchange().scope, send, body, adapter.budget)
 
-    def state(request: WSGICall) -> ResponseState:  # read anew each time (no narrowing)
+    def state(request: WSGIJob) -> ResponseState:  # read anew each time (no narrowing)
         return request.state
 
     assert state(request) is ResponseState.CALLING
@@ -551,7 +551,7 @@ NO_CYCLE_CASES = [
 
 @pytest.mark.parametrize(("app", "body", "options"), NO_CYCLE_CASES)
 async def test_a_request_leaves_no_reference_cycles(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
     app: WSGIApp,
     body: Sequence[bytes],
     options: dict[str, Any],
@@ -567,7 +567,7 @@ async def test_a_request_leaves_no_reference_cycles(
             await Exchange(body, method="POST", **options).run(adapter)
 
 
-async def _cut_short(adapter: WsgiToAsgi, how: str) -> None:
+async def _cut_short(adapter: WSGIToASGI, how: str) -> None:
     """One streamed request the client leaves (``http.disconnect``, or ``send()`` fails) or
     the server cancels."""
     ex = Exchange()
@@ -626,7 +626,7 @@ def _translates_the_stop(environ: Environ, start_response: StartResponse) -> Ite
 @pytest.mark.parametrize("app", [_endless, _writes_until_it_fails, _translates_the_stop])
 @pytest.mark.parametrize("how", ["client-left", "send-oserror", "send-raises", "cancelled"])
 async def test_a_request_cut_short_leaves_no_reference_cycles(
-    make: Callable[..., WsgiToAsgi], how: str, app: WSGIApp
+    make: Callable[..., WSGIToASGI], how: str, app: WSGIApp
 ) -> None:
     """A stop is kept and raised in the worker, and send()'s error re-raised: their
     tracebacks must not tie the request (and the chunks it holds) into a cycle, whether the
@@ -640,7 +640,7 @@ async def test_a_request_cut_short_leaves_no_reference_cycles(
 
 
 async def test_an_app_failing_after_its_headers_leaves_no_reference_cycles(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """The app's error crosses to the loop through the response channel and goes on to the
     server: the channel must not keep it, or its traceback would hold the channel."""
@@ -666,7 +666,7 @@ async def test_an_app_failing_after_its_headers_leaves_no_reference_cycles(
 
 @pytest.mark.parametrize("error", [ValueError, SystemExit])
 async def test_an_app_failing_before_its_headers_leaves_no_reference_cycles(
-    make: Callable[..., WsgiToAsgi], error: type[BaseException]
+    make: Callable[..., WSGIToASGI], error: type[BaseException]
 ) -> None:
     """The app's error waits on the request while the 500 goes out, then leaves for the
     server: the request must let go of it, or its traceback (which holds the worker's and
@@ -718,7 +718,7 @@ def file_app(path: str, opened: list[Any], block: int | None = None) -> WSGIApp:
 
 
 async def test_file_wrapper_streams_in_blocks(
-    make: Callable[..., WsgiToAsgi], data_file: str
+    make: Callable[..., WSGIToASGI], data_file: str
 ) -> None:
     opened: list[Any] = []
     ex = await Exchange().run(make(file_app(data_file, opened, 4096)))
@@ -727,7 +727,7 @@ async def test_file_wrapper_streams_in_blocks(
     assert opened[0].closed
 
 
-async def test_file_wrapper_uses_pathsend(make: Callable[..., WsgiToAsgi], data_file: str) -> None:
+async def test_file_wrapper_uses_pathsend(make: Callable[..., WSGIToASGI], data_file: str) -> None:
     opened: list[Any] = []
     ex = Exchange(extensions={"http.response.pathsend": {}})
     await ex.run(make(file_app(data_file, opened)))
@@ -736,7 +736,7 @@ async def test_file_wrapper_uses_pathsend(make: Callable[..., WsgiToAsgi], data_
 
 
 async def test_file_wrapper_uses_zerocopysend(
-    make: Callable[..., WsgiToAsgi], data_file: str
+    make: Callable[..., WSGIToASGI], data_file: str
 ) -> None:
     opened: list[Any] = []
     ex = Exchange(extensions={"http.response.zerocopysend": {}})
@@ -748,7 +748,7 @@ async def test_file_wrapper_uses_zerocopysend(
     assert opened[0].closed
 
 
-async def test_file_wrapper_over_a_non_file_streams(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_file_wrapper_over_a_non_file_streams(make: Callable[..., WSGIToASGI]) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         result: Iterable[bytes] = environ["wsgi.file_wrapper"](io.BytesIO(b"in memory"), 2)

@@ -23,7 +23,7 @@ from crossgate._types import Message
 from crossgate.adapters._bridge import call_in_loop, running_loop
 from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_input import InputStream
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from tests.adapters.wsgi_server import (
     BODY,
     CHUNKINGS,
@@ -61,7 +61,7 @@ OPERATIONS: list[Any] = [
 @pytest.mark.parametrize("chunking", CHUNKINGS)
 @pytest.mark.parametrize("operation", OPERATIONS)
 async def test_input_behaves_like_a_file_however_chunked(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
     chunking: Chunking,
     operation: Callable[[Any], object],
     prefetch: int,
@@ -82,7 +82,7 @@ async def test_input_behaves_like_a_file_however_chunked(
     ],
 )
 async def test_empty_body_reads_as_empty(
-    make: Callable[..., WsgiToAsgi], operation: Callable[[Any], object]
+    make: Callable[..., WSGIToASGI], operation: Callable[[Any], object]
 ) -> None:
     seen: dict[str, Any] = {}
     await Exchange([], method="POST").run(make(reading_app(operation, seen)))
@@ -90,7 +90,7 @@ async def test_empty_body_reads_as_empty(
     assert seen["result"] == operation(io.BytesIO(b""))
 
 
-async def test_input_under_the_validator(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_input_under_the_validator(make: Callable[..., WSGIToASGI]) -> None:
     seen: dict[str, Any] = {}
 
     def op(f: Any) -> list[object]:
@@ -112,7 +112,7 @@ async def test_input_under_the_validator(make: Callable[..., WsgiToAsgi]) -> Non
     ],
 )
 async def test_disconnect_mid_upload_raises_oserror(
-    make: Callable[..., WsgiToAsgi], chunking: Chunking, operation: Callable[[Any], object]
+    make: Callable[..., WSGIToASGI], chunking: Chunking, operation: Callable[[Any], object]
 ) -> None:
     seen: dict[str, Any] = {}
     await Exchange(chunking(BODY), cut=True, method="POST").run(make(reading_app(operation, seen)))
@@ -120,7 +120,7 @@ async def test_disconnect_mid_upload_raises_oserror(
     assert isinstance(seen["error"], OSError)
 
 
-async def test_reads_after_a_disconnect_keep_raising(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_reads_after_a_disconnect_keep_raising(make: Callable[..., WSGIToASGI]) -> None:
     errors: list[BaseException] = []
 
     def op(f: Any) -> None:
@@ -136,7 +136,7 @@ async def test_reads_after_a_disconnect_keep_raising(make: Callable[..., WsgiToA
 
 
 async def test_read_0_asks_for_nothing_and_reads_nothing_ahead(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     seen: dict[str, Any] = {}
     ex = Exchange([b"ab", b"cd", b"ef"], method="POST")
@@ -154,7 +154,7 @@ async def test_read_0_asks_for_nothing_and_reads_nothing_ahead(
 
 
 async def test_bytes_received_before_a_disconnect_stay_readable(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     seen: dict[str, Any] = {}
 
@@ -186,7 +186,7 @@ def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 
 async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
-    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
+    make: Callable[..., WSGIToASGI], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
     ex = Exchange([b"ab", b"cd", b"ef", b"gh"], method="POST")
@@ -208,7 +208,7 @@ async def test_the_message_read_ahead_is_read_without_a_trip_to_the_loop(
 
 
 async def test_a_read_waits_for_the_message_being_read_ahead_without_a_trip(
-    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
+    make: Callable[..., WSGIToASGI], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An app that reads faster than the client sends waits for the message the loop is
     already receiving, instead of asking the loop for it: no trip per message."""
@@ -276,7 +276,7 @@ async def test_a_worker_waiting_for_the_reader_gets_the_message_the_watcher_rece
     release.set()
 
 
-async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WSGIToASGI]) -> None:
     ex = Exchange([b"ab", b"c\nd", b"ef\n", b"gh"], method="POST")
     probe: dict[str, int] = {}
 
@@ -319,7 +319,7 @@ def test_property_input_matches_bytesio(
         return results
 
     seen: dict[str, Any] = {}
-    adapter = WsgiToAsgi(reading_app(run, seen), workers=1)
+    adapter = WSGIToASGI(reading_app(run, seen), workers=1)
     try:
         asyncio.run(Exchange(_split(body, cuts), method="POST").run(adapter))
     finally:

@@ -1,4 +1,4 @@
-"""WsgiToAsgi, the adapter: bodies received before the app runs, limits answered without
+"""WSGIToASGI, the adapter: bodies received before the app runs, limits answered without
 it, the environ, the pool, lifespan and other scopes, and properties over whole requests.
 
 The parts of one request have their own tests: test_wsgi_call, test_wsgi_input,
@@ -26,7 +26,7 @@ from crossgate._types import Environ, Message, StartResponse, WSGIApp
 from crossgate.adapters import wsgi_to_asgi as wsgi_to_asgi_module
 from crossgate.adapters._wsgi_call import FileWrapper
 from crossgate.adapters.environ import build_environ
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from tests.adapters.wsgi_server import (
     BODY,
     Closing,
@@ -56,7 +56,7 @@ def _with_receives(ex: Exchange, app: WSGIApp) -> WSGIApp:
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-length"])
 async def test_a_small_body_is_received_whole_before_the_app_runs(
-    make: Callable[..., WsgiToAsgi], declared: bool
+    make: Callable[..., WSGIToASGI], declared: bool
 ) -> None:
     """A client sending a small body slowly costs no thread: the app's job starts once the
     body is all there."""
@@ -69,7 +69,7 @@ async def test_a_small_body_is_received_whole_before_the_app_runs(
 
 
 async def test_a_larger_body_streams_to_the_app_as_it_comes(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     chunks = ragged(BODY)
     headers = [(b"content-length", str(len(BODY)).encode())]
@@ -79,7 +79,7 @@ async def test_a_larger_body_streams_to_the_app_as_it_comes(
 
 
 async def test_a_body_of_unknown_length_is_received_up_to_the_prefetch_then_streams(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     chunks = [BODY[i : i + 10] for i in range(0, len(BODY), 10)]
     ex = Exchange(chunks, method="POST")
@@ -88,7 +88,7 @@ async def test_a_body_of_unknown_length_is_received_up_to_the_prefetch_then_stre
 
 
 async def test_a_client_leaving_mid_small_body_never_reaches_the_app(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     called = threading.Event()
 
@@ -105,7 +105,7 @@ async def test_a_client_leaving_mid_small_body_never_reaches_the_app(
 
 
 async def test_past_the_process_cap_bodies_stream_instead(
-    make: Callable[..., WsgiToAsgi], monkeypatch: pytest.MonkeyPatch
+    make: Callable[..., WSGIToASGI], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The bytes held for bodies received before their app runs are capped across the
     process: many slow clients cannot turn it into a memory attack."""
@@ -119,7 +119,7 @@ async def test_past_the_process_cap_bodies_stream_instead(
 
 
 async def test_a_client_silent_mid_small_body_gets_408_and_no_thread(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     called = threading.Event()
 
@@ -137,7 +137,7 @@ async def test_a_client_silent_mid_small_body_gets_408_and_no_thread(
 
 
 async def test_a_client_silent_before_any_body_gets_408(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     ex = Exchange([], stalled=True, method="POST")
     ex.receives = 1  # the first receive() already waits, as for headers sent alone
@@ -145,7 +145,7 @@ async def test_a_client_silent_before_any_body_gets_408(
     assert ex.status == 408
 
 
-async def test_client_gone_before_the_request_is_handled(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_client_gone_before_the_request_is_handled(make: Callable[..., WSGIToASGI]) -> None:
     called: list[bool] = []
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -161,7 +161,7 @@ async def test_client_gone_before_the_request_is_handled(make: Callable[..., Wsg
 
 
 async def test_declared_body_over_the_limit_is_413_without_the_app(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     called: list[bool] = []
 
@@ -177,7 +177,7 @@ async def test_declared_body_over_the_limit_is_413_without_the_app(
     assert not called
 
 
-async def test_environ_has_the_wsgi_keys(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_environ_has_the_wsgi_keys(make: Callable[..., WSGIToASGI]) -> None:
     seen: dict[str, Any] = {}
     ex = Exchange(path="/a b", query=b"x=1&y=%20")
     await ex.run(make(validator(app_returning([b""], seen=seen)), multiprocess=False))
@@ -193,7 +193,7 @@ async def test_environ_has_the_wsgi_keys(make: Callable[..., WsgiToAsgi]) -> Non
 
 
 async def test_wsgi_errors_logs_to_crossgate(
-    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+    make: Callable[..., WSGIToASGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         environ["wsgi.errors"].write("something odd\n")
@@ -214,7 +214,7 @@ async def test_wsgi_errors_logs_to_crossgate(
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
 
-async def test_context_variables_reach_the_app(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_context_variables_reach_the_app(make: Callable[..., WSGIToASGI]) -> None:
     seen: dict[str, str] = {}
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -227,7 +227,7 @@ async def test_context_variables_reach_the_app(make: Callable[..., WsgiToAsgi]) 
     assert seen["id"] == "abc-123"
 
 
-async def test_saturated_pool_queues_requests(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_saturated_pool_queues_requests(make: Callable[..., WSGIToASGI]) -> None:
     threads: set[int] = set()
     lock = threading.Lock()
 
@@ -270,7 +270,7 @@ def _hello_or_stream(environ: Environ, start_response: StartResponse) -> Iterabl
 
 
 async def test_long_streams_do_not_starve_short_requests(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """Event streams step away from `workers` once they stream on: with one worker and
     four open streams, a short request is still answered; the streams hold threads up to
@@ -299,7 +299,7 @@ async def test_long_streams_do_not_starve_short_requests(
 
 
 async def test_uploads_waiting_on_their_client_do_not_hold_a_worker(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """A thread blocked in wsgi.input.read() waits on the client, not at work."""
     adapter = make(_hello_or_stream, workers=1, max_threads=4)
@@ -320,7 +320,7 @@ async def test_uploads_waiting_on_their_client_do_not_hold_a_worker(
 
 
 async def test_past_max_threads_requests_queue_and_run_later(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """The hard cap holds: with every thread streaming, a short request waits its turn
     (never a deadlock) and is answered once a stream ends."""
@@ -351,7 +351,7 @@ async def test_past_max_threads_requests_queue_and_run_later(
 
 
 async def test_pool_is_created_lazily() -> None:
-    adapter = WsgiToAsgi(app_returning([]))
+    adapter = WSGIToASGI(app_returning([]))
     assert adapter._pool is None
 
 
@@ -366,13 +366,13 @@ class LifespanServer:
     async def send(self, message: Message) -> None:
         self.sent.append(message)
 
-    async def run(self, app: WsgiToAsgi) -> list[str]:
+    async def run(self, app: WSGIToASGI) -> list[str]:
         with anyio.fail_after(10):
             await app({"type": "lifespan", "asgi": {"version": "3.0"}}, self.receive, self.send)
         return [m["type"] for m in self.sent]
 
 
-async def test_lifespan_runs_hooks_in_the_pool(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_lifespan_runs_hooks_in_the_pool(make: Callable[..., WSGIToASGI]) -> None:
     calls: list[tuple[str, str]] = []
     adapter = make(
         app_returning([]),
@@ -386,7 +386,7 @@ async def test_lifespan_runs_hooks_in_the_pool(make: Callable[..., WsgiToAsgi]) 
     assert adapter._pool is None  # shut down
 
 
-async def test_lifespan_startup_failure_is_reported(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_lifespan_startup_failure_is_reported(make: Callable[..., WSGIToASGI]) -> None:
     def broken() -> None:
         raise RuntimeError("no database")
 
@@ -397,7 +397,7 @@ async def test_lifespan_startup_failure_is_reported(make: Callable[..., WsgiToAs
     assert "no database" in server.sent[0]["message"]
 
 
-async def test_lifespan_shutdown_failure_is_reported(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_lifespan_shutdown_failure_is_reported(make: Callable[..., WSGIToASGI]) -> None:
     def broken() -> None:
         raise RuntimeError("cannot flush")
 
@@ -408,7 +408,7 @@ async def test_lifespan_shutdown_failure_is_reported(make: Callable[..., WsgiToA
 
 
 async def test_lifespan_hooks_run_as_with_lifespan_runs_them(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     """One hook runner: a single callable, async hooks, hooks taking the state dict; sync
     ones still in the pool."""
@@ -440,7 +440,7 @@ async def test_lifespan_hooks_run_as_with_lifespan_runs_them(
 
 
 async def test_a_startup_hook_that_hangs_fails_after_the_startup_timeout(
-    make: Callable[..., WsgiToAsgi],
+    make: Callable[..., WSGIToASGI],
 ) -> None:
     async def hangs() -> None:
         await anyio.sleep_forever()
@@ -453,10 +453,10 @@ async def test_a_startup_hook_that_hangs_fails_after_the_startup_timeout(
 
 def test_a_hook_taking_two_arguments_is_refused() -> None:
     with pytest.raises(TypeError, match="no arguments or one"):
-        WsgiToAsgi(app_returning([]), on_startup=[lambda a, b: None])
+        WSGIToASGI(app_returning([]), on_startup=[lambda a, b: None])
 
 
-async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WSGIToASGI]) -> None:
     release = threading.Event()
     finished: list[str] = []
 
@@ -488,7 +488,7 @@ async def test_shutdown_waits_for_requests_in_flight(make: Callable[..., WsgiToA
 
 
 async def test_shutdown_gives_up_waiting_after_the_timeout(
-    make: Callable[..., WsgiToAsgi], caplog: pytest.LogCaptureFixture
+    make: Callable[..., WSGIToASGI], caplog: pytest.LogCaptureFixture
 ) -> None:
     release = threading.Event()
     running = threading.Event()
@@ -510,7 +510,7 @@ async def test_shutdown_gives_up_waiting_after_the_timeout(
         release.set()
 
 
-async def test_websocket_is_refused(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_websocket_is_refused(make: Callable[..., WSGIToASGI]) -> None:
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -523,7 +523,7 @@ async def test_websocket_is_refused(make: Callable[..., WsgiToAsgi]) -> None:
     assert [m["type"] for m in sent] == ["websocket.close"]
 
 
-async def test_unknown_scope_type_raises(make: Callable[..., WsgiToAsgi]) -> None:
+async def test_unknown_scope_type_raises(make: Callable[..., WSGIToASGI]) -> None:
     async def receive() -> Message:
         raise AssertionError("not called")
 
@@ -537,11 +537,11 @@ async def test_unknown_scope_type_raises(make: Callable[..., WsgiToAsgi]) -> Non
 def test_options_are_validated() -> None:
     app = app_returning([])
     with pytest.raises(ValueError, match="workers"):
-        WsgiToAsgi(app, workers=0)
+        WSGIToASGI(app, workers=0)
     with pytest.raises(ValueError, match="budget"):
-        WsgiToAsgi(app, budget=0)
+        WSGIToASGI(app, budget=0)
     with pytest.raises(ValueError, match="max_request_body"):
-        WsgiToAsgi(app, max_request_body=-1)
+        WSGIToASGI(app, max_request_body=-1)
 
 
 TOKEN = st.text("abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1)
@@ -591,7 +591,7 @@ def test_property_requests_reach_the_app_intact(
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    adapter = WsgiToAsgi(app, workers=2, body_prefetch=prefetch)
+    adapter = WSGIToASGI(app, workers=2, body_prefetch=prefetch)
     clean = [(n, v.replace(b"\r", b"").replace(b"\n", b"")) for n, v in headers]
     ex = Exchange(_split(body, cuts), method=method, path="/" + path, query=query, headers=clean)
     try:
@@ -642,7 +642,7 @@ def test_property_messages_match_what_the_app_produced(
             return []
         return rest
 
-    adapter = WsgiToAsgi(app, workers=2, budget=64)
+    adapter = WSGIToASGI(app, workers=2, budget=64)
     ex = Exchange()
     try:
         asyncio.run(ex.run(adapter))

@@ -1,4 +1,4 @@
-"""An in-process ASGI server for the WsgiToAsgi tests, and the apps and bodies they share.
+"""An in-process ASGI server for the WSGIToASGI tests, and the apps and bodies they share.
 
 Bodies are fed whole, in many chunks (one byte at a time, empty chunks too) and cut off by a
 disconnect.
@@ -18,7 +18,7 @@ import pytest
 
 from crossgate._types import Environ, Message, Receive, StartResponse, WSGIApp
 from crossgate.adapters._bridge import asyncio_loop, trio_loop
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 
 Chunking = Callable[[bytes], list[bytes]]
 
@@ -152,7 +152,7 @@ class Exchange:
     def leave(self) -> None:
         self.gone.set()
 
-    async def run(self, app: WsgiToAsgi, timeout: float = 10.0) -> Exchange:
+    async def run(self, app: WSGIToASGI, timeout: float = 10.0) -> Exchange:
         with anyio.fail_after(timeout):
             await app(self.scope, self.receive, self.send)
         return self
@@ -272,7 +272,7 @@ def _split(body: bytes, cuts: list[int]) -> list[bytes]:
 
 
 async def run_cancelled(
-    ex: Exchange, app: WsgiToAsgi, ready: Callable[[], Awaitable[object]]
+    ex: Exchange, app: WSGIToASGI, ready: Callable[[], Awaitable[object]]
 ) -> bool:
     """Run ``ex`` through ``app`` in a task, cancel that task once ``ready()`` returned;
     True if the request ended by that cancellation (it reached the adapter, which let it

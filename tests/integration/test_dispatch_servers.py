@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from crossgate.middleware.dispatch import WsgiDispatcher, dispatch_wsgi
+from crossgate.middleware.dispatch import WSGIDispatcher, dispatch_wsgi
 from tests.integration.apps_mixed.mounted import legacy
 from tests.integration.support import REPO, free_port, serve
 
@@ -109,7 +109,7 @@ class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
 
 
 @contextlib.contextmanager
-def wsgiref_server(app: WsgiDispatcher) -> Iterator[str]:
+def wsgiref_server(app: WSGIDispatcher) -> Iterator[str]:
     """Serve ``app`` with the stdlib's WSGI server on a thread; yield its base URL."""
     server = wsgiref.simple_server.make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})

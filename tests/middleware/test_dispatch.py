@@ -21,12 +21,12 @@ from starlette.routing import Mount, Route
 
 from crossgate._errors import LifespanError
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi
+from crossgate.adapters.asgi_to_wsgi import ASGIToWSGI
 from crossgate.adapters.lifespan import LifespanManager, lifespan
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from crossgate.middleware.dispatch import (
     Dispatcher,
-    WsgiDispatcher,
+    WSGIDispatcher,
     dispatch,
     dispatch_wsgi,
     is_asgi_app,
@@ -161,11 +161,11 @@ def call_wsgi(app: Any, path_info: str, script_name: str = "") -> tuple[str, Any
 async def asgi3(scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
-class Asgi3:
+class ASGI3:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
-class Asgi2:
+class ASGI2:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
 
@@ -174,8 +174,8 @@ class Asgi2:
         await send({"type": "http.response.body", "body": b"asgi2 " + self.scope["path"].encode()})
 
 
-def asgi2_factory(scope: Scope) -> Asgi2:
-    return Asgi2(scope)
+def asgi2_factory(scope: Scope) -> ASGI2:
+    return ASGI2(scope)
 
 
 def asgi3_sync_wrapper(scope: Scope, receive: Receive, send: Send) -> Any:
@@ -186,7 +186,7 @@ def wsgi_function(environ: Environ, start_response: StartResponse) -> Iterable[b
     return []
 
 
-class WsgiClass:
+class WSGIClass:
     """PEP 3333's example of an application class: instantiating it is the call."""
 
     def __init__(self, environ: Environ, start_response: StartResponse) -> None: ...
@@ -218,18 +218,18 @@ class NoSignature:
 
 DETECTION = [
     ("async function", asgi3, "asgi"),
-    ("async __call__", Asgi3(), "asgi"),
+    ("async __call__", ASGI3(), "asgi"),
     ("partial of async", functools.partial(asgi3), "asgi"),
-    ("ASGI 2 class", Asgi2, "asgi"),
+    ("ASGI 2 class", ASGI2, "asgi"),
     ("ASGI 2 factory", asgi2_factory, "asgi"),
     ("sync returning awaitable", asgi3_sync_wrapper, "asgi"),
     ("starlette", Starlette(), "asgi"),
     ("fastapi", FastAPI(), "asgi"),
-    ("wsgi_to_asgi", WsgiToAsgi(wsgi_function), "asgi"),
+    ("wsgi_to_asgi", WSGIToASGI(wsgi_function), "asgi"),
     ("wsgi function", wsgi_function, "wsgi"),
-    ("PEP 3333 class", WsgiClass, "wsgi"),
+    ("PEP 3333 class", WSGIClass, "wsgi"),
     ("flask", flask.Flask("detect"), "wsgi"),
-    ("asgi_to_wsgi", AsgiToWsgi(asgi3), "wsgi"),
+    ("asgi_to_wsgi", ASGIToWSGI(asgi3), "wsgi"),
     ("asgiref single-callable hint", HintedSingle(), "asgi"),
     ("asgiref double-callable hint", HintedDouble(), "asgi"),
     ("unreadable signature", NoSignature(), None),
@@ -247,7 +247,7 @@ def test_detection(app: object, kind: str | None) -> None:
 
 @pytest.mark.anyio
 async def test_asgi2_apps_are_mounted_as_single_callables() -> None:
-    app = dispatch({"/two": Asgi2, "/factory": asgi2_factory, "/marked": (Asgi2, "asgi")})
+    app = dispatch({"/two": ASGI2, "/factory": asgi2_factory, "/marked": (ASGI2, "asgi")})
     for prefix in ("/two", "/factory", "/marked"):
         assert await call(app, f"{prefix}/x") == (200, f"asgi2 {prefix}/x".encode())
 
@@ -274,7 +274,7 @@ def test_mounts_are_checked_at_construction() -> None:
     with pytest.raises(ValueError, match="kind must be 'asgi' or 'wsgi'"):
         dispatch_wsgi({"/x": (asgi3, "asgi3")})  # type: ignore[dict-item]
     assert repr(dispatch({"/": asgi3, "/a/": asgi3})) == "<Dispatcher ['/', '/a']>"
-    assert repr(dispatch_wsgi({"": wsgi_function})) == "<WsgiDispatcher ['/']>"
+    assert repr(dispatch_wsgi({"": wsgi_function})) == "<WSGIDispatcher ['/']>"
 
 
 # -- routing ---------------------------------------------------------------------------------
@@ -559,7 +559,7 @@ def test_wsgi_script_name_grows_by_the_prefix_and_the_callers_environ_stays() ->
 def test_an_asgi_app_inside_dispatch_wsgi_runs_with_its_lifespan() -> None:
     events: list[str] = []
     app = dispatch_wsgi({"/asgi": Echo("asgi", events), "/": wsgi_echo("root")})
-    assert isinstance(app, WsgiDispatcher)
+    assert isinstance(app, WSGIDispatcher)
     try:
         app.start()
         assert events == ["asgi startup"]

@@ -28,7 +28,7 @@ from crossgate._errors import LifespanError
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from crossgate.adapters._bridge import asyncio_loop
 from crossgate.adapters.lifespan import LifespanManager, lifespan
-from crossgate.middleware.fallback import Fallback, WsgiFallback, fallback, fallback_wsgi
+from crossgate.middleware.fallback import Fallback, WSGIFallback, fallback, fallback_wsgi
 from crossgate.testing import Request, call_asgi, call_wsgi
 from tests.loops import LOOPS, run_on
 
@@ -584,7 +584,7 @@ async def test_a_failed_shutdown_names_the_app_and_the_other_still_stops() -> No
 
 def test_wsgi_primary_answers_what_it_owns_and_legacy_the_rest() -> None:
     app = fallback_wsgi(wsgi_owner("new", ["/moved"]), wsgi_owner("old", ["/kept"]))
-    assert isinstance(app, WsgiFallback)
+    assert isinstance(app, WSGIFallback)
     moved = seen(call_wsgi(app, Request("GET", "/outer/moved", root_path="/outer")))
     assert (moved["app"], moved["script_name"], moved["path_info"]) == ("new", "/outer", "/moved")
     kept = seen(call_wsgi(app, Request("GET", "/outer/kept", root_path="/outer")))
@@ -751,7 +751,7 @@ def test_wsgi_an_asgi_primary_with_its_lifespan() -> None:
     finally:
         app.close()
     assert events == ["new startup", "new shutdown"]
-    assert repr(app).startswith("<WsgiFallback ")
+    assert repr(app).startswith("<WSGIFallback ")
 
 
 def test_wsgi_both_sides_asgi_close_legacy_first() -> None:
@@ -837,7 +837,7 @@ def test_every_wsgi_request_is_answered_by_its_owner_with_the_body_sent(
 # -- corners ---------------------------------------------------------------------------------
 
 
-class Asgi2Refusing:
+class ASGI2Refusing:
     """An ASGI 2 app (a class called with the scope) that refuses everything."""
 
     def __init__(self, scope: Scope) -> None:
@@ -850,7 +850,7 @@ class Asgi2Refusing:
 
 @pytest.mark.anyio
 async def test_an_asgi2_primary_is_called_as_a_single_callable() -> None:
-    app = fallback(Asgi2Refusing, Owner("old", ["/"]))
+    app = fallback(ASGI2Refusing, Owner("old", ["/"]))
     assert seen(await call_asgi(app, Request()))["app"] == "old"
 
 

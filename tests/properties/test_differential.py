@@ -1,9 +1,9 @@
 """Differential tests: crossgate beside its peers, on the same requests and apps.
 
 Part 1 (agreement): where the peers are correct, they and crossgate answer alike. Generated
-requests and WSGI apps go through ``crossgate.WsgiToAsgi``, ``a2wsgi.WSGIMiddleware`` and
+requests and WSGI apps go through ``crossgate.WSGIToASGI``, ``a2wsgi.WSGIMiddleware`` and
 ``asgiref.wsgi.WsgiToAsgi``; generated requests and ASGI apps through
-``crossgate.AsgiToWsgi`` and ``a2wsgi.ASGIMiddleware``. The strategies stay inside what
+``crossgate.ASGIToWSGI`` and ``a2wsgi.ASGIMiddleware``. The strategies stay inside what
 every peer gets right (listed at each strategy), and the comparison normalises only what
 the specs leave open: how a body is split into messages (compared joined) and empty body
 messages.
@@ -43,15 +43,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crossgate import AsgiToWsgi, ClientDisconnected, WsgiToAsgi
+from crossgate import ASGIToWSGI, ClientDisconnected, WSGIToASGI
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from tests.loops import run_on
 
 # The peers, typed loosely: their own hints are narrower than the spec aliases used here.
-A2wsgiAsgi: Any = a2wsgi.ASGIMiddleware
-A2wsgiWsgi: Any = a2wsgi.WSGIMiddleware
+A2wsgiASGI: Any = a2wsgi.ASGIMiddleware
+A2wsgiWSGI: Any = a2wsgi.WSGIMiddleware
 ASGIResponder: Any = a2wsgi.asgi.ASGIResponder
-AsgirefWsgi: Any = asgiref.wsgi.WsgiToAsgi
+AsgirefWSGI: Any = asgiref.wsgi.WsgiToAsgi
 
 with warnings.catch_warnings():
     # Both are deprecated (they point to a2wsgi) and warn on import or construction; they
@@ -61,8 +61,8 @@ with warnings.catch_warnings():
     import starlette.middleware.wsgi
     import uvicorn.middleware.wsgi
 
-StarletteWsgi: Any = starlette.middleware.wsgi.WSGIMiddleware
-UvicornWsgi: Any = uvicorn.middleware.wsgi._WSGIMiddleware
+StarletteWSGI: Any = starlette.middleware.wsgi.WSGIMiddleware
+UvicornWSGI: Any = uvicorn.middleware.wsgi._WSGIMiddleware
 
 #: Seconds a request may take before it counts as a hang (never reached when green).
 BOUND = 10.0
@@ -304,7 +304,7 @@ def a2wsgi_loop() -> Iterator[asyncio.AbstractEventLoop]:
 WSGI_PEERS = ("crossgate", "a2wsgi", "asgiref", "uvicorn", "starlette")
 
 
-class WsgiPeers:
+class WSGIPeers:
     """Builds each peer's WSGI -> ASGI adapter around an app; stops their pools after."""
 
     def __init__(self) -> None:
@@ -313,22 +313,22 @@ class WsgiPeers:
     def wrap(self, name: str, app: WSGIApplication) -> ASGIApplication:
         peer: ASGIApplication
         if name == "crossgate":
-            adapter = WsgiToAsgi(app, workers=4)
+            adapter = WSGIToASGI(app, workers=4)
             self._pools.append(adapter.pool.shutdown)
             peer = adapter
         elif name == "a2wsgi":
-            peer = A2wsgiWsgi(app, workers=4)
+            peer = A2wsgiWSGI(app, workers=4)
             self._pools.append(peer.executor.shutdown)  # type: ignore[attr-defined]
         elif name == "asgiref":
-            peer = AsgirefWsgi(app)
+            peer = AsgirefWSGI(app)
         elif name == "uvicorn":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                peer = UvicornWsgi(app, workers=4)
+                peer = UvicornWSGI(app, workers=4)
             self._pools.append(peer.executor.shutdown)  # type: ignore[attr-defined]
         else:
             assert name == "starlette"
-            peer = StarletteWsgi(app)
+            peer = StarletteWSGI(app)
         return peer
 
     def close(self) -> None:
@@ -338,14 +338,14 @@ class WsgiPeers:
 
 
 @pytest.fixture
-def peers() -> Iterator[WsgiPeers]:
-    made = WsgiPeers()
+def peers() -> Iterator[WSGIPeers]:
+    made = WSGIPeers()
     yield made
     made.close()
 
 
 def each_wsgi_peer(
-    peers: WsgiPeers, app: WSGIApplication, client: Callable[[], Client]
+    peers: WSGIPeers, app: WSGIApplication, client: Callable[[], Client]
 ) -> dict[str, Client]:
     """The same request (a fresh ``client()`` each) through every peer."""
     return {name: serve(peers.wrap(name, app), client()) for name in WSGI_PEERS}
@@ -415,18 +415,18 @@ OBSERVED = (
 
 
 @dataclass
-class WsgiPlan:
+class WSGIPlan:
     status: str
     headers: list[tuple[str, str]]
     chunks: list[bytes]
     shape: str  # "list", "generator" or "write"
 
 
-class PlannedWsgiApp:
+class PlannedWSGIApp:
     """Reads the whole body, records the environ, answers with ``plan``."""
 
     def __init__(self) -> None:
-        self.plan = WsgiPlan("200 OK", [], [], "list")
+        self.plan = WSGIPlan("200 OK", [], [], "list")
         self.seen: list[dict[str, Any]] = []
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -446,9 +446,9 @@ class PlannedWsgiApp:
 
 
 @pytest.fixture(scope="module")
-def wsgi_adapters() -> Iterator[tuple[PlannedWsgiApp, dict[str, ASGIApplication]]]:
-    app = PlannedWsgiApp()
-    made = WsgiPeers()
+def wsgi_adapters() -> Iterator[tuple[PlannedWSGIApp, dict[str, ASGIApplication]]]:
+    app = PlannedWSGIApp()
+    made = WSGIPeers()
     adapters = {name: made.wrap(name, app) for name in ("crossgate", "a2wsgi", "asgiref")}
     yield app, adapters
     made.close()
@@ -470,7 +470,7 @@ def wsgi_adapters() -> Iterator[tuple[PlannedWsgiApp, dict[str, ASGIApplication]
     with_length=st.booleans(),
 )
 def test_wsgi_apps_answer_alike_under_crossgate_a2wsgi_and_asgiref(
-    wsgi_adapters: tuple[PlannedWsgiApp, dict[str, ASGIApplication]],
+    wsgi_adapters: tuple[PlannedWSGIApp, dict[str, ASGIApplication]],
     method: str,
     root: str,
     path: str,
@@ -490,7 +490,7 @@ def test_wsgi_apps_answer_alike_under_crossgate_a2wsgi_and_asgiref(
     reply_headers = [(n, v) for n, v in reply_headers]
     if with_length:
         reply_headers.append(("Content-Length", str(sum(map(len, chunks)))))
-    app.plan = WsgiPlan(f"{code} {HTTPStatus(code).phrase}", reply_headers, chunks, shape)
+    app.plan = WSGIPlan(f"{code} {HTTPStatus(code).phrase}", reply_headers, chunks, shape)
     request_headers_bytes = [(n.encode(), v.encode()) for n, v in headers]
     if body or method in ("POST", "PUT", "PATCH"):
         request_headers_bytes.append((b"content-length", str(len(body)).encode()))
@@ -532,20 +532,20 @@ def test_wsgi_apps_answer_alike_under_crossgate_a2wsgi_and_asgiref(
 
 
 @dataclass
-class AsgiPlan:
+class ASGIPlan:
     code: int
     headers: list[tuple[bytes, bytes]]
     parts: list[bytes]
 
 
-class PlannedAsgiApp:
+class PlannedASGIApp:
     """Reads the whole body, records the scope, answers with ``plan``."""
 
     KEYS: tuple[str, ...] = ("type", "method", "path", "root_path", "query_string", "headers")
     KEYS += ("scheme", "server", "client", "http_version")
 
     def __init__(self) -> None:
-        self.plan = AsgiPlan(200, [], [])
+        self.plan = ASGIPlan(200, [], [])
         self.seen: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
@@ -596,12 +596,12 @@ def test_asgi_apps_answer_alike_under_crossgate_and_a2wsgi(
 ) -> None:
     """Same environ, same ASGI app: same scope (the keys both set), same body received,
     same status line, headers and body bytes."""
-    app = PlannedAsgiApp()
-    app.plan = AsgiPlan(code, [(n.lower().encode(), v.encode()) for n, v in reply_headers], parts)
-    crossgate = AsgiToWsgi(app, lifespan="off")
+    app = PlannedASGIApp()
+    app.plan = ASGIPlan(code, [(n.lower().encode(), v.encode()) for n, v in reply_headers], parts)
+    crossgate = ASGIToWSGI(app, lifespan="off")
     adapters: dict[str, WSGIApplication] = {
         "crossgate": crossgate,
-        "a2wsgi": A2wsgiAsgi(app, loop=a2wsgi_loop),
+        "a2wsgi": A2wsgiASGI(app, loop=a2wsgi_loop),
     }
     answers: dict[str, Answer] = {}
     try:
@@ -636,7 +636,7 @@ def test_asgi_apps_answer_alike_under_crossgate_and_a2wsgi(
 # ---------------------------------------------------------------- WSGI app on an ASGI server
 
 
-def test_readline_with_a_size_across_chunks(peers: WsgiPeers) -> None:
+def test_readline_with_a_size_across_chunks(peers: WSGIPeers) -> None:
     """a2wsgi's readline(size) returns b"" while the body has more to come."""
     results: dict[str, Any] = {}
 
@@ -654,7 +654,7 @@ def test_readline_with_a_size_across_chunks(peers: WsgiPeers) -> None:
     assert results["a2wsgi"] == [b"", b"", b"abc\ndef\n"]
 
 
-def test_readlines_on_an_empty_body_and_a_last_line_without_newline(peers: WsgiPeers) -> None:
+def test_readlines_on_an_empty_body_and_a_last_line_without_newline(peers: WSGIPeers) -> None:
     """a2wsgi's readlines() raises IndexError on an empty body and adds a newline the body
     does not have to its last line."""
     results: dict[tuple[str, str], Any] = {}
@@ -679,7 +679,7 @@ def test_readlines_on_an_empty_body_and_a_last_line_without_newline(peers: WsgiP
 
 
 @pytest.mark.parametrize("declared", [100, 100_000], ids=["small", "large"])
-def test_an_upload_cut_by_a_disconnect(peers: WsgiPeers, declared: int) -> None:
+def test_an_upload_cut_by_a_disconnect(peers: WSGIPeers, declared: int) -> None:
     """a2wsgi, uvicorn's and Starlette's hand the app a short body as if complete; asgiref
     does not call the app and raises into the server; crossgate does not call the app for
     a small body (received before it runs) and answers nothing, and a large one's read()
@@ -743,7 +743,7 @@ def counting_app(
     return app, pulled, closed
 
 
-def test_a_streaming_app_after_the_client_left(peers: WsgiPeers) -> None:
+def test_a_streaming_app_after_the_client_left(peers: WSGIPeers) -> None:
     """The peers keep pulling a generator to its end after the client left (a2wsgi, then
     close(); asgiref, uvicorn's, Starlette's never close it); crossgate stops it within a
     few chunks and closes it."""
@@ -763,7 +763,7 @@ def test_a_streaming_app_after_the_client_left(peers: WsgiPeers) -> None:
         assert closed[name] == 0, name
 
 
-def test_start_response_with_exc_info_before_the_body(peers: WsgiPeers) -> None:
+def test_start_response_with_exc_info_before_the_body(peers: WSGIPeers) -> None:
     """a2wsgi, uvicorn's and Starlette's send the first status at once, so an error handler
     cannot replace it: the client gets 200 with the error page, then the exception. crossgate
     (and asgiref) answer the replacement status."""
@@ -788,7 +788,7 @@ def test_start_response_with_exc_info_before_the_body(peers: WsgiPeers) -> None:
 
 
 @pytest.mark.parametrize("chunk", [10, 20_000], ids=["small", "large"])
-def test_the_request_body_is_not_read_before_the_app_runs(peers: WsgiPeers, chunk: int) -> None:
+def test_the_request_body_is_not_read_before_the_app_runs(peers: WSGIPeers, chunk: int) -> None:
     """asgiref, uvicorn's and Starlette's receive the whole body (asgiref into a temporary
     file) before calling the app, whatever its size; a2wsgi none of it. crossgate receives
     a small body (up to 64 KiB) whole, so that a slow client costs no thread, and of a
@@ -812,7 +812,7 @@ def test_the_request_body_is_not_read_before_the_app_runs(peers: WsgiPeers, chun
         assert seen[name] == 5, name
 
 
-def test_the_iterable_is_closed(peers: WsgiPeers) -> None:
+def test_the_iterable_is_closed(peers: WSGIPeers) -> None:
     """asgiref, uvicorn's and Starlette's never call the iterable's close()."""
     app, _, closed = counting_app(b"body", 1)
     for name in WSGI_PEERS:
@@ -822,7 +822,7 @@ def test_the_iterable_is_closed(peers: WsgiPeers) -> None:
     assert closed == {"crossgate": 1, "a2wsgi": 1, "asgiref": 0, "uvicorn": 0, "starlette": 0}
 
 
-def test_start_response_returns_write(peers: WsgiPeers) -> None:
+def test_start_response_returns_write(peers: WSGIPeers) -> None:
     """asgiref's, uvicorn's and Starlette's start_response return None, not write()."""
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -839,7 +839,7 @@ def test_start_response_returns_write(peers: WsgiPeers) -> None:
 
 
 def environ_value_per_peer(
-    peers: WsgiPeers, key: str, headers: Sequence[tuple[bytes, bytes]] = ()
+    peers: WSGIPeers, key: str, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> dict[str, Any]:
     """What ``environ[key]`` (None when missing) is under each WSGI peer, for one request."""
     seen: dict[str, Any] = {}
@@ -855,7 +855,7 @@ def environ_value_per_peer(
     return seen
 
 
-def test_header_names_with_underscores(peers: WsgiPeers) -> None:
+def test_header_names_with_underscores(peers: WSGIPeers) -> None:
     """Every peer maps "x-user_id" to HTTP_X_USER_ID, the key of "x-user-id": a client can
     add to (or spoof) a header a proxy set. crossgate drops names with "_"."""
     seen = environ_value_per_peer(
@@ -865,7 +865,7 @@ def test_header_names_with_underscores(peers: WsgiPeers) -> None:
     assert seen == dict.fromkeys(WSGI_PEERS[1:], "alice,mallory")
 
 
-def test_cookie_headers_are_joined_with_a_semicolon(peers: WsgiPeers) -> None:
+def test_cookie_headers_are_joined_with_a_semicolon(peers: WSGIPeers) -> None:
     """HTTP/2 splits Cookie into several fields; every peer joins them with "," (one cookie
     "a=1,b=2" to a cookie parser); crossgate with "; "."""
     seen = environ_value_per_peer(peers, "HTTP_COOKIE", [(b"cookie", b"a=1"), (b"cookie", b"b=2")])
@@ -873,7 +873,7 @@ def test_cookie_headers_are_joined_with_a_semicolon(peers: WsgiPeers) -> None:
     assert seen == dict.fromkeys(WSGI_PEERS[1:], "a=1,b=2")
 
 
-def test_control_characters_in_a_wsgi_response_header(peers: WsgiPeers) -> None:
+def test_control_characters_in_a_wsgi_response_header(peers: WSGIPeers) -> None:
     """Every peer passes CR LF in a header value on to the server (header injection when
     the server writes it as is); crossgate answers 500."""
 
@@ -889,7 +889,7 @@ def test_control_characters_in_a_wsgi_response_header(peers: WsgiPeers) -> None:
         assert (b"x-a", b"v\r\nX-Injected: 1") in headers, name
 
 
-def test_a_body_longer_than_its_content_length(peers: WsgiPeers) -> None:
+def test_a_body_longer_than_its_content_length(peers: WSGIPeers) -> None:
     """a2wsgi, uvicorn's and Starlette's send the whole body; crossgate (and asgiref) cut it
     at Content-Length."""
 
@@ -904,7 +904,7 @@ def test_a_body_longer_than_its_content_length(peers: WsgiPeers) -> None:
         assert answers[name].body_bytes == b"abcdef", name
 
 
-def test_server_port_is_a_string(peers: WsgiPeers) -> None:
+def test_server_port_is_a_string(peers: WSGIPeers) -> None:
     """uvicorn's and Starlette's put the port in the environ as an int."""
     seen = environ_value_per_peer(peers, "SERVER_PORT")
     assert seen == {
@@ -916,7 +916,7 @@ def test_server_port_is_a_string(peers: WsgiPeers) -> None:
     }
 
 
-def test_latin1_response_header_values(peers: WsgiPeers) -> None:
+def test_latin1_response_header_values(peers: WSGIPeers) -> None:
     """asgiref's, uvicorn's and Starlette's encode header values as ASCII: a latin-1 value
     fails the whole response with UnicodeEncodeError."""
 
@@ -951,11 +951,11 @@ def asgi_reply(
 def both_asgi(
     app: ASGIApplication, loop: asyncio.AbstractEventLoop, **environ: Any
 ) -> dict[str, Answer | None]:
-    crossgate = AsgiToWsgi(app, lifespan="off")
+    crossgate = ASGIToWSGI(app, lifespan="off")
     try:
         return {
             "crossgate": call_wsgi(crossgate, make_environ(**environ)),
-            "a2wsgi": call_wsgi(A2wsgiAsgi(app, loop=loop), make_environ(**environ)),
+            "a2wsgi": call_wsgi(A2wsgiASGI(app, loop=loop), make_environ(**environ)),
         }
     finally:
         crossgate.close()
@@ -974,12 +974,12 @@ def test_hop_by_hop_headers_from_an_asgi_app(a2wsgi_loop: asyncio.AbstractEventL
     """a2wsgi hands Connection to the WSGI server, and wsgiref's server answers 500 for it;
     crossgate drops it."""
     app = asgi_reply(headers=[(b"content-type", b"text/plain"), (b"connection", b"close")])
-    crossgate = AsgiToWsgi(app, lifespan="off")
+    crossgate = ASGIToWSGI(app, lifespan="off")
     try:
         ours, our_log = serve_with_wsgiref(crossgate)
     finally:
         crossgate.close()
-    theirs, their_log = serve_with_wsgiref(A2wsgiAsgi(app, loop=a2wsgi_loop))
+    theirs, their_log = serve_with_wsgiref(A2wsgiASGI(app, loop=a2wsgi_loop))
     assert ours.startswith(b"HTTP/1.0 200 OK\r\n")
     assert b"\r\nconnection:" not in ours.lower()
     assert not our_log
@@ -1003,7 +1003,7 @@ def test_an_asgi_app_that_returns_without_a_response(
     async def app(scope: Any, receive: Receive, send: Send) -> None:
         return None
 
-    crossgate = AsgiToWsgi(app, lifespan="off")
+    crossgate = ASGIToWSGI(app, lifespan="off")
     try:
         answer = call_wsgi(crossgate, make_environ())
     finally:

@@ -1,9 +1,9 @@
 """Misuse state machines: misbehaving apps on either side of crossgate.
 
-(a) An ASGI app under :class:`crossgate.AsgiToWsgi` sends any sequence of messages (start
+(a) An ASGI app under :class:`crossgate.ASGIToWSGI` sends any sequence of messages (start
 twice, body before start, anything after the last body, unknown types, wrong value types),
 raises or returns early; a PEP 3333 server simulation written here drives it.
-(b) A WSGI app under :class:`crossgate.WsgiToAsgi` misuses ``start_response``, ``write()``
+(b) A WSGI app under :class:`crossgate.WSGIToASGI` misuses ``start_response``, ``write()``
 and its iterable; an ASGI server simulation written here drives it.
 
 Each run is compared with a model of what the specs and crossgate's documented choices ask
@@ -45,7 +45,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from crossgate import AsgiToWsgi, CrossgateError, InvalidHeader, InvalidResponse, WsgiToAsgi
+from crossgate import ASGIToWSGI, CrossgateError, InvalidHeader, InvalidResponse, WSGIToASGI
 from crossgate._types import Environ, Message, Receive, Send, StartResponse
 from crossgate.adapters.asgi_to_wsgi import Backend
 from crossgate.adapters.environ import decode_response_headers, encode_response_headers
@@ -159,7 +159,7 @@ MACHINE_SETTINGS = settings(
 
 
 # ============================================================================================
-# (a) A misbehaving ASGI app under AsgiToWsgi, driven by a PEP 3333 server simulation
+# (a) A misbehaving ASGI app under ASGIToWSGI, driven by a PEP 3333 server simulation
 # ============================================================================================
 
 
@@ -302,7 +302,7 @@ def named(catalogue: list[tuple[str, Any]]) -> st.SearchStrategy[Any]:
 
 
 @dataclass
-class AsgiExpected:
+class ASGIExpected:
     """What the WSGI server must see for a script (the model's answer)."""
 
     outcome: str  # "valid", "500" or "aborted"
@@ -316,7 +316,7 @@ class AsgiExpected:
     failed: bool = False
 
 
-def expect_asgi(steps: list[Step], file_body: bytes) -> AsgiExpected:
+def expect_asgi(steps: list[Step], file_body: bytes) -> ASGIExpected:
     """The model: ASGI message order rules, plus crossgate's choice of holding the start
     until the first body (so a failure before it can still become a 500)."""
     status: str | None = None
@@ -359,7 +359,7 @@ def expect_asgi(steps: list[Step], file_body: bytes) -> AsgiExpected:
         # The app returned or raised before its response ended.
         failed = True
         aborted = head_sent
-    expected = AsgiExpected("valid", refused=refused, accepted=accepted, escapes=escapes)
+    expected = ASGIExpected("valid", refused=refused, accepted=accepted, escapes=escapes)
     expected.complete, expected.failed = complete, failed
     if complete and missing_file:
         expected.outcome = "500"
@@ -374,7 +374,7 @@ def expect_asgi(steps: list[Step], file_body: bytes) -> AsgiExpected:
 
 
 @dataclass
-class WsgiSeen:
+class WSGISeen:
     """What the PEP 3333 server simulation saw."""
 
     calls: list[tuple[str, list[tuple[str, str]], Any]] = field(default_factory=list)
@@ -407,9 +407,9 @@ def check_wsgi_headers(headers: object) -> list[str]:
     return problems
 
 
-def serve_wsgi(app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> WsgiSeen:
+def serve_wsgi(app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> WSGISeen:
     """A correct PEP 3333 server for one request: environ, start_response, iterate, close."""
-    seen = WsgiSeen()
+    seen = WSGISeen()
     headers_sent = False
     environ: Environ = {}
     wsgiref.util.setup_testing_defaults(environ)
@@ -471,7 +471,7 @@ def serve_wsgi(app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> Wsgi
     return seen
 
 
-class AsgiScript:
+class ASGIScript:
     """The ASGI app: plays a script of steps, recording what happened to each."""
 
     def __init__(self, steps: list[Step]) -> None:
@@ -508,11 +508,11 @@ class AsgiScript:
 
 
 def check_asgi_run(
-    adapter: AsgiToWsgi, steps: list[Step], records: Records, file_body: bytes
+    adapter: ASGIToWSGI, steps: list[Step], records: Records, file_body: bytes
 ) -> None:
     expected = expect_asgi(steps, file_body)
     event(f"ASGI app -> {expected.outcome}, {expected.refused} refused")
-    script = AsgiScript(steps)
+    script = ASGIScript(steps)
     adapter.app = script
     records.take()
     seen = bounded(lambda: serve_wsgi(adapter))
@@ -579,10 +579,10 @@ def check_asgi_run(
         assert not logged, [r.getMessage() for r in logged]
 
 
-class AsgiMisuse(RuleBasedStateMachine):
+class ASGIMisuse(RuleBasedStateMachine):
     """Rules append what the ASGI app does; ``serve`` plays the script so far and checks."""
 
-    def __init__(self, adapter: AsgiToWsgi, records: Records, file: Path) -> None:
+    def __init__(self, adapter: ASGIToWSGI, records: Records, file: Path) -> None:
         super().__init__()
         self.adapter = adapter
         self.records = records
@@ -668,12 +668,12 @@ def test_misbehaving_asgi_app_gets_a_valid_response_a_500_or_an_abort(
     with every error logged, and nothing hangs."""
     file = tmp_path / "file.txt"
     file.write_bytes(b"file contents\n" * 3)
-    adapter = AsgiToWsgi(AsgiScript([]), lifespan="off", backend=backend, budget=256)
+    adapter = ASGIToWSGI(ASGIScript([]), lifespan="off", backend=backend, budget=256)
     try:
         run_state_machine_as_test(
             # Hypothesis takes any factory (its docs: "state_machine_factory"); the stub
             # says type.
-            lambda: AsgiMisuse(adapter, records, file),  # type: ignore[arg-type]
+            lambda: ASGIMisuse(adapter, records, file),  # type: ignore[arg-type]
             settings=MACHINE_SETTINGS,
         )
     finally:
@@ -691,14 +691,14 @@ def test_a_message_that_is_not_a_dict_is_refused_and_fails_the_response(
 ) -> None:
     """send(None) raised AttributeError and left the response open: an app that swallowed
     it went on to answer 200 as if nothing had happened."""
-    script = AsgiScript(
+    script = ASGIScript(
         [
             Step("send", None, "bad", swallow=True),
             Step("send", start(status=200, headers=[]), swallow=True),
             Step("send", {"type": "http.response.body", "body": b"late"}, swallow=True),
         ]
     )
-    adapter = AsgiToWsgi(script, lifespan="off", backend=backend)
+    adapter = ASGIToWSGI(script, lifespan="off", backend=backend)
     try:
         seen = bounded(lambda: serve_wsgi(adapter))
     finally:
@@ -723,13 +723,13 @@ def test_an_exception_after_the_response_failed_is_logged(
 ) -> None:
     """An app that swallowed the error of an invalid message and then raised something else
     had that exception dropped silently."""
-    script = AsgiScript(
+    script = ASGIScript(
         [
             Step("send", {"type": "http.response.body", "body": b"x"}, "bad", swallow=True),
             Step("raise"),
         ]
     )
-    adapter = AsgiToWsgi(script, lifespan="off", backend=backend)
+    adapter = ASGIToWSGI(script, lifespan="off", backend=backend)
     try:
         seen = bounded(lambda: serve_wsgi(adapter))
         assert script.done.wait(BOUND)
@@ -741,7 +741,7 @@ def test_an_exception_after_the_response_failed_is_logged(
 
 
 # ============================================================================================
-# (b) A misbehaving WSGI app under WsgiToAsgi, driven by an ASGI server simulation
+# (b) A misbehaving WSGI app under WSGIToASGI, driven by an ASGI server simulation
 # ============================================================================================
 
 
@@ -851,7 +851,7 @@ class _Escape(Exception):
 
 
 @dataclass
-class WsgiExpected:
+class WSGIExpected:
     outcome: str  # "valid", "500" or "aborted"
     code: int = 0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -860,7 +860,7 @@ class WsgiExpected:
     closes: int = 0
 
 
-def expect_wsgi(program: Program) -> WsgiExpected:
+def expect_wsgi(program: Program) -> WSGIExpected:
     """The model: PEP 3333's start_response and iterable rules, plus crossgate's choices
     (headers go out with the first non-empty chunk, a body is cut at Content-Length)."""
     code = 0
@@ -934,7 +934,7 @@ def expect_wsgi(program: Program) -> WsgiExpected:
             body = b"".join(act.chunk for act in yields)
             if remaining is not None:
                 body = body[:remaining]
-            return WsgiExpected("valid", code, headers, body, closes=closes)
+            return WSGIExpected("valid", code, headers, body, closes=closes)
         for act in program.body if program.returns == "generator" else yields:
             if act.kind != "yield":
                 act_out(act)
@@ -944,14 +944,14 @@ def expect_wsgi(program: Program) -> WsgiExpected:
                 break  # Content-Length reached: the rest is never asked for
         if not started:
             raise _Escape("crossgate")  # PEP 3333: start_response must have been called
-        return WsgiExpected("valid", code, headers, b"".join(emitted), closes=closes)
+        return WSGIExpected("valid", code, headers, b"".join(emitted), closes=closes)
     except _Escape as escape:
         if sent:
-            return WsgiExpected("aborted", code, headers, b"".join(emitted), escape.source, closes)
-        return WsgiExpected("500", source=escape.source, closes=closes)
+            return WSGIExpected("aborted", code, headers, b"".join(emitted), escape.source, closes)
+        return WSGIExpected("500", source=escape.source, closes=closes)
 
 
-class WsgiScript:
+class WSGIScript:
     """The WSGI app: plays a program, recording what escaped and how often close() ran."""
 
     def __init__(self, program: Program) -> None:
@@ -1020,7 +1020,7 @@ class _Iterable:
 
 
 class _Closing(_Iterable):
-    def __init__(self, generate: Callable[[], Iterator[Any]], script: WsgiScript) -> None:
+    def __init__(self, generate: Callable[[], Iterator[Any]], script: WSGIScript) -> None:
         super().__init__(generate)
         self.script = script
 
@@ -1033,14 +1033,14 @@ class _Closing(_Iterable):
 
 
 @dataclass
-class AsgiSeen:
+class ASGISeen:
     messages: list[Message] = field(default_factory=list)
     error: BaseException | None = None  # what the app call raised into the server
 
 
-async def serve_asgi(adapter: WsgiToAsgi) -> AsgiSeen:
+async def serve_asgi(adapter: WSGIToASGI) -> ASGISeen:
     """A correct ASGI server for one GET: the body, then a disconnect once it is over."""
-    seen = AsgiSeen()
+    seen = ASGISeen()
     over = anyio.Event()
     receives = 0
     scope = {
@@ -1117,10 +1117,10 @@ def check_asgi_messages(messages: list[Message], finished: bool) -> list[str]:
     return problems
 
 
-def check_wsgi_run(adapter: WsgiToAsgi, loop: str, program: Program, records: Records) -> None:
+def check_wsgi_run(adapter: WSGIToASGI, loop: str, program: Program, records: Records) -> None:
     expected = expect_wsgi(program)
     event(f"WSGI app -> {expected.outcome} ({expected.source or 'no error'})")
-    script = WsgiScript(program)
+    script = WSGIScript(program)
     adapter.app = script
     records.take()
     try:
@@ -1180,10 +1180,10 @@ def check_wsgi_run(adapter: WsgiToAsgi, loop: str, program: Program, records: Re
         assert not logged, [r.getMessage() for r in logged]
 
 
-class WsgiMisuse(RuleBasedStateMachine):
+class WSGIMisuse(RuleBasedStateMachine):
     """Rules build what the WSGI app does; ``serve`` plays it and checks."""
 
-    def __init__(self, adapter: WsgiToAsgi, loop: str, records: Records) -> None:
+    def __init__(self, adapter: WSGIToASGI, loop: str, records: Records) -> None:
         super().__init__()
         self.adapter = adapter
         self.loop = loop
@@ -1298,10 +1298,10 @@ def test_misbehaving_wsgi_app_gets_a_valid_response_a_500_or_an_abort(
     """Any misuse of start_response, write() and the iterable: the ASGI server sees a valid
     message sequence (the model's response, a 500, or an abort raising into it), close()
     runs once, errors are logged, and nothing hangs."""
-    adapter = WsgiToAsgi(WsgiScript(Program()), workers=2, budget=64)
+    adapter = WSGIToASGI(WSGIScript(Program()), workers=2, budget=64)
     try:
         run_state_machine_as_test(
-            lambda: WsgiMisuse(adapter, loop, records),  # type: ignore[arg-type]
+            lambda: WSGIMisuse(adapter, loop, records),  # type: ignore[arg-type]
             settings=MACHINE_SETTINGS,
         )
     finally:
@@ -1312,8 +1312,8 @@ def test_misbehaving_wsgi_app_gets_a_valid_response_a_500_or_an_abort(
 def test_a_chunk_yielded_before_start_response_is_a_500(loop: str, records: Records) -> None:
     """A generator that yields before calling start_response sent the server a start
     message with status None (fixed in wsgi_to_asgi.py)."""
-    script = WsgiScript(Program(body=[data_act("yield", b"early")]))
-    adapter = WsgiToAsgi(script, workers=1)
+    script = WSGIScript(Program(body=[data_act("yield", b"early")]))
+    adapter = WSGIToASGI(script, workers=1)
     try:
         seen = run_on(loop, serve_asgi, adapter)
     finally:

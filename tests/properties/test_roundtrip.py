@@ -30,13 +30,13 @@ from hypothesis import HealthCheck, given, settings
 
 from crossgate import ASGIApp, WSGIApp, asgi_to_wsgi, wsgi_to_asgi
 from crossgate._types import Environ, Receive, Send, StartResponse
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, Backend
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.asgi_to_wsgi import ASGIToWSGI, Backend
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from crossgate.testing import Request, Response, call_asgi, call_wsgi
 from crossgate.testing.strategies import (
     Outcome,
-    ScriptedAsgiApp,
-    ScriptedWsgiApp,
+    ScriptedASGIApp,
+    ScriptedWSGIApp,
     asgi_apps,
     asgi_behaviours,
     requests,
@@ -66,7 +66,7 @@ def _quiet_crossgate(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @contextmanager
-def wsgi_round_trip(app: WSGIApp) -> Iterator[AsgiToWsgi]:
+def wsgi_round_trip(app: WSGIApp) -> Iterator[ASGIToWSGI]:
     inner = wsgi_to_asgi(app, workers=2)
     outer = asgi_to_wsgi(inner, lifespan="off")
     try:
@@ -77,7 +77,7 @@ def wsgi_round_trip(app: WSGIApp) -> Iterator[AsgiToWsgi]:
 
 
 @contextmanager
-def asgi_round_trip(app: ASGIApp) -> Iterator[WsgiToAsgi]:
+def asgi_round_trip(app: ASGIApp) -> Iterator[WSGIToASGI]:
     inner = asgi_to_wsgi(app, lifespan="off")
     outer = wsgi_to_asgi(inner, workers=2)
     try:
@@ -175,7 +175,7 @@ def _disconnects(received: list[str]) -> list[str]:
 
 @SETTINGS
 @given(request=requests(), app=wsgi_apps())
-def test_wsgi_round_trip_answers_as_the_wsgi_app(request: Request, app: ScriptedWsgiApp) -> None:
+def test_wsgi_round_trip_answers_as_the_wsgi_app(request: Request, app: ScriptedWSGIApp) -> None:
     """asgi_to_wsgi(wsgi_to_asgi(app)) answers as app does, and app sees the same request."""
     expected = app.behaviour.expected(request)
     direct = call_wsgi(app, request, raise_app_exceptions=False)
@@ -193,7 +193,7 @@ def test_wsgi_round_trip_answers_as_the_wsgi_app(request: Request, app: Scripted
 @SETTINGS
 @given(request=requests(), app=wsgi_apps())
 def test_wsgi_to_asgi_answers_as_the_wsgi_app(
-    loop: str, request: Request, app: ScriptedWsgiApp
+    loop: str, request: Request, app: ScriptedWSGIApp
 ) -> None:
     """wsgi_to_asgi(app) under an ASGI server answers as app under a WSGI server."""
     expected = app.behaviour.expected(request)
@@ -213,7 +213,7 @@ def test_wsgi_to_asgi_answers_as_the_wsgi_app(
 @SETTINGS
 @given(request=requests(), app=asgi_apps(hop_by_hop=True))
 def test_asgi_round_trip_answers_as_the_asgi_app(
-    loop: str, request: Request, app: ScriptedAsgiApp
+    loop: str, request: Request, app: ScriptedASGIApp
 ) -> None:
     """wsgi_to_asgi(asgi_to_wsgi(app)) answers as app does, and app sees the same request."""
     expected = app.behaviour.expected(request)
@@ -240,7 +240,7 @@ def test_asgi_round_trip_answers_as_the_asgi_app(
 @SETTINGS
 @given(request=requests(), app=asgi_apps(hop_by_hop=True))
 def test_asgi_to_wsgi_answers_as_the_asgi_app(
-    request: Request, app: ScriptedAsgiApp, backend: Backend
+    request: Request, app: ScriptedASGIApp, backend: Backend
 ) -> None:
     """asgi_to_wsgi(app) under a WSGI server answers as app under an ASGI server."""
     expected = app.behaviour.expected(request)
@@ -377,10 +377,10 @@ def _reading(mode: str) -> Any:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     request=_UPLOADS,
-    app=wsgi_behaviours(failures=False).map(_reading("read")).map(ScriptedWsgiApp),
+    app=wsgi_behaviours(failures=False).map(_reading("read")).map(ScriptedWSGIApp),
 )
 def test_a_truncated_upload_raises_in_the_wsgi_app_through_a_round_trip(
-    request: Request, app: ScriptedWsgiApp
+    request: Request, app: ScriptedWSGIApp
 ) -> None:
     """DESIGN: "A truncated upload raises in the app (an OSError subclass), it is never a
     short read", directly and after WSGI -> ASGI -> WSGI."""
@@ -400,10 +400,10 @@ def test_a_truncated_upload_raises_in_the_wsgi_app_through_a_round_trip(
 @pytest.mark.parametrize("loop", LOOPS)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    request=_UPLOADS, app=asgi_behaviours(failures=False).map(_reading("all")).map(ScriptedAsgiApp)
+    request=_UPLOADS, app=asgi_behaviours(failures=False).map(_reading("all")).map(ScriptedASGIApp)
 )
 def test_a_truncated_upload_ends_in_disconnect_for_the_asgi_app_through_a_round_trip(
-    loop: str, request: Request, app: ScriptedAsgiApp
+    loop: str, request: Request, app: ScriptedASGIApp
 ) -> None:
     """ASGI: http.disconnect is "Sent to the application if receive is called [...] after
     the HTTP connection has been closed", directly and after ASGI -> WSGI -> ASGI."""

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, find, given, settings
 from crossgate import lifespan
 from crossgate.testing import Request, Response, asgi_scope, call_asgi, call_wsgi, wsgi_environ
 from crossgate.testing.strategies import (
-    AsgiBehaviour,
+    ASGIBehaviour,
     Outcome,
-    ScriptedAsgiApp,
-    ScriptedWsgiApp,
+    ScriptedASGIApp,
+    ScriptedWSGIApp,
     ScriptError,
-    WsgiBehaviour,
+    WSGIBehaviour,
     asgi_apps,
     asgi_behaviours,
     header_lists,
@@ -33,7 +33,7 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 
 
 def assert_answers_as_scripted(
-    request: Request, app: ScriptedWsgiApp | ScriptedAsgiApp, response: Response
+    request: Request, app: ScriptedWSGIApp | ScriptedASGIApp, response: Response
 ) -> None:
     """A truncated request ends in a disconnect with no status; any other gets the
     response that the app's scripted behaviour predicts."""
@@ -48,7 +48,7 @@ def assert_answers_as_scripted(
 @SETTINGS
 @given(request=requests(truncated=True), app=wsgi_apps())
 def test_call_wsgi_answers_as_the_wsgi_behaviour_says(
-    request: Request, app: ScriptedWsgiApp
+    request: Request, app: ScriptedWSGIApp
 ) -> None:
     response = call_wsgi(app, request, raise_app_exceptions=False)
     assert_answers_as_scripted(request, app, response)
@@ -65,7 +65,7 @@ def test_call_wsgi_answers_as_the_wsgi_behaviour_says(
 @SETTINGS
 @given(request=requests(truncated=True), app=asgi_apps())
 def test_call_asgi_answers_as_the_asgi_behaviour_says(
-    request: Request, app: ScriptedAsgiApp
+    request: Request, app: ScriptedASGIApp
 ) -> None:
     response = asyncio.run(call_asgi(app, request, raise_app_exceptions=False))
     assert_answers_as_scripted(request, app, response)
@@ -82,14 +82,14 @@ def test_call_asgi_answers_as_the_asgi_behaviour_says(
 
 
 def test_exc_info_recovery_answers_the_recovery_response() -> None:
-    app = WsgiBehaviour(body=(b"", b"x"), body_kind="generator", failure="exc_info", fail_at=1)
+    app = WSGIBehaviour(body=(b"", b"x"), body_kind="generator", failure="exc_info", fail_at=1)
     response = call_wsgi(app.app())
     assert app.expected().matches(response)
     assert (response.status, response.body) == (503, b"recovered")
 
 
 def test_exc_info_after_a_byte_is_an_abort() -> None:
-    app = WsgiBehaviour(body=(b"a", b"b"), body_kind="write", failure="exc_info", fail_at=1)
+    app = WSGIBehaviour(body=(b"a", b"b"), body_kind="write", failure="exc_info", fail_at=1)
     response = call_wsgi(app.app(), raise_app_exceptions=False)
     assert app.expected() == Outcome("aborted", 200, (("Content-Type", "text/plain"),), b"a")
     assert app.expected().matches(response)
@@ -98,7 +98,7 @@ def test_exc_info_after_a_byte_is_an_abort() -> None:
 
 def test_short_content_length_cuts_before_a_failure_is_reached() -> None:
     """The server stops iterating at Content-Length, so a later failure never happens."""
-    app = WsgiBehaviour(
+    app = WSGIBehaviour(
         body=(b"ab", b"cd"),
         body_kind="generator",
         content_length="short",
@@ -113,13 +113,13 @@ def test_short_content_length_cuts_before_a_failure_is_reached() -> None:
 @pytest.mark.parametrize(
     ("behaviour", "kind", "body"),
     [
-        (AsgiBehaviour(body=(b"a", b"b"), failure="in_body", fail_at=1), "aborted", b"a"),
-        (AsgiBehaviour(body=(b"", b"b"), failure="in_body", fail_at=1), "error", b""),
-        (AsgiBehaviour(body=(b"a",), failure="after_end"), "complete", b"a"),
-        (AsgiBehaviour(failure="return_before_start"), "error", b""),
+        (ASGIBehaviour(body=(b"a", b"b"), failure="in_body", fail_at=1), "aborted", b"a"),
+        (ASGIBehaviour(body=(b"", b"b"), failure="in_body", fail_at=1), "error", b""),
+        (ASGIBehaviour(body=(b"a",), failure="after_end"), "complete", b"a"),
+        (ASGIBehaviour(failure="return_before_start"), "error", b""),
     ],
 )
-def test_asgi_outcomes(behaviour: AsgiBehaviour, kind: str, body: bytes) -> None:
+def test_asgi_outcomes(behaviour: ASGIBehaviour, kind: str, body: bytes) -> None:
     expected = behaviour.expected()
     assert (expected.kind, expected.body) == (kind, body)
     response = asyncio.run(call_asgi(behaviour.app(), raise_app_exceptions=False))
@@ -137,7 +137,7 @@ def test_outcome_matching_ignores_header_case_only() -> None:
 
 def test_scripted_apps_answer_lifespan() -> None:
     async def run() -> None:
-        async with lifespan(AsgiBehaviour().app()) as state:
+        async with lifespan(ASGIBehaviour().app()) as state:
             assert state == {}
 
     asyncio.run(run())
@@ -145,8 +145,8 @@ def test_scripted_apps_answer_lifespan() -> None:
 
 def test_strategies_shrink_to_the_simplest_case() -> None:
     assert find(requests(), lambda _: True) == Request("GET", "/")
-    assert find(wsgi_behaviours(), lambda _: True) == WsgiBehaviour(body=(), read_size=1)
-    assert find(asgi_behaviours(), lambda _: True) == AsgiBehaviour(body=())
+    assert find(wsgi_behaviours(), lambda _: True) == WSGIBehaviour(body=(), read_size=1)
+    assert find(asgi_behaviours(), lambda _: True) == ASGIBehaviour(body=())
     assert find(requests(), lambda r: b"%2F" in r.raw_path) == Request("GET", "/%2F")
 
 

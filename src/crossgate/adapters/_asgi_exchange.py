@@ -1,4 +1,4 @@
-"""The loop side of one request of :class:`~crossgate.adapters.asgi_to_wsgi.AsgiToWsgi`:
+"""The loop side of one request of :class:`~crossgate.adapters.asgi_to_wsgi.ASGIToWSGI`:
 the ASGI app's ``receive()`` and ``send()``, its task, and what goes to the server thread.
 
 The app runs on the portal loop. Its ``send()`` puts the response into a

@@ -1,5 +1,5 @@
 """The server thread's side of one streamed response of
-:class:`~crossgate.adapters.asgi_to_wsgi.AsgiToWsgi`: the WSGI iterable that yields the
+:class:`~crossgate.adapters.asgi_to_wsgi.ASGIToWSGI`: the WSGI iterable that yields the
 body as the app sends it, and the abort that stops the app when the server closes early.
 """
 

@@ -1,4 +1,4 @@
-"""The loop's side of a request body for :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`:
+"""The loop's side of a request body for :class:`~crossgate.adapters.wsgi_to_asgi.WSGIToASGI`:
 receiving it from ``receive()``, reading one message ahead of the app, bounding the wait
 for the client (``body_timeout``), and listening for ``http.disconnect`` while the
 response streams.

@@ -1,4 +1,4 @@
-"""One WSGI call of :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`: the app run on a
+"""One WSGI call of :class:`~crossgate.adapters.wsgi_to_asgi.WSGIToASGI`: the app run on a
 worker thread for one request, its response handed to the loop and sent from there.
 
 A list or tuple body crosses to the loop whole, through the request's first-delivery
@@ -36,7 +36,7 @@ from crossgate.adapters._bridge import (
 from crossgate.adapters._wsgi_body import TIMED_OUT, BodyReceiver
 from crossgate.adapters.environ import check_status, encode_response_headers
 
-__all__ = ["FileWrapper", "ResponseState", "WSGICall", "plain_response", "timed_out_response"]
+__all__ = ["FileWrapper", "ResponseState", "WSGIJob", "plain_response", "timed_out_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class FileWrapper:
 
 class ResponseState(State):
     """Where the app's response stands. Only the worker thread moves it, in
-    :meth:`WSGICall._move`; the loop reads FINISHED (see ``WSGICall._finish``)."""
+    :meth:`WSGIJob._move`; the loop reads FINISHED (see ``WSGIJob._finish``)."""
 
     #: The app runs; start_response() not called yet.
     CALLING = "calling"
@@ -128,7 +128,7 @@ _MOVES: Final[dict[ResponseState, frozenset[ResponseState]]] = {
 _Whole = tuple[int, list[tuple[bytes, bytes]], "bytes | list[bytes]"]
 
 
-class WSGICall:
+class WSGIJob:
     """One call of the WSGI app for one request: its run (worker thread) and its response
     sent (loop).
 

@@ -1,4 +1,4 @@
-"""``wsgi.input`` for :class:`~crossgate.adapters.wsgi_to_asgi.WsgiToAsgi`: the request body
+"""``wsgi.input`` for :class:`~crossgate.adapters.wsgi_to_asgi.WSGIToASGI`: the request body
 read as a file, on the worker thread.
 
 The file's unread bytes are touched by the worker only; refills come from the loop's side,

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, Final, Literal
 
+from crossgate._deprecated import renamed
 from crossgate._errors import ClientDisconnected, LifespanError, ResponseTimeout
 from crossgate._types import ASGIApp, Environ, ExcInfo, StartResponse
 from crossgate.adapters._asgi_exchange import (
@@ -57,7 +58,7 @@ from crossgate.adapters.lifespan import (
     LifespanManager,
 )
 
-__all__ = ["DEFAULT_DISCONNECT_GRACE", "AsgiToWsgi", "Backend", "LifespanMode", "asgi_to_wsgi"]
+__all__ = ["DEFAULT_DISCONNECT_GRACE", "ASGIToWSGI", "Backend", "LifespanMode", "asgi_to_wsgi"]
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def _read_exactly(stream: Any, size: int) -> tuple[bytes, bool]:
 # --------------------------------------------------------------------------------------------
 
 
-class AsgiToWsgi:
+class ASGIToWSGI:
     """A WSGI application running an ASGI application on the per-process portal loop.
 
     :meth:`close` (and interpreter exit) waits for the app's background work and runs its
@@ -471,9 +472,19 @@ class AsgiToWsgi:
 
     def __repr__(self) -> str:
         backend = "" if self.backend == "asyncio" else f" backend={self.backend}"
-        return f"<AsgiToWsgi {self.app!r} lifespan={self.lifespan}{backend}>"
+        return f"<ASGIToWSGI {self.app!r} lifespan={self.lifespan}{backend}>"
 
 
 #: ``asgi_to_wsgi(app, **options)``, the functional spelling: the class itself, so that its
 #: options are declared (and typed) once.
-asgi_to_wsgi = AsgiToWsgi
+asgi_to_wsgi = ASGIToWSGI
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: Final = {
+    "AsgiToWsgi": "ASGIToWSGI",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, _RENAMED, globals())(name)

@@ -34,6 +34,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Final, TypeVar
 
+from crossgate._deprecated import renamed
 from crossgate._types import Message, Receive, Send, WSGIApp
 from crossgate.adapters._bridge import (
     DEFAULT_BUDGET,
@@ -49,7 +50,7 @@ from crossgate.adapters._wsgi_body import BodyReceiver
 from crossgate.adapters._wsgi_call import (
     FINISHED,
     FileWrapper,
-    WSGICall,
+    WSGIJob,
     plain_response,
     timed_out_response,
 )
@@ -57,7 +58,7 @@ from crossgate.adapters._wsgi_input import InputStream
 from crossgate.adapters.environ import build_environ
 from crossgate.adapters.lifespan import DEFAULT_STARTUP_TIMEOUT, Hook, Hooks, serve_lifespan
 
-__all__ = ["WsgiToAsgi", "wsgi_to_asgi"]
+__all__ = ["WSGIToASGI", "wsgi_to_asgi"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ _ERRORS: Final = _ErrorStream()
 _T = TypeVar("_T")
 
 
-class WsgiToAsgi:
+class WSGIToASGI:
     """An ASGI 3 application that runs the WSGI application ``app``.
 
     Each request is one job in the adapter's worker pool (created on first use): the app
@@ -271,7 +272,7 @@ class WsgiToAsgi:
         # The request's loop, through the bridge's backend: asyncio's (a C call), else trio's.
         loop = asyncio_loop() or trio_loop()
         receiver = BodyReceiver(loop, receive, message, self.max_request_body, self.body_timeout)
-        request = WSGICall(loop, scope, send, receiver, self.budget)
+        request = WSGIJob(loop, scope, send, receiver, self.budget)
         environ = build_environ(scope, self._environ_extra)
         environ["wsgi.input"] = InputStream(receiver)
         environ["asgi.scope"] = scope
@@ -307,7 +308,7 @@ class WsgiToAsgi:
                 # After the whole response (the 500 the app's error left, or a response
                 # whose close() raised SystemExit), as a streamed response's error comes
                 # after its chunks. Taken back from the request first, and no local keeps
-                # it: its traceback will hold this frame (see WSGICall.raised).
+                # it: its traceback will hold this frame (see WSGIJob.raised).
                 request.raised = None
                 try:
                     raise error
@@ -391,7 +392,7 @@ class WsgiToAsgi:
             # ASGI: "Applications should raise an exception when they do not understand
             # the scope type" (https://asgi.readthedocs.io/en/latest/specs/main.html).
             raise ValueError(
-                f"crossgate.WsgiToAsgi cannot handle ASGI scope type {kind!r}: a WSGI "
+                f"crossgate.WSGIToASGI cannot handle ASGI scope type {kind!r}: a WSGI "
                 "application serves only 'http' (plus 'lifespan' hooks)"
             )
 
@@ -448,4 +449,14 @@ def _declared_length(scope: Message) -> int:
 
 #: ``wsgi_to_asgi(app, **options)``, the functional spelling: the class itself, so that its
 #: options are declared (and typed) once.
-wsgi_to_asgi = WsgiToAsgi
+wsgi_to_asgi = WSGIToASGI
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: Final = {
+    "WsgiToAsgi": "WSGIToASGI",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, _RENAMED, globals())(name)

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, cast
 
 from crossgate import (
-    AsgiToWsgi,
+    ASGIToWSGI,
     Dispatcher,
     LifespanShim,
-    WsgiToAsgi,
+    WSGIToASGI,
     asgi_to_wsgi,
     with_lifespan,
     wsgi_to_asgi,
@@ -44,7 +44,7 @@ __all__ = [
 #: Where worker processes started by the server find what to serve (a JSON `Target`).
 ENV: Final = "CROSSGATE_SERVE"
 #: crossgate's own ASGI apps, which answer the lifespan scope themselves.
-_ANSWERS_LIFESPAN: Final = (WsgiToAsgi, LifespanShim, Dispatcher)
+_ANSWERS_LIFESPAN: Final = (WSGIToASGI, LifespanShim, Dispatcher)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Target:
 # Per process: the application loaded once (the factory must not run twice), and the
 # ASGI-to-WSGI adapter whose lifespan the WSGI servers start and stop.
 loaded: tuple[int, Target, object, Interface] | None = None
-adapter: AsgiToWsgi | None = None
+adapter: ASGIToWSGI | None = None
 
 
 def load(target: Target) -> tuple[object, Interface]:

@@ -20,7 +20,7 @@ def run(options: Options, target: Target) -> int:
         "reload": options.reload,
         "reload_dirs": [target.app_dir] if options.reload else None,
         "root_path": target.root_path,
-        # Every app handed over answers the lifespan scope (WsgiToAsgi, with_lifespan).
+        # Every app handed over answers the lifespan scope (WSGIToASGI, with_lifespan).
         "lifespan": "auto",
         "log_level": options.log_level,
         # uvicorn trusts 127.0.0.1 by default; crossgate trusts no one unless told.

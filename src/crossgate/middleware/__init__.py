@@ -12,23 +12,26 @@
 
 from __future__ import annotations
 
+from typing import Any, Final
+
+from crossgate._deprecated import renamed
 from crossgate.middleware.dispatch import (
     Dispatcher,
-    WsgiDispatcher,
+    WSGIDispatcher,
     dispatch,
     dispatch_wsgi,
     is_asgi_app,
     is_wsgi_app,
 )
-from crossgate.middleware.fallback import Fallback, WsgiFallback, fallback, fallback_wsgi
+from crossgate.middleware.fallback import Fallback, WSGIFallback, fallback, fallback_wsgi
 from crossgate.middleware.lifespan import LifespanShim, with_lifespan
 
 __all__ = [
     "Dispatcher",
     "Fallback",
     "LifespanShim",
-    "WsgiDispatcher",
-    "WsgiFallback",
+    "WSGIDispatcher",
+    "WSGIFallback",
     "dispatch",
     "dispatch_wsgi",
     "fallback",
@@ -37,3 +40,14 @@ __all__ = [
     "is_wsgi_app",
     "with_lifespan",
 ]
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: Final = {
+    "WsgiDispatcher": "WSGIDispatcher",
+    "WsgiFallback": "WSGIFallback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, _RENAMED, globals())(name)

@@ -32,21 +32,22 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from asgiref.compatibility import guarantee_single_callable
 
+from crossgate._deprecated import renamed
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._bridge import ThreadSensitive
 from crossgate.adapters._kind import is_asgi_app, is_wsgi_app, shape
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
+from crossgate.adapters.asgi_to_wsgi import ASGIToWSGI, LifespanMode
 from crossgate.adapters.lifespan import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     LifespanGroup,
 )
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 
 __all__ = [
     "Dispatcher",
     "Mountable",
-    "WsgiDispatcher",
+    "WSGIDispatcher",
     "dispatch",
     "dispatch_wsgi",
     "is_asgi_app",
@@ -148,7 +149,7 @@ class Dispatcher:
     a shallow copy of it, over the server's per-request copy, as ``scope["state"]``.
 
     Args:
-        mounts: prefix -> app; a WSGI app runs through :class:`WsgiToAsgi`, an ASGI 2 app
+        mounts: prefix -> app; a WSGI app runs through :class:`WSGIToASGI`, an ASGI 2 app
             through asgiref's adapter; ``(app, "wsgi" | "asgi")`` skips detection.
         startup_timeout: seconds each mounted app's lifespan startup may take (None: no
             bound).
@@ -169,7 +170,7 @@ class Dispatcher:
         shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
     ) -> None:
         self.mounts: dict[str, ASGIApp] = {
-            prefix: WsgiToAsgi(app) if kind == "wsgi" else app
+            prefix: WSGIToASGI(app) if kind == "wsgi" else app
             for prefix, kind, app in _mounts(mounts)
         }
         self.startup_timeout = startup_timeout
@@ -242,16 +243,16 @@ async def _not_found(scope: Message, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
 
-class WsgiDispatcher:
+class WSGIDispatcher:
     """A WSGI app routing requests to mounted apps by path prefix (PEP 3333 SCRIPT_NAME and
     PATH_INFO adjusted at the segment boundary). ASGI apps are mounted through
-    :class:`AsgiToWsgi`, each with its lifespan once per process; :meth:`close` shuts them
+    :class:`ASGIToWSGI`, each with its lifespan once per process; :meth:`close` shuts them
     down (in reverse order) and :meth:`start` starts them now instead of at first request.
 
     Args:
-        mounts: prefix -> app; an ASGI app runs through :class:`AsgiToWsgi`;
+        mounts: prefix -> app; an ASGI app runs through :class:`ASGIToWSGI`;
             ``(app, "wsgi" | "asgi")`` skips detection.
-        lifespan: as :class:`AsgiToWsgi`'s, for each mounted ASGI app.
+        lifespan: as :class:`ASGIToWSGI`'s, for each mounted ASGI app.
         startup_timeout: seconds each mounted ASGI app's lifespan startup may take.
         shutdown_timeout: seconds each mounted ASGI app's lifespan shutdown may take.
 
@@ -271,7 +272,7 @@ class WsgiDispatcher:
         self.mounts: dict[str, WSGIApp] = {
             prefix: app
             if kind == "wsgi"
-            else AsgiToWsgi(
+            else ASGIToWSGI(
                 app,
                 lifespan=lifespan,
                 startup_timeout=startup_timeout,
@@ -306,19 +307,19 @@ class WsgiDispatcher:
         return body
 
     def start(self) -> None:
-        """Run every mounted ASGI app's lifespan startup now (see :meth:`AsgiToWsgi.start`)."""
+        """Run every mounted ASGI app's lifespan startup now (see :meth:`ASGIToWSGI.start`)."""
         for app in self.mounts.values():
-            if isinstance(app, AsgiToWsgi):
+            if isinstance(app, ASGIToWSGI):
                 app.start()
 
     def close(self) -> None:
         """Shut the mounted ASGI apps down, last mounted first."""
         for app in reversed(self.mounts.values()):
-            if isinstance(app, AsgiToWsgi):
+            if isinstance(app, ASGIToWSGI):
                 app.close()
 
     def __repr__(self) -> str:
-        return f"<WsgiDispatcher {list(map(_label, self.mounts))}>"
+        return f"<WSGIDispatcher {list(map(_label, self.mounts))}>"
 
 
 def dispatch(
@@ -328,7 +329,7 @@ def dispatch(
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
 ) -> Dispatcher:
     """An ASGI app serving each of ``mounts`` (prefix -> WSGI or ASGI app) under its prefix,
-    WSGI apps through :class:`WsgiToAsgi`; lifespan reaches every app that has one.
+    WSGI apps through :class:`WSGIToASGI`; lifespan reaches every app that has one.
 
     Args:
         mounts: prefix -> app (see :class:`Dispatcher`).
@@ -347,22 +348,32 @@ def dispatch_wsgi(
     lifespan: LifespanMode = "auto",
     startup_timeout: float | None = DEFAULT_STARTUP_TIMEOUT,
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-) -> WsgiDispatcher:
+) -> WSGIDispatcher:
     """A WSGI app (with ``close()``) serving each of ``mounts`` under its prefix, ASGI apps
-    through :class:`AsgiToWsgi` with their lifespan (``lifespan`` as there).
+    through :class:`ASGIToWSGI` with their lifespan (``lifespan`` as there).
 
     Args:
-        mounts: prefix -> app (see :class:`WsgiDispatcher`).
-        lifespan: as :class:`AsgiToWsgi`'s, for each mounted ASGI app.
+        mounts: prefix -> app (see :class:`WSGIDispatcher`).
+        lifespan: as :class:`ASGIToWSGI`'s, for each mounted ASGI app.
         startup_timeout: seconds each mounted ASGI app's lifespan startup may take.
         shutdown_timeout: seconds each mounted ASGI app's lifespan shutdown may take.
 
     Returns:
-        The :class:`WsgiDispatcher`.
+        The :class:`WSGIDispatcher`.
     """
-    return WsgiDispatcher(
+    return WSGIDispatcher(
         mounts,
         lifespan=lifespan,
         startup_timeout=startup_timeout,
         shutdown_timeout=shutdown_timeout,
     )
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: Final = {
+    "WsgiDispatcher": "WSGIDispatcher",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, _RENAMED, globals())(name)

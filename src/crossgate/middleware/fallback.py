@@ -41,10 +41,11 @@ from typing import Any, Final
 
 from asgiref.compatibility import guarantee_single_callable
 
+from crossgate._deprecated import renamed
 from crossgate._types import ASGIApp, Environ, Message, Receive, Send, StartResponse, WSGIApp
 from crossgate.adapters._bridge import CancelHandle, Handle, TrioCancelScope, asyncio_loop
 from crossgate.adapters._kind import shape
-from crossgate.adapters.asgi_to_wsgi import AsgiToWsgi, LifespanMode
+from crossgate.adapters.asgi_to_wsgi import ASGIToWSGI, LifespanMode
 from crossgate.adapters.calls import thread_sensitive as sensitive_context
 from crossgate.adapters.lifespan import (
     CANCEL_GRACE,
@@ -52,7 +53,7 @@ from crossgate.adapters.lifespan import (
     DEFAULT_STARTUP_TIMEOUT,
     LifespanGroup,
 )
-from crossgate.adapters.wsgi_to_asgi import WsgiToAsgi
+from crossgate.adapters.wsgi_to_asgi import WSGIToASGI
 from crossgate.middleware.dispatch import Kind, Mountable
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
     "DEFAULT_STATUSES",
     "REFUSAL_GRACE",
     "Fallback",
-    "WsgiFallback",
+    "WSGIFallback",
     "fallback",
     "fallback_wsgi",
 ]
@@ -259,7 +260,7 @@ class _Attempt:
 class Fallback:
     """An ASGI app serving each request from ``primary``, or from ``legacy`` when
     ``primary`` refuses it (module docstring). Either side may be WSGI (run through
-    :class:`WsgiToAsgi`) or ASGI.
+    :class:`WSGIToASGI`) or ASGI.
 
     Args:
         primary: the app asked first (``(app, "wsgi" | "asgi")`` skips detection).
@@ -293,7 +294,7 @@ class Fallback:
         apps: list[ASGIApp] = []
         for role, value in (("primary", primary), ("legacy", legacy)):
             kind, app = _resolve(role, value)
-            apps.append(WsgiToAsgi(app) if kind == "wsgi" else app)
+            apps.append(WSGIToASGI(app) if kind == "wsgi" else app)
         self.primary, self.legacy = apps
         self.statuses = _statuses(statuses)
         self.max_replay = _max_replay(max_replay)
@@ -504,7 +505,7 @@ def _discard(data: bytes) -> None:
     """The write() callable of a refused response: nothing goes out."""
 
 
-class _WsgiAttempt:
+class _WSGIAttempt:
     """One request's try at ``primary`` on a WSGI server: its state and start_response."""
 
     __slots__ = ("_start_response", "oversize", "state", "statuses", "tape")
@@ -578,9 +579,9 @@ def _declared(environ: Environ) -> int:
         return 0
 
 
-class WsgiFallback:
+class WSGIFallback:
     """A WSGI app serving each request from ``primary``, or from ``legacy`` when
-    ``primary`` refuses it (module docstring). ASGI apps run through :class:`AsgiToWsgi`,
+    ``primary`` refuses it (module docstring). ASGI apps run through :class:`ASGIToWSGI`,
     each with its lifespan once per process; :meth:`close` shuts them down (``legacy``
     first) and :meth:`start` starts them now instead of at first request.
 
@@ -589,7 +590,7 @@ class WsgiFallback:
         legacy: the app that answers what ``primary`` refuses.
         statuses: the statuses of ``primary``'s answer that hand the request on.
         max_replay: the most ``wsgi.input`` bytes kept for the replay.
-        lifespan: as :class:`AsgiToWsgi`'s, for an ASGI side.
+        lifespan: as :class:`ASGIToWSGI`'s, for an ASGI side.
         startup_timeout: seconds an ASGI side's lifespan startup may take.
         shutdown_timeout: seconds an ASGI side's lifespan shutdown may take.
 
@@ -613,7 +614,7 @@ class WsgiFallback:
         for role, value in (("primary", primary), ("legacy", legacy)):
             kind, app = _resolve(role, value)
             if kind == "asgi":
-                app = AsgiToWsgi(
+                app = ASGIToWSGI(
                     app,
                     lifespan=lifespan,
                     startup_timeout=startup_timeout,
@@ -632,7 +633,7 @@ class WsgiFallback:
         child = dict(environ)
         if stream is not None and (_declared(environ) or "HTTP_TRANSFER_ENCODING" in environ):
             tape = child["wsgi.input"] = _Tape(stream, self.max_replay)
-        attempt = _WsgiAttempt(start_response, self.statuses, tape)
+        attempt = _WSGIAttempt(start_response, self.statuses, tape)
         try:
             body = self.primary(child, attempt.start_response)
         except Exception as exc:
@@ -673,7 +674,7 @@ class WsgiFallback:
         result: Iterable[bytes] = self.legacy(legacy_environ, start_response)
         return result
 
-    def _check_oversize(self, attempt: _WsgiAttempt, environ: Environ) -> None:
+    def _check_oversize(self, attempt: _WSGIAttempt, environ: Environ) -> None:
         if not attempt.oversize or self._logged_oversize:
             return
         self._logged_oversize = True
@@ -687,23 +688,33 @@ class WsgiFallback:
         )
 
     def start(self) -> None:
-        """Run each ASGI side's lifespan startup now (see :meth:`AsgiToWsgi.start`)."""
+        """Run each ASGI side's lifespan startup now (see :meth:`ASGIToWSGI.start`)."""
         for app in (self.primary, self.legacy):
-            if isinstance(app, AsgiToWsgi):
+            if isinstance(app, ASGIToWSGI):
                 app.start()
 
     def close(self) -> None:
         """Shut the ASGI sides down, ``legacy`` first."""
         for app in (self.legacy, self.primary):
-            if isinstance(app, AsgiToWsgi):
+            if isinstance(app, ASGIToWSGI):
                 app.close()
 
     def __repr__(self) -> str:
-        return f"<WsgiFallback {self.primary!r} then {self.legacy!r}>"
+        return f"<WSGIFallback {self.primary!r} then {self.legacy!r}>"
 
 
 #: ``fallback(primary, legacy, **options)``, the functional spelling: the class itself, so
-#: that its options are declared (and typed) once, as ``wsgi_to_asgi`` is ``WsgiToAsgi``.
+#: that its options are declared (and typed) once, as ``wsgi_to_asgi`` is ``WSGIToASGI``.
 fallback = Fallback
-#: ``fallback_wsgi(primary, legacy, **options)``: :class:`WsgiFallback` itself.
-fallback_wsgi = WsgiFallback
+#: ``fallback_wsgi(primary, legacy, **options)``: :class:`WSGIFallback` itself.
+fallback_wsgi = WSGIFallback
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: Final = {
+    "WsgiFallback": "WSGIFallback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, _RENAMED, globals())(name)

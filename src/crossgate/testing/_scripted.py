@@ -2,7 +2,7 @@
 records what it observed and knows what a correct server must answer for it.
 
 They need no Hypothesis: :mod:`crossgate.testing.strategies` generates the descriptions,
-but a test can write one by hand (``WsgiBehaviour(body_kind="write").app()``).
+but a test can write one by hand (``WSGIBehaviour(body_kind="write").app()``).
 """
 
 from __future__ import annotations
@@ -20,26 +20,26 @@ __all__ = [
     "RECOVERY_HEADERS",
     "RECOVERY_STATUS",
     "SCOPE_KEYS",
-    "AsgiBehaviour",
-    "AsgiCall",
-    "AsgiFailure",
-    "AsgiRead",
+    "ASGIBehaviour",
+    "ASGICall",
+    "ASGIFailure",
+    "ASGIRead",
     "Outcome",
     "ScriptError",
-    "ScriptedAsgiApp",
-    "ScriptedWsgiApp",
-    "WsgiBehaviour",
-    "WsgiBody",
-    "WsgiCall",
-    "WsgiFailure",
-    "WsgiRead",
+    "ScriptedASGIApp",
+    "ScriptedWSGIApp",
+    "WSGIBehaviour",
+    "WSGIBody",
+    "WSGICall",
+    "WSGIFailure",
+    "WSGIRead",
 ]
 
-WsgiBody = Literal["list", "tuple", "generator", "closing", "write", "write+list"]
-WsgiRead = Literal["none", "read", "read_sized", "readline", "iterate"]
-WsgiFailure = Literal["before_start", "after_start", "in_body", "exc_info"]
-AsgiRead = Literal["none", "all", "first"]
-AsgiFailure = Literal[
+WSGIBody = Literal["list", "tuple", "generator", "closing", "write", "write+list"]
+WSGIRead = Literal["none", "read", "read_sized", "readline", "iterate"]
+WSGIFailure = Literal["before_start", "after_start", "in_body", "exc_info"]
+ASGIRead = Literal["none", "all", "first"]
+ASGIFailure = Literal[
     "before_start", "after_start", "in_body", "after_end", "return_before_start", "return_in_body"
 ]
 
@@ -87,7 +87,7 @@ def _body_due(method: str, status: int) -> bool:
 
 
 @dataclass
-class WsgiCall:
+class WSGICall:
     """What one call of a scripted WSGI app observed: the CGI variables of its environ
     (keys without a dot, plus ``wsgi.url_scheme``), the request body it read, what reading
     it raised (a client gone mid-upload), and whether its iterable was closed (None for
@@ -100,7 +100,7 @@ class WsgiCall:
 
 
 @dataclass(frozen=True)
-class WsgiBehaviour:
+class WSGIBehaviour:
     """How a scripted WSGI app answers.
 
     ``body`` is handed over as ``body_kind`` says: returned as a list or tuple, yielded by a
@@ -116,16 +116,16 @@ class WsgiBehaviour:
     status: str = "200 OK"
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "text/plain"),)
     body: tuple[bytes, ...] = (b"hello",)
-    body_kind: WsgiBody = "list"
+    body_kind: WSGIBody = "list"
     content_length: Literal["none", "exact", "short"] = "none"
-    read: WsgiRead = "none"
+    read: WSGIRead = "none"
     read_size: int = 7
-    failure: WsgiFailure | None = None
+    failure: WSGIFailure | None = None
     fail_at: int = 0
 
-    def app(self) -> ScriptedWsgiApp:
+    def app(self) -> ScriptedWSGIApp:
         """A new WSGI app behaving so, with an empty record of calls."""
-        return ScriptedWsgiApp(self)
+        return ScriptedWSGIApp(self)
 
     @property
     def response_headers(self) -> list[tuple[str, str]]:
@@ -197,7 +197,7 @@ def _content_length(headers: Iterable[tuple[str, str]]) -> int | None:
 class _Closing:
     """An iterable with ``close()`` that tells its call it was closed."""
 
-    def __init__(self, chunks: Iterator[bytes], call: WsgiCall) -> None:
+    def __init__(self, chunks: Iterator[bytes], call: WSGICall) -> None:
         self._chunks = chunks
         self._call = call
         call.closed = False
@@ -209,19 +209,19 @@ class _Closing:
         self._call.closed = True
 
 
-class ScriptedWsgiApp:
-    """A WSGI app playing a :class:`WsgiBehaviour`; ``calls`` records each request."""
+class ScriptedWSGIApp:
+    """A WSGI app playing a :class:`WSGIBehaviour`; ``calls`` records each request."""
 
-    def __init__(self, behaviour: WsgiBehaviour) -> None:
+    def __init__(self, behaviour: WSGIBehaviour) -> None:
         self.behaviour = behaviour
-        self.calls: list[WsgiCall] = []
+        self.calls: list[WSGICall] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.behaviour!r})"
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         plan = self.behaviour
-        call = WsgiCall(
+        call = WSGICall(
             {k: v for k, v in environ.items() if "." not in k or k == "wsgi.url_scheme"}
         )
         self.calls.append(call)
@@ -283,7 +283,7 @@ def _recover(start_response: StartResponse) -> bytes:
     return RECOVERY_BODY
 
 
-def _read(environ: Environ, mode: WsgiRead, size: int) -> bytes:
+def _read(environ: Environ, mode: WSGIRead, size: int) -> bytes:
     """Read the request body as a careful app does: up to CONTENT_LENGTH, or to the end
     when the server says the input is terminated (PEP 3333: "the application should not
     attempt to read more data than is specified by the CONTENT_LENGTH variable")."""
@@ -336,7 +336,7 @@ SCOPE_KEYS: Final = (
 
 
 @dataclass
-class AsgiCall:
+class ASGICall:
     """What one call of a scripted ASGI app observed: the scope's request fields
     (:data:`SCOPE_KEYS`, headers as a list of byte tuples), the request body it received,
     the types of the messages it received, in order."""
@@ -347,7 +347,7 @@ class AsgiCall:
 
 
 @dataclass(frozen=True)
-class AsgiBehaviour:
+class ASGIBehaviour:
     """How a scripted ASGI app answers.
 
     ``body`` is sent as one ``http.response.body`` per item (``more_body=True`` on all but
@@ -365,14 +365,14 @@ class AsgiBehaviour:
     body: tuple[bytes, ...] = (b"hello",)
     omit_more_body: bool = False
     content_length: Literal["none", "exact"] = "none"
-    read: AsgiRead = "none"
+    read: ASGIRead = "none"
     await_disconnect: bool = False
-    failure: AsgiFailure | None = None
+    failure: ASGIFailure | None = None
     fail_at: int = 0
 
-    def app(self) -> ScriptedAsgiApp:
+    def app(self) -> ScriptedASGIApp:
         """A new ASGI app behaving so, with an empty record of calls."""
-        return ScriptedAsgiApp(self)
+        return ScriptedASGIApp(self)
 
     @property
     def response_headers(self) -> list[tuple[bytes, bytes]]:
@@ -415,13 +415,13 @@ class AsgiBehaviour:
         return Outcome("complete", self.status, headers, b"".join(self.body))
 
 
-class ScriptedAsgiApp:
-    """An ASGI app playing an :class:`AsgiBehaviour`; ``calls`` records each request.
+class ScriptedASGIApp:
+    """An ASGI app playing an :class:`ASGIBehaviour`; ``calls`` records each request.
     It answers the lifespan protocol (startup and shutdown complete)."""
 
-    def __init__(self, behaviour: AsgiBehaviour) -> None:
+    def __init__(self, behaviour: ASGIBehaviour) -> None:
         self.behaviour = behaviour
-        self.calls: list[AsgiCall] = []
+        self.calls: list[ASGICall] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.behaviour!r})"
@@ -437,7 +437,7 @@ class ScriptedAsgiApp:
         plan = self.behaviour
         seen = {key: scope.get(key) for key in SCOPE_KEYS}
         seen["headers"] = [(bytes(n), bytes(v)) for n, v in scope.get("headers") or ()]
-        call = AsgiCall(seen)
+        call = ASGICall(seen)
         self.calls.append(call)
         if plan.read != "none":
             await self._read(receive, call, plan.read == "first")
@@ -462,7 +462,7 @@ class ScriptedAsgiApp:
             raise ScriptError("after the response")
 
     @staticmethod
-    async def _read(receive: Receive, call: AsgiCall, once: bool) -> None:
+    async def _read(receive: Receive, call: ASGICall, once: bool) -> None:
         parts = []
         while True:
             message = await receive()

@@ -4,10 +4,10 @@ observed and know what a correct server answers (``pip install crossgate[testing
 * :func:`requests`: a :class:`~crossgate.testing.Request` (methods, unicode and
   percent-encoded paths with ``%2F``, raw query bytes, repeated and mixed-case headers,
   cookies, a body in arbitrary chunks with empty ones, Content-Length or chunked framing);
-* :func:`wsgi_apps`: a :class:`ScriptedWsgiApp` (status, headers, list, generator,
+* :func:`wsgi_apps`: a :class:`ScriptedWSGIApp` (status, headers, list, generator,
   ``close()`` or ``write()`` bodies, Content-Length, exceptions before and after
   ``start_response`` and in the body, ``exc_info`` recovery);
-* :func:`asgi_apps`: a :class:`ScriptedAsgiApp` (message sequences, ``more_body``
+* :func:`asgi_apps`: a :class:`ScriptedASGIApp` (message sequences, ``more_body``
   patterns, errors or early returns at any point).
 
 Each app's ``behaviour.expected(request)`` is what a spec-conforming server answers, and its
@@ -23,8 +23,10 @@ Everything shrinks towards ``GET /`` answered ``200 OK`` with an empty list body
 
 from __future__ import annotations
 
-from typing import Final, get_args
+from typing import Any, Final, get_args
 from wsgiref.util import is_hop_by_hop
+
+from crossgate._deprecated import renamed
 
 try:
     from hypothesis import strategies as st
@@ -35,27 +37,27 @@ except ImportError as exc:  # pragma: no cover - hypothesis is a dev dependency
 
 from crossgate.testing._messages import Request
 from crossgate.testing._scripted import (
-    AsgiBehaviour,
-    AsgiCall,
-    AsgiFailure,
+    ASGIBehaviour,
+    ASGICall,
+    ASGIFailure,
     Outcome,
-    ScriptedAsgiApp,
-    ScriptedWsgiApp,
+    ScriptedASGIApp,
+    ScriptedWSGIApp,
     ScriptError,
-    WsgiBehaviour,
-    WsgiCall,
-    WsgiFailure,
+    WSGIBehaviour,
+    WSGICall,
+    WSGIFailure,
 )
 
 __all__ = [
-    "AsgiBehaviour",
-    "AsgiCall",
+    "ASGIBehaviour",
+    "ASGICall",
     "Outcome",
     "ScriptError",
-    "ScriptedAsgiApp",
-    "ScriptedWsgiApp",
-    "WsgiBehaviour",
-    "WsgiCall",
+    "ScriptedASGIApp",
+    "ScriptedWSGIApp",
+    "WSGIBehaviour",
+    "WSGICall",
     "asgi_apps",
     "asgi_behaviours",
     "bodies",
@@ -213,8 +215,8 @@ _ASGI_STATUSES: Final = (200, 201, 404, 302, 500)
 
 
 @st.composite
-def wsgi_behaviours(draw: st.DrawFn, *, failures: bool = True) -> WsgiBehaviour:
-    """A :class:`WsgiBehaviour`; ``failures=False`` leaves exceptions out."""
+def wsgi_behaviours(draw: st.DrawFn, *, failures: bool = True) -> WSGIBehaviour:
+    """A :class:`WSGIBehaviour`; ``failures=False`` leaves exceptions out."""
     reason = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10)
     status = draw(
         st.one_of(
@@ -224,8 +226,8 @@ def wsgi_behaviours(draw: st.DrawFn, *, failures: bool = True) -> WsgiBehaviour:
     )
     headers = draw(st.lists(st.tuples(_token(_TCHAR), _field_values()), max_size=4))
     body = draw(bodies())
-    failure: WsgiFailure | None = draw(st.one_of(st.none(), st.sampled_from(get_args(WsgiFailure))))
-    return WsgiBehaviour(
+    failure: WSGIFailure | None = draw(st.one_of(st.none(), st.sampled_from(get_args(WSGIFailure))))
+    return WSGIBehaviour(
         status=status,
         headers=(("Content-Type", "text/plain"), *headers),
         body=body,
@@ -240,16 +242,16 @@ def wsgi_behaviours(draw: st.DrawFn, *, failures: bool = True) -> WsgiBehaviour:
     )
 
 
-def wsgi_apps(*, failures: bool = True) -> st.SearchStrategy[ScriptedWsgiApp]:
-    """A fresh :class:`ScriptedWsgiApp` for a drawn :func:`wsgi_behaviours`."""
-    return wsgi_behaviours(failures=failures).map(ScriptedWsgiApp)
+def wsgi_apps(*, failures: bool = True) -> st.SearchStrategy[ScriptedWSGIApp]:
+    """A fresh :class:`ScriptedWSGIApp` for a drawn :func:`wsgi_behaviours`."""
+    return wsgi_behaviours(failures=failures).map(ScriptedWSGIApp)
 
 
 @st.composite
 def asgi_behaviours(
     draw: st.DrawFn, *, failures: bool = True, hop_by_hop: bool = False
-) -> AsgiBehaviour:
-    """An :class:`AsgiBehaviour`; ``failures=False`` leaves errors and early returns out,
+) -> ASGIBehaviour:
+    """An :class:`ASGIBehaviour`; ``failures=False`` leaves errors and early returns out,
     ``hop_by_hop=True`` lets a Connection header into the response."""
     status = draw(st.one_of(st.sampled_from(_ASGI_STATUSES), st.integers(200, 599)))
     value = _field_values().map(lambda text: text.encode("latin-1"))
@@ -257,8 +259,8 @@ def asgi_behaviours(
     if hop_by_hop and draw(st.booleans()):
         headers.append((b"connection", b"keep-alive"))
     body = draw(bodies())
-    failure: AsgiFailure | None = draw(st.one_of(st.none(), st.sampled_from(get_args(AsgiFailure))))
-    return AsgiBehaviour(
+    failure: ASGIFailure | None = draw(st.one_of(st.none(), st.sampled_from(get_args(ASGIFailure))))
+    return ASGIBehaviour(
         status=status,
         headers=((b"content-type", b"text/plain"), *headers),
         body=body,
@@ -273,6 +275,21 @@ def asgi_behaviours(
 
 def asgi_apps(
     *, failures: bool = True, hop_by_hop: bool = False
-) -> st.SearchStrategy[ScriptedAsgiApp]:
-    """A fresh :class:`ScriptedAsgiApp` for a drawn :func:`asgi_behaviours`."""
-    return asgi_behaviours(failures=failures, hop_by_hop=hop_by_hop).map(ScriptedAsgiApp)
+) -> st.SearchStrategy[ScriptedASGIApp]:
+    """A fresh :class:`ScriptedASGIApp` for a drawn :func:`asgi_behaviours`."""
+    return asgi_behaviours(failures=failures, hop_by_hop=hop_by_hop).map(ScriptedASGIApp)
+
+
+#: Names before the WSGI/ASGI capitalisation of 0.1, kept for one release.
+_RENAMED: Final = {
+    "AsgiBehaviour": "ASGIBehaviour",
+    "AsgiCall": "ASGICall",
+    "ScriptedAsgiApp": "ScriptedASGIApp",
+    "ScriptedWsgiApp": "ScriptedWSGIApp",
+    "WsgiBehaviour": "WSGIBehaviour",
+    "WsgiCall": "WSGICall",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, _RENAMED, globals())(name)

@@ -5,7 +5,7 @@ granian's workers are ``multiprocessing`` processes forked by its main process, 
 imports this module itself. When a worker stops, ``multiprocessing`` ends it with
 ``os._exit()``: atexit, where crossgate runs the ASGI app's lifespan shutdown, never runs.
 What ``multiprocessing`` does run there, before that, are its own finalizers: one registered
-here closes the app (``AsgiToWsgi.close()`` runs the lifespan shutdown).
+here closes the app (``ASGIToWSGI.close()`` runs the lifespan shutdown).
 """
 
 from __future__ import annotations
