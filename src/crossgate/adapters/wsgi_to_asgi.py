@@ -17,13 +17,7 @@ side (:mod:`._wsgi_body`), the file over it that the app reads (``wsgi.input``,
 :mod:`._wsgi_input`), and the app's run and its response (:mod:`._wsgi_call`), which the
 body tells when the client leaves; translation (scope -> environ, status and header
 checks) is :mod:`.environ`'s.
-
-Specifications quoted beside the code:
-
-* PEP 3333: https://peps.python.org/pep-3333/
-* ASGI HTTP: https://asgi.readthedocs.io/en/latest/specs/www.html
-* ASGI lifespan: https://asgi.readthedocs.io/en/latest/specs/lifespan.html
-* ASGI extensions: https://asgi.readthedocs.io/en/latest/extensions.html
+The specifications quoted beside the code are listed once, in :mod:`crossgate`.
 """
 
 from __future__ import annotations

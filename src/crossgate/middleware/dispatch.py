@@ -19,9 +19,6 @@
 App detection (:func:`is_asgi_app`, :func:`is_wsgi_app`) looks at the callable's shape, and
 ``(app, "wsgi")`` / ``(app, "asgi")`` says it explicitly; an app already wrapped
 (``wsgi_to_asgi(app, workers=4)``) is mounted as it is.
-
-Specs: https://asgi.readthedocs.io/en/latest/specs/www.html,
-https://asgi.readthedocs.io/en/latest/specs/lifespan.html, https://peps.python.org/pep-3333/
 """
 
 from __future__ import annotations

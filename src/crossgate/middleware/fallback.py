@@ -27,9 +27,6 @@ proxy in front. Rules shared by both:
 * ASGI: each request runs in one ``thread_sensitive()`` context, both apps included (as
   ``dispatch`` has it), so its thread-sensitive ``sync_to_async`` calls share a thread;
   ``thread_sensitive=False`` saves that context's cost where no such calls are made.
-
-Specs: https://asgi.readthedocs.io/en/latest/specs/www.html,
-https://asgi.readthedocs.io/en/latest/extensions.html, https://peps.python.org/pep-3333/
 """
 
 from __future__ import annotations
