@@ -1,7 +1,8 @@
 """Hostile clients against a WSGI app served through each adapter on a real ASGI server.
 
 For each server (uvicorn with httptools and uvloop, one worker; hypercorn, asyncio worker,
-one worker) and each contender (``benchmarks/hostile_apps.py``: crossgate's
+one worker; ``--servers hypercorn-trio`` adds hypercorn's trio worker, where only crossgate
+runs) and each contender (``benchmarks/hostile_apps.py``: crossgate's
 ``wsgi_to_asgi``, a2wsgi, uvicorn's own ``_WSGIMiddleware``, asgiref's ``WsgiToAsgi``,
 hypercorn's WSGI wrapper, all with their default options, and a native ASGI app as the
 reference), one server process serves the app on 127.0.0.1 and the attacks run one after
@@ -71,6 +72,7 @@ __all__ = [
     "FULL",
     "QUICK",
     "SERVERS",
+    "TRIO_SERVER",
     "Flood",
     "Result",
     "Scale",
@@ -89,6 +91,8 @@ KIB: Final = 1024
 MIB: Final = 1024 * KIB
 APPS: Final = "benchmarks.hostile_apps"
 SERVERS: Final = ("uvicorn", "hypercorn")
+#: hypercorn's trio worker: crossgate (and only it: the peers run on asyncio alone) on trio.
+TRIO_SERVER: Final = "hypercorn-trio"
 CONTENDERS: Final = ("crossgate", "a2wsgi", "uvicorn", "asgiref", "hypercorn", "native")
 #: Seconds between two probes, the most a probe may take to pass, and the most it is
 #: waited for (beyond that it is lost).
@@ -339,7 +343,7 @@ def _close_all(conns: Sequence[Conn]) -> None:
 def flood_lines(ctx: Context, line: bytes) -> int:
     """How many copies of ``line`` the flood sends: ``scale.flood_lines``, or as many as
     fit in h11's head limit on hypercorn."""
-    if ctx.server == "hypercorn":
+    if ctx.server.startswith("hypercorn"):
         return min(ctx.scale.flood_lines, (H11_HEAD_LIMIT - 256) // len(line))
     return ctx.scale.flood_lines
 
@@ -700,7 +704,7 @@ class Target:
                 "--log-level",
                 "warning",
             ]
-        if self.server == "hypercorn":
+        if self.server in ("hypercorn", TRIO_SERVER):
             # hypercorn's own WSGI wrapper: hypercorn finds a WSGI app and wraps it.
             own = self.contender == "hypercorn"
             config = ["--config", f"python:{APPS}.HypercornWSGIConfig"] if own else []
@@ -711,7 +715,7 @@ class Target:
                 "--bind",
                 f"{HOST}:{port}",
                 "--worker-class",
-                "asyncio",
+                "trio" if self.server == TRIO_SERVER else "asyncio",
                 "--log-level",
                 "warning",
                 f"{APPS}:{attr}",
@@ -951,7 +955,7 @@ def main(argv: list[str] | None = None) -> None:
     servers = [s for s in args.servers.split(",") if s]
     contenders = [c for c in args.contenders.split(",") if c]
     for name in (*servers, *contenders):
-        if name not in SERVERS and name not in CONTENDERS:
+        if name not in (*SERVERS, TRIO_SERVER) and name not in CONTENDERS:
             parser.error(f"unknown server or contender {name!r}")
     only = re.compile(args.only) if args.only else None
     targets = [Target(s, c) for s in servers for c in contenders]

@@ -4,11 +4,11 @@ The harness is ``benchmarks/hostile.py`` (the one behind ``docs/robustness.md``)
 a CI scale: the counts that exceed the default pool of 40 workers stay (60 stalled
 uploads, 60 stalled downloads, 120 event streams), the holds are short (2.5 s) and the
 large uploads smaller (8 x 8 MiB). Every attack runs on uvicorn (httptools, one worker);
-those that go for the pool also run on hypercorn. Each asserts what the issue asks: while
-it runs, an ordinary request sent every 100 ms on a new connection is answered within a
-second; the attack's own requests are served; the server is healthy after a cool-down,
-with its threads back within the pool's size (no growth from one attack to the next).
-The full-scale runs are marked slow.
+those that go for the pool also run on hypercorn, with its asyncio and its trio worker.
+Each asserts what the issue asks: while it runs, an ordinary request sent every 100 ms on a
+new connection is answered within a second; the attack's own requests are served; the
+server is healthy after a cool-down, with its threads back within the pool's size (no
+growth from one attack to the next). The full-scale runs are marked slow.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from benchmarks.hostile import (
     FULL,
     PROBE_LIMIT,
     QUICK,
+    TRIO_SERVER,
     Result,
     Served,
     Target,
@@ -82,6 +83,16 @@ def test_on_uvicorn_ordinary_requests_answered_within_a_second(served: Served, a
 def test_on_hypercorn_ordinary_requests_answered_within_a_second(
     served: Served, attack: str
 ) -> None:
+    check_attack(served, attack)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("served", [TRIO_SERVER], indirect=True)
+@pytest.mark.parametrize("attack", HYPERCORN_ATTACKS)
+def test_on_hypercorn_trio_ordinary_requests_answered_within_a_second(
+    served: Served, attack: str
+) -> None:
+    """The same protections under trio (issue 26): the loop is found per request."""
     check_attack(served, attack)
 
 
