@@ -5,7 +5,6 @@ a trip to the loop.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import threading
 import time
@@ -34,6 +33,7 @@ from tests.adapters.wsgi_server import (
     reading_app,
     slow_client,
 )
+from tests.loops import LOOPS, run_on
 
 pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
@@ -294,6 +294,7 @@ async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WSGIT
     assert ex.receives <= 3
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @settings(max_examples=30, deadline=None)
 @given(
     body=st.binary(max_size=120).map(lambda b: b.replace(b"\r", b"\n")),
@@ -304,7 +305,7 @@ async def test_readline_stops_receiving_at_the_newline(make: Callable[..., WSGIT
     ),
 )
 def test_property_input_matches_bytesio(
-    body: bytes, cuts: list[int], ops: list[tuple[str, int]]
+    loop: str, body: bytes, cuts: list[int], ops: list[tuple[str, int]]
 ) -> None:
     """Any chunking and any sequence of reads: the same results as io.BytesIO."""
 
@@ -321,7 +322,7 @@ def test_property_input_matches_bytesio(
     seen: dict[str, Any] = {}
     adapter = WSGIToASGI(reading_app(run, seen), workers=1)
     try:
-        asyncio.run(Exchange(_split(body, cuts), method="POST").run(adapter))
+        run_on(loop, Exchange(_split(body, cuts), method="POST").run, adapter)
     finally:
         adapter.pool.shutdown()
     assert seen["result"] == run(io.BytesIO(body))

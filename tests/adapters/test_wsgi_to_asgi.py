@@ -7,7 +7,6 @@ test_wsgi_body.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import threading
@@ -35,6 +34,7 @@ from tests.adapters.wsgi_server import (
     app_returning,
     ragged,
 )
+from tests.loops import LOOPS, run_on
 
 pytestmark = [pytest.mark.anyio, pytest.mark.on_trio]
 
@@ -553,6 +553,7 @@ HEADER_VALUE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), ma
 CHUNKS = st.lists(st.binary(max_size=40), max_size=8)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -574,6 +575,7 @@ CHUNKS = st.lists(st.binary(max_size=40), max_size=8)
     prefetch=st.sampled_from([0, 50, 64 * 1024]),
 )
 def test_property_requests_reach_the_app_intact(
+    loop: str,
     method: str,
     path: str,
     query: bytes,
@@ -595,7 +597,7 @@ def test_property_requests_reach_the_app_intact(
     clean = [(n, v.replace(b"\r", b"").replace(b"\n", b"")) for n, v in headers]
     ex = Exchange(_split(body, cuts), method=method, path="/" + path, query=query, headers=clean)
     try:
-        asyncio.run(ex.run(adapter))
+        run_on(loop, ex.run, adapter)
     finally:
         adapter.pool.shutdown()
     assert ex.status == 200
@@ -604,6 +606,7 @@ def test_property_requests_reach_the_app_intact(
     assert seen["body"] == body
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @settings(max_examples=40, deadline=None)
 @given(
     code=st.integers(100, 599).filter(lambda c: c >= 200),
@@ -613,6 +616,7 @@ def test_property_requests_reach_the_app_intact(
     kind=st.sampled_from(["list", "tuple", "generator", "write", "write+list", "closing"]),
 )
 def test_property_messages_match_what_the_app_produced(
+    loop: str,
     code: int,
     reason: str,
     headers: list[tuple[str, str]],
@@ -645,7 +649,7 @@ def test_property_messages_match_what_the_app_produced(
     adapter = WSGIToASGI(app, workers=2, budget=64)
     ex = Exchange()
     try:
-        asyncio.run(ex.run(adapter))
+        run_on(loop, ex.run, adapter)
     finally:
         adapter.pool.shutdown()
     assert ex.complete
