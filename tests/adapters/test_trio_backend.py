@@ -20,6 +20,7 @@ from crossgate import sync_to_async
 from crossgate._errors import LifespanError
 from crossgate._types import Message, Receive, Send
 from crossgate.adapters import _bridge
+from crossgate.adapters._bridge.portal import BasePortal
 from crossgate.adapters.asgi_to_wsgi import asgi_to_wsgi
 from crossgate.adapters.calls import async_to_sync
 from crossgate.adapters.lifespan import LifespanManager
@@ -146,6 +147,7 @@ def test_the_first_bridge_call_of_a_trio_run_finds_trio(call: str) -> None:
     code = f"""
 import trio
 from crossgate.adapters import _bridge
+from crossgate.adapters._bridge.portal import BasePortal
 
 async def main():
     if {call!r} == "running_loop":
@@ -184,6 +186,44 @@ def test_the_trio_portal_runs_trio_and_is_one_per_process() -> None:
     ident, token = portal.call(where)
     assert ident == portal.thread.ident
     assert portal.call(where)[1] is token  # the same run every time
+
+
+def test_the_trio_portal_starts_where_signal_registration_is_intercepted() -> None:
+    """mod_wsgi replaces ``signal.signal`` with a function that ignores the registration
+    (its WSGIRestrictSignal, on by default); trio's main-thread check then said yes in the
+    portal's thread, trio failed to start there, and the first request hung for ever."""
+    code = """
+import signal
+
+def intercepted(signum, handler):  # what mod_wsgi puts in signal.signal's place
+    return None
+
+signal.signal = intercepted
+from crossgate.adapters._bridge import TrioPortal
+
+portal = TrioPortal(name="intercepted-signals")
+
+async def answer():
+    return 42
+
+print(portal.call(answer, timeout=10))
+portal.close()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["42"]
+
+
+def test_a_portal_whose_loop_cannot_start_raises_instead_of_hanging() -> None:
+    class Broken(BasePortal):
+        def _run(self) -> None:
+            raise OSError("no loop here")
+
+    with pytest.raises(RuntimeError, match="could not start") as caught:
+        Broken(name="broken-portal")
+    assert isinstance(caught.value.__cause__, OSError)
 
 
 def test_trio_portal_close_runs_hooks_in_reverse_and_cancels_leftovers() -> None:

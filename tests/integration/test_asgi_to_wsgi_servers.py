@@ -1,4 +1,4 @@
-"""FastAPI and Quart apps through crossgate on real WSGI servers (gunicorn sync and gthread,
+"""FastAPI, Quart and Quart-Trio apps through crossgate on real WSGI servers (gunicorn sync and gthread,
 waitress, granian's WSGI interface, uWSGI prefork and with lazy apps, mod_wsgi), driven by
 httpx over 127.0.0.1."""
 
@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 APPS = {
     "fastapi": "tests.integration.apps_asgi.fastapi_app:application",
     "quart": "tests.integration.apps_asgi.quart_app:application",
+    # asgi_to_wsgi(backend="trio"): the app runs on the per-process trio portal.
+    "quart-trio": "tests.integration.apps_trio.quart_trio_app:application",
 }
 HOST = "127.0.0.1"
 #: The venv's own commands (uwsgi, mod_wsgi-express), which are not ``python -m`` modules.

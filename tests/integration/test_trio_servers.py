@@ -1,9 +1,7 @@
 """trio on real servers, driven by httpx over 127.0.0.1.
 
-* A Quart-Trio app (beside a raw ASGI app, mounted by ``dispatch``) through
-  ``asgi_to_wsgi(app, backend="trio")`` on gunicorn (sync and gthread workers, forked from
-  a ``--preload`` master): lifespan once per worker on the trio portal, streaming both
-  ways, a client that leaves mid-stream, and the shutdown at exit.
+* A Quart-Trio app through ``asgi_to_wsgi(app, backend="trio")`` runs on every WSGI
+  server of ``test_asgi_to_wsgi_servers.py`` (its ``quart-trio`` app).
 * Flask and Django through ``wsgi_to_asgi`` on hypercorn's trio worker
   (``--worker-class trio``): plain requests, a streamed download, an upload, a client
   leaving mid-stream reaching the generator's ``close()``, startup and shutdown hooks; and
@@ -15,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,136 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.apps_asgi import BLOCK
-from tests.integration.support import REPO, free_port, gunicorn_argv, serve
+from tests.integration.support import REPO, free_port, serve
 
 pytestmark = pytest.mark.integration
-
-APP = "tests.integration.apps_trio.quart_trio_app:application"
-WORKERS = 2
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    markers: Path
-    #: Where the app reports events (see quart_trio_app.notify).
-    events: socket.socket
-
-    def next_event(self, timeout: float = 20.0) -> str:
-        """Block until the app reports an event (no polling, no sleeping)."""
-        self.events.settimeout(timeout)
-        conn, _ = self.events.accept()
-        with conn, conn.makefile("rb") as stream:
-            conn.settimeout(timeout)
-            return stream.readline().decode().strip()
-
-
-@pytest.fixture(scope="module", params=["sync", "gthread"], ids=lambda w: f"gunicorn-{w}")
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    worker: str = request.param
-    markers = tmp_path_factory.mktemp(f"trio-{worker}")
-    port = free_port()
-    # --preload: the app is imported in the master, before the fork, where no portal may
-    # start yet. A sync worker gets one thread: with more, gunicorn runs gthread instead.
-    argv = gunicorn_argv(
-        APP,
-        port,
-        workers=WORKERS,
-        worker_class=worker,
-        threads=1 if worker == "sync" else 2,
-        extra=["--preload"],
-    )
-    with socket.create_server(("127.0.0.1", 0)) as events:
-        env = {
-            "CROSSGATE_TEST_DIR": str(markers),
-            "CROSSGATE_TEST_NOTIFY": f"127.0.0.1:{events.getsockname()[1]}",
-            # The tree under test first: an editable install may point at another checkout.
-            "PYTHONPATH": os.pathsep.join((str(REPO / "src"), str(REPO))),
-        }
-
-        def check_shutdown() -> None:
-            # Each worker that started its lifespan ran its shutdown at exit (gunicorn's
-            # SIGTERM ends a worker through a normal interpreter exit).
-            started = {p.name.split("-", 1)[1] for p in markers.glob("startup-*")}
-            stopped = {p.name.split("-", 1)[1] for p in markers.glob("shutdown-*")}
-            assert started
-            assert started == stopped
-
-        with serve(argv, port, env=env, after_stop=check_shutdown):
-            assert not list(markers.glob("startup-*")), "lifespan ran before any request"
-            yield Server(f"gunicorn-{worker}", f"http://127.0.0.1:{port}", markers, events)
-
-
-def test_lifespan_state_is_visible_in_requests_on_the_same_trio_run(server: Server) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        pids = set()
-        for _ in range(6):
-            answer = client.get("/state").json()
-            assert answer["open"] is True
-            assert answer["same_loop"] is True  # startup and requests share the trio run
-            pids.add(answer["pid"])
-    # Every worker that answered ran its own startup (a fork does not inherit it).
-    started = {int(p.read_text()) for p in server.markers.glob("startup-*")}
-    assert pids <= started
-
-
-def test_streamed_download(server: Server) -> None:
-    size = 8 * 1024 * 1024 + 123
-    digest = hashlib.sha256()
-    received = 0
-    with (
-        httpx.Client(base_url=server.url, timeout=30) as client,
-        client.stream("GET", f"/download/{size}") as response,
-    ):
-        assert response.status_code == 200
-        for chunk in response.iter_raw():
-            digest.update(chunk)
-            received += len(chunk)
-    expected = (BLOCK * (size // len(BLOCK) + 1))[:size]
-    assert received == size
-    assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
-
-
-def test_streamed_upload_with_content_length(server: Server) -> None:
-    body = os.urandom(3 * 1024 * 1024 + 7)
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        answer = client.post("/upload", content=body).json()
-    assert answer == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-
-
-def test_chunked_upload(server: Server) -> None:
-    parts = [os.urandom(size) for size in (1, 70_000, 0, 5, 200_000, 65_536)]
-
-    def chunks() -> Iterator[bytes]:
-        yield from parts
-
-    body = b"".join(parts)
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        response = client.post("/upload", content=chunks())
-    assert response.request.headers["transfer-encoding"] == "chunked"
-    assert response.json() == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-
-
-def test_client_disconnecting_mid_stream_reaches_the_app(server: Server) -> None:
-    token = f"{server.name}-{os.getpid()}"
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        with client.stream("GET", f"/endless/?{token}") as response:
-            assert response.status_code == 200
-            received = 0
-            for chunk in response.iter_raw():
-                received += len(chunk)
-                if received > 256 * 1024:
-                    break
-        # The connection was closed mid-body. The server notices on a write and closes the
-        # iterable; the app's send() raises OSError and its receive() says disconnect.
-        assert server.next_event() == f"disconnect-{token}-http.disconnect"
-        # The worker is free again.
-        assert client.get("/state").json()["open"] is True
-
 
 # --------------------------------------------------------------------------------------------
 # WSGI apps through wsgi_to_asgi, and dispatch mixing WSGI and trio, on hypercorn -k trio

@@ -1,4 +1,5 @@
-"""ASGI apps (FastAPI, Quart) served through crossgate.asgi_to_wsgi by real WSGI servers.
+"""ASGI apps (FastAPI, Quart, Quart-Trio) served through crossgate.asgi_to_wsgi by real
+WSGI servers.
 
 Each module exports ``application`` (the WSGI app) and serves the same routes:
 
@@ -9,7 +10,8 @@ Each module exports ``application`` (the WSGI app) and serves the same routes:
 
 Startup and shutdown leave marker files under ``$CROSSGATE_TEST_DIR`` (checked after the
 server stopped); events the test waits for (a client disconnect) are sent to it over a
-socket, ``$CROSSGATE_TEST_NOTIFY``.
+socket, ``$CROSSGATE_TEST_NOTIFY``. The helpers run on asyncio and on trio alike (anyio),
+so that an app on the trio portal shares them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import anyio
+import sniffio
+
 from crossgate._types import Receive, Send
 
-__all__ = ["BLOCK", "CHUNK", "Pool", "download", "endless", "mark", "notify"]
+__all__ = ["BLOCK", "CHUNK", "Pool", "current_run", "download", "endless", "mark", "notify"]
 
 MARKERS = Path(os.environ.get("CROSSGATE_TEST_DIR", "."))
 CHUNK = 64 * 1024
@@ -34,19 +39,28 @@ def mark(name: str) -> None:
     (MARKERS / name).write_text(str(os.getpid()))
 
 
+def current_run() -> object:
+    """What identifies the running loop: asyncio's loop, or the trio run's token."""
+    if sniffio.current_async_library() == "trio":
+        import trio  # noqa: PLC0415 (only where a trio run is going)
+
+        return trio.lowlevel.current_trio_token()
+    return asyncio.get_running_loop()
+
+
 class Pool:
     """Stands for a connection pool: bound to the loop it was opened on."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.lock = asyncio.Lock()  # used per request: fails on another loop
+        self.run = current_run()
+        self.lock = anyio.Lock()  # used per request
         self.open = True
 
     async def state(self) -> dict[str, Any]:
         async with self.lock:
             return {
                 "open": self.open,
-                "same_loop": asyncio.get_running_loop() is self.loop,
+                "same_loop": current_run() is self.run,
                 "pid": os.getpid(),
             }
 
@@ -56,6 +70,7 @@ async def download(size: int) -> AsyncIterator[bytes]:
     sent = 0
     while sent < size:
         block = BLOCK[: size - sent]
+        await anyio.lowlevel.checkpoint()  # trio's frameworks expect a checkpoint per item
         yield block
         sent += len(block)
 
@@ -82,8 +97,5 @@ async def endless(scope: MutableMapping[str, Any], receive: Receive, send: Send)
 async def notify(event: str) -> None:
     """Tell the test process (listening on $CROSSGATE_TEST_NOTIFY, host:port) what happened."""
     host, _, port = os.environ["CROSSGATE_TEST_NOTIFY"].rpartition(":")
-    _, writer = await asyncio.open_connection(host, int(port))
-    writer.write(event.encode() + b"\n")
-    await writer.drain()
-    writer.close()
-    await writer.wait_closed()
+    async with await anyio.connect_tcp(host, int(port)) as stream:
+        await stream.send(event.encode() + b"\n")

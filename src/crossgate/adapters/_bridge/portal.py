@@ -43,10 +43,25 @@ class BasePortal:
         # (hook, its own bound in seconds: None for none, _CLOSE_TIMEOUT for close()'s).
         self._close_hooks: list[tuple[Callable[[], Coroutine[Any, Any, object]], object]] = []
         self._ready = threading.Event()
+        self._failed: BaseException | None = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._bootstrap, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
+        if self._failed is not None:
+            # A loop that cannot start must not leave the caller waiting on it for ever.
+            raise RuntimeError(f"the crossgate portal could not start: {self._failed!r}") from (
+                self._failed
+            )
+
+    def _bootstrap(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            if self._ready.is_set():
+                raise
+            self._failed = exc
+            self._ready.set()
 
     def _run(self) -> None:
         """The thread: run the loop, set ``_ready`` once it runs, until :meth:`_stop`."""
@@ -171,6 +186,7 @@ class TrioPortal(BasePortal):
         super().__init__(name=name)
 
     def _run(self) -> None:
+        _trust_only_the_main_thread(self._trio)
         self._trio.run(self._main)
 
     async def _main(self) -> None:
@@ -197,6 +213,32 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         else:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
+
+
+def _trust_only_the_main_thread(trio: Any) -> None:
+    """Keep trio from taking this thread for the main one where ``signal.signal`` lies.
+
+    trio decides whether it runs in the main thread by calling ``signal.signal``, which
+    raises elsewhere, and if so it calls ``signal.set_wakeup_fd``. mod_wsgi replaces
+    ``signal.signal`` with a function that ignores the registration and raises nothing
+    ("mod_wsgi will intercept all attempts to register signal handlers and cause the
+    registration to be ignored", WSGIRestrictSignal in its configuration docs): trio then
+    fails to start in the portal's thread (``set_wakeup_fd only works in main thread``).
+    Only there, trio's check is narrowed to what it means to test: outside the main thread
+    it is False, as ``set_wakeup_fd`` itself would say.
+    """
+    module = getattr(getattr(trio, "_core", None), "_wakeup_socketpair", None)
+    probe = getattr(module, "is_main_thread", None)
+    if module is None or probe is None or getattr(probe, "_crossgate_narrowed", False):
+        return  # another trio layout, or already narrowed
+    if not probe():
+        return  # the probe tells the truth here
+
+    def is_main_thread() -> bool:
+        return threading.current_thread() is threading.main_thread() and bool(probe())
+
+    is_main_thread._crossgate_narrowed = True  # type: ignore[attr-defined]
+    module.is_main_thread = is_main_thread
 
 
 _portal: Portal | None = None
