@@ -1,6 +1,6 @@
-"""FastAPI, Quart and Quart-Trio apps through crossgate on real WSGI servers (gunicorn sync and gthread,
-waitress, granian's WSGI interface, uWSGI prefork and with lazy apps, mod_wsgi), driven by
-httpx over 127.0.0.1."""
+"""FastAPI, Quart and Quart-Trio apps through crossgate on real WSGI servers (gunicorn
+sync and gthread, waitress, granian's WSGI interface, uWSGI prefork and with lazy apps,
+mod_wsgi), driven by httpx over 127.0.0.1."""
 
 from __future__ import annotations
 
