@@ -146,8 +146,18 @@ def _wrap_sync(
     if _is_async(fn):
         raise TypeError(f"sync_to_async() needs a sync function; {fn!r} is async")
     if thread_sensitive:
-        return _wrap_sensitive(fn)
-    run_sync = _bridge.run_sync
+        return _wrap(fn, _bridge.run_sensitive)
+    # The default pool needs no partial: each call would merge its keywords.
+    run = _bridge.run_sync if pool is None else functools.partial(_bridge.run_sync, pool=pool)
+    return _wrap(fn, run)
+
+
+def _wrap(
+    fn: Callable[P, R], run: Callable[..., Coroutine[Any, Any, Any]]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """The coroutine function that awaits ``run(fn, *args, context=ctx)``: a pool's thread
+    (``run_sync``) or the context's thread (``run_sensitive``), in a copy of the caller's
+    context whose changes come back to the caller when the call ends."""
     copy_back = _bridge.copy_back
     copy_context = contextvars.copy_context
     is_cancellation = _bridge.is_cancellation
@@ -159,42 +169,12 @@ def _wrap_sync(
         ctx = copy_context()
         try:
             if kwargs:
-                result = await run_sync(
-                    functools.partial(fn, *args, **kwargs), pool=pool, context=ctx
-                )
+                result: R = await run(functools.partial(fn, *args, **kwargs), context=ctx)
             else:
-                result = await run_sync(fn, *args, pool=pool, context=ctx)
-        except asyncio.CancelledError:
-            # The caller gave up: the job may still be running in ctx, so nothing there is
-            # final, and the caller is unwinding anyway.
-            raise
+                result = await run(fn, *args, context=ctx)
         except BaseException as exc:
-            if not is_cancellation(exc):  # trio's Cancelled: as CancelledError above
-                copy_back(ctx)
-            raise
-        copy_back(ctx)
-        return result
-
-    return wrapper
-
-
-def _wrap_sensitive(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-    run_sensitive = _bridge.run_sensitive
-    copy_back = _bridge.copy_back
-    copy_context = contextvars.copy_context
-    is_cancellation = _bridge.is_cancellation
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = copy_context()
-        try:
-            if kwargs:
-                result: R = await run_sensitive(functools.partial(fn, *args, **kwargs), context=ctx)
-            else:
-                result = await run_sensitive(fn, *args, context=ctx)
-        except asyncio.CancelledError:
-            raise  # as in _wrap_sync: nothing in ctx is final
-        except BaseException as exc:
+            # A cancelled caller (asyncio's or trio's) gave up while the job may still run
+            # in ctx: nothing there is final, and the caller is unwinding anyway.
             if not is_cancellation(exc):
                 copy_back(ctx)
             raise
