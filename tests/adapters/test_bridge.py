@@ -559,7 +559,7 @@ def test_nothing_starts_at_import_and_the_portal_starts_once() -> None:
         "import crossgate, crossgate.adapters.calls\n"
         "from crossgate.adapters import _bridge as b\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
-        "assert b.portal._portal is None and b.pool._default_pool is None\n"
+        "assert b.portal._asyncio_portal.portal is None and b.pool._default_pool is None\n"
         "p = b.get_portal()\n"
         "assert threading.active_count() == 2\n"
         "assert b.get_portal() is p\n"
@@ -648,7 +648,7 @@ def test_portal_close_runs_hooks_in_reverse_and_cancels_leftovers() -> None:
 def test_get_portal_replaces_a_closed_portal(monkeypatch: pytest.MonkeyPatch) -> None:
     closed = Portal(name="closed-portal")
     closed.close()
-    monkeypatch.setattr(_bridge.portal, "_portal", closed)  # restored after the test
+    monkeypatch.setattr(_bridge.portal._asyncio_portal, "portal", closed)  # restored after the test
     fresh = _bridge.get_portal()
     try:
         assert fresh is not closed

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar, cast
 
 from crossgate.adapters._bridge.backend import Loop, TrioLoop, trio_loop
 from crossgate.adapters._bridge.hop import post_threadsafe
@@ -241,49 +241,46 @@ def _trust_only_the_main_thread(trio: Any) -> None:
     module.is_main_thread = is_main_thread
 
 
-_portal: Portal | None = None
-_trio_portal: TrioPortal | None = None
+PortalT = TypeVar("PortalT", bound=BasePortal)
+
+
+class _PerProcess(Generic[PortalT]):
+    """The process's one portal of a kind: made on first use, made again in a child after
+    ``fork()`` (which inherits the object but not its thread) or once closed, and closed
+    at interpreter exit."""
+
+    def __init__(self, make: Callable[[], PortalT]) -> None:
+        self.make = make
+        self.portal: PortalT | None = None
+
+    def get(self) -> PortalT:
+        portal = self.portal
+        if portal is not None and portal.pid == os.getpid() and not portal.closed:
+            return portal
+        with _portal_lock:
+            portal = self.portal
+            if portal is None or portal.pid != os.getpid() or portal.closed:
+                if portal is None or portal.pid != os.getpid():
+                    atexit.register(self.close_at_exit)
+                portal = self.portal = self.make()
+            return portal
+
+    def close_at_exit(self) -> None:
+        portal = self.portal
+        if portal is not None and portal.pid == os.getpid():
+            portal.close()
+
+
 _portal_lock = threading.Lock()
+_asyncio_portal: _PerProcess[Portal] = _PerProcess(Portal)
+_trio_portal: _PerProcess[TrioPortal] = _PerProcess(TrioPortal)
 
 
-def get_portal() -> Portal:
-    """The per-process asyncio portal, started on first use and rebuilt after ``fork()``."""
-    global _portal
-    portal = _portal
-    if portal is not None and portal.pid == os.getpid() and not portal.closed:
-        return portal
-    with _portal_lock:
-        if _portal is None or _portal.pid != os.getpid() or _portal.closed:
-            if _portal is None or _portal.pid != os.getpid():
-                atexit.register(_close_portal_at_exit)
-            _portal = Portal()
-        return _portal
-
-
-def get_trio_portal() -> TrioPortal:
-    """The per-process trio portal, started on first use and rebuilt after ``fork()``."""
-    global _trio_portal
-    portal = _trio_portal
-    if portal is not None and portal.pid == os.getpid() and not portal.closed:
-        return portal
-    with _portal_lock:
-        if _trio_portal is None or _trio_portal.pid != os.getpid() or _trio_portal.closed:
-            if _trio_portal is None or _trio_portal.pid != os.getpid():
-                atexit.register(_close_trio_portal_at_exit)
-            _trio_portal = TrioPortal()
-        return _trio_portal
-
-
-def _close_portal_at_exit() -> None:
-    portal = _portal
-    if portal is not None and portal.pid == os.getpid():
-        portal.close()
-
-
-def _close_trio_portal_at_exit() -> None:
-    portal = _trio_portal
-    if portal is not None and portal.pid == os.getpid():
-        portal.close()
+#: The per-process asyncio portal, started on first use and rebuilt after ``fork()`` (a
+#: bound method, not a function around it: asgi_to_wsgi calls it on every request).
+get_portal = _asyncio_portal.get
+#: The per-process trio portal, likewise.
+get_trio_portal = _trio_portal.get
 
 
 def _after_fork_in_child() -> None:
