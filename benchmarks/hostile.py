@@ -80,6 +80,7 @@ __all__ = [
     "Target",
     "main",
     "render",
+    "reset_mid_download",
     "run_attack",
     "run_matrix",
     "send_floods",
@@ -510,18 +511,21 @@ async def _reset_upload(port: int) -> None:
         conn.close()
 
 
-async def _reset_download(port: int) -> None:
+async def reset_mid_download(port: int, target: str, timeout: float = 2.0) -> None:
+    """``GET target`` with a small receive buffer, read 128 KiB of it, then reset."""
     conn = await open_conn(port, rcvbuf=16 * KIB)
     try:
-        conn.writer.write(
-            f"GET /download?size={STALLED_DOWNLOAD} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-        )
-        async with asyncio.timeout(2):
+        conn.writer.write(f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        async with asyncio.timeout(timeout):
             got = 0
             while got < 128 * KIB and (data := await conn.reader.read(64 * KIB)):
                 got += len(data)
     finally:
         conn.close()
+
+
+async def _reset_download(port: int) -> None:
+    await reset_mid_download(port, f"/download?size={STALLED_DOWNLOAD}")
 
 
 async def resets(ctx: Context) -> Outcome:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import pytest
-from benchmarks.bench_soak import MALLOC_ARENAS, fetch_stats, open_conn, run_async
+from benchmarks.bench_soak import MALLOC_ARENAS, fetch_stats, run_async
 from benchmarks.hostile import (
     COOKIE_LINE,
     FLOOD_LINE,
@@ -60,6 +60,7 @@ from benchmarks.hostile import (
     pipelined,
     proc_status,
     render,
+    reset_mid_download,
     run_attack,
     send_floods,
 )
@@ -265,17 +266,7 @@ def test_resets_leave_no_task_behind(served: Served) -> None:
 
 
 async def reset_stubborn(port: int) -> None:
-    conn = await open_conn(port, rcvbuf=16 * KIB)
-    try:
-        conn.writer.write(
-            f"GET /stubborn?size={STUBBORN_SIZE} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-        )
-        async with asyncio.timeout(5):
-            got = 0
-            while got < 128 * KIB and (data := await conn.reader.read(64 * KIB)):
-                got += len(data)
-    finally:
-        conn.close()  # a reset
+    await reset_mid_download(port, f"/stubborn?size={STUBBORN_SIZE}", timeout=5)
 
 
 @pytest.mark.timeout(60)
